@@ -1,0 +1,62 @@
+/**
+ * The seam under the endpoint. Production runs over real UDP
+ * ({@link ./udp.ts}); tests run the very same endpoint code over an in-memory
+ * network with a fake clock ({@link ./sim.ts}).
+ */
+
+/** Called once per received datagram. `data` is only valid during the call. */
+export type DatagramHandler = (data: Buffer, port: number, address: string) => void
+
+/** A bound datagram socket. */
+export interface Transport {
+  /** Address family of the bound socket. */
+  readonly family: 'IPv4' | 'IPv6'
+  /** Local address as bound. */
+  readonly address: string
+  /** Local port as bound (the real one when 0 was asked for). */
+  readonly port: number
+  /**
+   * Send one datagram made of the concatenation of `chunks`. Never throws for
+   * network conditions: a datagram that cannot be sent is simply lost, like
+   * any other datagram.
+   */
+  send(chunks: readonly Uint8Array[], port: number, address: string): void
+  /** Install the one receive handler (replaces any previous one). */
+  setHandler(handler: DatagramHandler): void
+  /** Close the socket. Idempotent. */
+  close(): Promise<void>
+}
+
+/** Opaque timer handle. */
+export type TimerHandle = unknown
+
+/**
+ * Time and scheduling. The endpoint reads `now()` once per turn and owns
+ * exactly one timer, re-armed to its earliest deadline.
+ */
+export interface Clock {
+  /** Monotonic milliseconds (fractional). */
+  now(): number
+  /** Run `fn` once after `delayMs`. */
+  setTimer(fn: () => void, delayMs: number): TimerHandle
+  /** Cancel a timer returned by `setTimer`. Cancelling twice is harmless. */
+  clearTimer(handle: TimerHandle): void
+  /**
+   * Run `fn` after the current batch of I/O callbacks, before the event loop
+   * idles (`setImmediate` in production). Used to coalesce everything queued
+   * during one turn into as few datagrams as possible.
+   */
+  defer(fn: () => void): void
+}
+
+/** The real clock: `performance.now()`, `setTimeout`, `setImmediate`. */
+export const systemClock: Clock = {
+  now: () => performance.now(),
+  setTimer: (fn, delayMs) => {
+    const t = setTimeout(fn, Math.max(0, delayMs))
+    t.unref?.()
+    return t
+  },
+  clearTimer: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+  defer: (fn) => { setImmediate(fn) },
+}
