@@ -1,0 +1,960 @@
+/**
+ * The reliability core of one session: packet numbers, acknowledgements,
+ * RTT/RTO, loss detection and retransmission of lost frames, delivery modes
+ * per channel, fragmentation and reassembly, flow control and liveness.
+ *
+ * It does no I/O and never reads a clock: the endpoint passes `now` in, takes
+ * packets out through `ConnectionHost.output`, and arms one timer for
+ * `nextDeadline()` across all connections (KCP's input/update/check shape).
+ */
+import { LRUCache } from 'lru-cache'
+import { decodeAckRanges, ReceivedPackets } from './acks.js'
+import { RttEstimator, type RttOptions } from './rtt.js'
+import { seqAdd, seqDiff, seqLess } from './seq.js'
+import {
+  CloseReason, Delivery, encodeFrameEntry, FrameType, frameEntrySize, limits,
+  type Frame,
+} from '../wire/codec.js'
+
+/** Options of a connection. Times in milliseconds, sizes in bytes. */
+export interface ConnectionOptions {
+  /** Most bytes of frames one packet may carry (the endpoint subtracts header and AEAD tag). Default 1162. */
+  maxPayload?: number
+  /** Number of channels, 1..256. Default 16. */
+  channels?: number
+  /** Largest message `send()` accepts. Default 1 MiB. */
+  maxMessageSize?: number
+  /** Most ack-eliciting packets in flight. Default 1024. */
+  maxInFlightPackets?: number
+  /** `send()` returns false once this many bytes wait to be sent; `drain` follows. Default 1 MiB. */
+  sendQueueHighWater?: number
+  /** Hard cap of waiting bytes: `send()` throws `QueueFullError` beyond it. Default max(4 × high water, high water + maxMessageSize). */
+  sendQueueLimit?: number
+  /** How far ahead of the oldest unacknowledged reliable message a stream may send, messages. Default 32768. */
+  streamWindow?: number
+  /** Out-of-order reliable data the receiver buffers before refusing packets (not acked, so resent). Default 16 MiB. */
+  receiveBufferLimit?: number
+  /** Longest an acknowledgement waits for company, ms. Default 1. */
+  maxAckDelay?: number
+  /** Acknowledge at once after this many ack-eliciting packets. Default 2. */
+  ackEvery?: number
+  /** Send a PING after this long without sending anything. Default 1000. */
+  keepaliveMs?: number
+  /** Declare the peer dead after this long without hearing from it. Default 5000. */
+  idleTimeoutMs?: number
+  /** Incomplete unreliable reassemblies kept per connection. Default 64. */
+  maxReassemblies?: number
+  /** Age after which an incomplete unreliable reassembly is dropped, ms. Default 3000. */
+  reassemblyTtlMs?: number
+  /** RTT estimator options (initialRto, minRto default 5 ms, maxRto). */
+  rtt?: RttOptions
+}
+
+/** Callbacks from a connection to its owner. Implemented once per endpoint, not per packet. */
+export interface ConnectionHost {
+  /** Send one packet: `payload` is an encoded `Frames` message. The buffer is the host's to keep. */
+  output(conn: Connection, packetNumber: number, payload: Buffer): void
+  /** A complete message arrived. `data` may be a view into a received datagram. */
+  deliver(conn: Connection, data: Uint8Array, channel: number, delivery: Delivery): void
+  /** The send queue fell below its low-water mark after `send()` returned false. */
+  drain(conn: Connection): void
+  /** The connection closed; `undelivered` are reliable messages never acknowledged. */
+  closed(conn: Connection, reason: CloseReason, byPeer: boolean, undelivered: UndeliveredMessage[]): void
+}
+
+/** A reliable message that was still unacknowledged when its session ended. */
+export interface UndeliveredMessage {
+  channel: number
+  delivery: Delivery
+  data: Uint8Array
+}
+
+/** Per-connection counters; see {@link Connection.stats}. */
+export interface ConnectionStats {
+  packetsSent: number
+  packetsReceived: number
+  bytesSent: number
+  bytesReceived: number
+  messagesSent: number
+  messagesReceived: number
+  framesRetransmitted: number
+  packetsLost: number
+  rtoExpirations: number
+  duplicatePackets: number
+  duplicateFrames: number
+  sequencedDropped: number
+  reassembliesExpired: number
+  packetsRefused: number
+  badFrames: number
+}
+
+interface Waiter {
+  resolve(): void
+  reject(err: unknown): void
+}
+
+/** A message being sent. Reliable ones live until every fragment is acked. */
+class OutMessage {
+  remaining: number
+  waiter: Waiter | null = null
+  acked = false
+  constructor(
+    readonly stream: SendStream,
+    readonly sequence: number,
+    readonly data: Uint8Array,
+    fragments: number,
+  ) {
+    this.remaining = fragments
+  }
+}
+
+/** One encoded frame waiting to go out or in flight. */
+class OutFrame {
+  acked = false
+  queued = true
+  constructor(readonly entry: Uint8Array, readonly bytes: number, readonly message: OutMessage | null) {}
+}
+
+class SendStream {
+  nextSequence = 0
+  /** Reliable messages not yet fully acked, oldest first (for the stream window). */
+  readonly unacked: OutMessage[] = []
+  unackedHead = 0
+  constructor(readonly channel: number, readonly delivery: Delivery) {}
+
+  oldestUnacked(): OutMessage | undefined {
+    while (this.unackedHead < this.unacked.length && this.unacked[this.unackedHead].acked) this.unackedHead++
+    if (this.unackedHead > 1024 && this.unackedHead * 2 > this.unacked.length) {
+      this.unacked.splice(0, this.unackedHead)
+      this.unackedHead = 0
+    }
+    return this.unacked[this.unackedHead]
+  }
+}
+
+interface SentPacket {
+  readonly packetNumber: number
+  readonly sentTime: number
+  readonly ackEliciting: boolean
+  readonly frames: OutFrame[] | null
+}
+
+/** A message being reassembled from fragments. */
+class Assembly {
+  received = 0
+  bytes = 0
+  readonly chunks: (Uint8Array | undefined)[]
+  constructor(readonly count: number) {
+    this.chunks = new Array(count)
+  }
+
+  /** Store one fragment; false when it was a duplicate. */
+  add(index: number, data: Uint8Array): boolean {
+    if (this.chunks[index] !== undefined) return false
+    this.chunks[index] = data
+    this.received++
+    this.bytes += data.length
+    return true
+  }
+
+  get complete(): boolean {
+    return this.received === this.count
+  }
+
+  join(): Uint8Array {
+    return Buffer.concat(this.chunks as Uint8Array[], this.bytes)
+  }
+}
+
+class RecvStream {
+  /** Reliable: next sequence expected (ordered) or lowest not yet delivered (unordered). */
+  base = 0
+  /** Reliable: sequences received ahead of `base`: assemblies or complete messages. */
+  readonly pending = new Map<number, Assembly | Uint8Array>()
+  /** Reliable-unordered: sequences delivered ahead of `base`. */
+  readonly delivered = new Set<number>()
+  /** Unreliable-sequenced: newest sequence delivered. */
+  newest = 0
+  hasNewest = false
+}
+
+/** Room kept in every packet for an ACK frame (up to ACK_RANGES ranges). */
+const ACK_RESERVE = 128
+/** Most ranges one ACK frame reports. */
+const ACK_RANGES = 24
+/** Ack-eliciting packets received in one burst before an ACK leaves at once, so no range is pushed out unreported. */
+const ACK_BURST = 16
+const FRAME_OVERHEAD = 32
+const EMPTY = new Uint8Array(0)
+const NO_FRAMES: OutFrame[] = []
+const PING_ENTRY = encodeFrameEntry({ type: FrameType.PING })
+
+/** Queue of frames with O(1) push/shift. */
+class FrameQueue {
+  #items: OutFrame[] = []
+  #head = 0
+  get length(): number {
+    return this.#items.length - this.#head
+  }
+
+  push(f: OutFrame): void {
+    this.#items.push(f)
+  }
+
+  peek(): OutFrame | undefined {
+    return this.#items[this.#head]
+  }
+
+  shift(): OutFrame | undefined {
+    const f = this.#items[this.#head]
+    if (f === undefined) return undefined
+    this.#items[this.#head++] = undefined as unknown as OutFrame
+    if (this.#head === this.#items.length) {
+      this.#items = []
+      this.#head = 0
+    } else if (this.#head > 4096 && this.#head * 2 > this.#items.length) {
+      this.#items = this.#items.slice(this.#head)
+      this.#head = 0
+    }
+    return f
+  }
+
+  drainAll(): OutFrame[] {
+    const rest = this.#items.slice(this.#head)
+    this.#items = []
+    this.#head = 0
+    return rest
+  }
+}
+
+export type ConnectionState = 'open' | 'closing' | 'closed'
+
+export class Connection {
+  /** Smoothed RTT etc. Read-only for users. */
+  readonly rtt: RttEstimator
+  readonly stats: ConnectionStats = {
+    packetsSent: 0, packetsReceived: 0, bytesSent: 0, bytesReceived: 0,
+    messagesSent: 0, messagesReceived: 0, framesRetransmitted: 0, packetsLost: 0,
+    rtoExpirations: 0, duplicatePackets: 0, duplicateFrames: 0, sequencedDropped: 0,
+    reassembliesExpired: 0, packetsRefused: 0, badFrames: 0,
+  }
+
+  state: ConnectionState = 'open'
+  /** Free-form slot for the owner (the endpoint's session). */
+  owner: unknown = null
+
+  readonly #host: ConnectionHost
+  readonly #maxPayload: number
+  readonly #fragmentSize: number
+  readonly #channels: number
+  readonly #maxMessageSize: number
+  readonly #maxInFlight: number
+  readonly #highWater: number
+  readonly #lowWater: number
+  readonly #queueLimit: number
+  readonly #streamWindow: number
+  readonly #receiveBufferLimit: number
+  readonly #maxAckDelay: number
+  readonly #ackEvery: number
+  readonly #keepaliveMs: number
+  readonly #idleTimeoutMs: number
+  readonly #maxReassemblies: number
+  readonly #reassemblyTtlMs: number
+
+  // send side
+  #nextPacketNumber = 0
+  readonly #sent = new Map<number, SentPacket>()
+  #inFlight = 0
+  #largestAcked = 0
+  #hasLargestAcked = false
+  #lossTime = Infinity
+  #lastAckedTime = 0
+  #lastSentTime: number
+  readonly #sendStreams: (SendStream | undefined)[]
+  readonly #retransmitQueue = new FrameQueue()
+  readonly #sendQueue = new FrameQueue()
+  #queuedBytes = 0
+  #needDrain = false
+  #pingPending = false
+  #closeFrame: Uint8Array | null = null
+
+  // receive side
+  readonly #received = new ReceivedPackets(32)
+  #ackPending = false
+  #ackElicitingSinceAck = 0
+  #ackDeadline = Infinity
+  #largestReceivedTime = 0
+  #lastReceivedTime: number
+  readonly #recvStreams: (RecvStream | undefined)[]
+  #bufferedBytes = 0
+  #reassembly: LRUCache<string, Assembly> | null = null
+  #now: number
+
+  constructor(host: ConnectionHost, now: number, options: ConnectionOptions = {}) {
+    this.#host = host
+    this.#now = now
+    this.#maxPayload = int(options.maxPayload ?? 1162, 'maxPayload', 256, 65000)
+    this.#fragmentSize = this.#maxPayload - ACK_RESERVE - FRAME_OVERHEAD
+    this.#channels = int(options.channels ?? 16, 'channels', 1, limits.maxChannels)
+    this.#maxMessageSize = int(options.maxMessageSize ?? 1 << 20, 'maxMessageSize', 0, 64 << 20)
+    if (Math.ceil(this.#maxMessageSize / this.#fragmentSize) > limits.maxFragments) {
+      throw new RangeError(`maxMessageSize ${this.#maxMessageSize} needs more than ${limits.maxFragments} fragments of ${this.#fragmentSize} bytes`)
+    }
+    this.#maxInFlight = int(options.maxInFlightPackets ?? 1024, 'maxInFlightPackets', 1, 1 << 20)
+    this.#highWater = int(options.sendQueueHighWater ?? 1 << 20, 'sendQueueHighWater', 1, 1 << 30)
+    this.#lowWater = this.#highWater >>> 1
+    this.#queueLimit = int(options.sendQueueLimit ?? Math.max(4 * this.#highWater, this.#highWater + this.#maxMessageSize),
+      'sendQueueLimit', this.#highWater, 2 ** 31)
+    this.#streamWindow = int(options.streamWindow ?? 32768, 'streamWindow', 1, 1 << 30)
+    this.#receiveBufferLimit = int(options.receiveBufferLimit ?? 16 << 20, 'receiveBufferLimit', 1024, 2 ** 31)
+    this.#maxAckDelay = num(options.maxAckDelay ?? 1, 'maxAckDelay', 0, 1000)
+    this.#ackEvery = int(options.ackEvery ?? 2, 'ackEvery', 1, 1000)
+    this.#keepaliveMs = num(options.keepaliveMs ?? 1000, 'keepaliveMs', 1, 3_600_000)
+    this.#idleTimeoutMs = num(options.idleTimeoutMs ?? 5000, 'idleTimeoutMs', 1, 3_600_000)
+    this.#maxReassemblies = int(options.maxReassemblies ?? 64, 'maxReassemblies', 1, 1 << 20)
+    this.#reassemblyTtlMs = num(options.reassemblyTtlMs ?? 3000, 'reassemblyTtlMs', 1, 3_600_000)
+    this.rtt = new RttEstimator(options.rtt)
+    this.#sendStreams = new Array(this.#channels * 4)
+    this.#recvStreams = new Array(this.#channels * 4)
+    this.#lastSentTime = now
+    this.#lastReceivedTime = now
+  }
+
+  /** False once closed (by either side or by timeout). */
+  get isOpen(): boolean {
+    return this.state === 'open'
+  }
+
+  /** Largest message size `send()` accepts, bytes. */
+  get maxMessageSize(): number {
+    return this.#maxMessageSize
+  }
+
+  /** Bytes queued and not yet sent. */
+  get queuedBytes(): number {
+    return this.#queuedBytes
+  }
+
+  /** Ack-eliciting packets sent and not yet acknowledged or declared lost. */
+  get inFlight(): number {
+    return this.#inFlight
+  }
+
+  /** Reliable data held for reordering or reassembly, bytes. */
+  get bufferedBytes(): number {
+    return this.#bufferedBytes
+  }
+
+  /** Incomplete unreliable reassemblies held. */
+  get reassemblies(): number {
+    return this.#reassembly?.size ?? 0
+  }
+
+  /** Reliable messages sent and not yet fully acknowledged. */
+  get unackedMessages(): number {
+    let n = 0
+    for (const s of this.#sendStreams) if (s !== undefined) n += s.unacked.length - s.unackedHead
+    return n
+  }
+
+  /** True when `send()` would return false (at or above the high-water mark). */
+  get congested(): boolean {
+    return this.#queuedBytes >= this.#highWater
+  }
+
+  /**
+   * Queue a message. Returns false when the send queue is at or above its
+   * high-water mark (the message is queued; wait for `drain`). Throws
+   * RangeError for a bad channel/delivery/size and `QueueFullError`-shaped
+   * errors (via `onFull`) when the hard cap would be exceeded.
+   */
+  send(data: Uint8Array, channel: number, delivery: Delivery, waiter: Waiter | null = null): boolean {
+    if (this.state !== 'open') throw new Error('connection is closed')
+    if (!(channel >= 0 && channel < this.#channels && Number.isInteger(channel))) {
+      throw new RangeError(`channel must be an integer 0..${this.#channels - 1}, got ${channel}`)
+    }
+    if (!(delivery >= 0 && delivery <= 3 && Number.isInteger(delivery))) {
+      throw new RangeError(`delivery must be one of Delivery.*, got ${delivery}`)
+    }
+    if (data.length > this.#maxMessageSize) {
+      throw new RangeError(`message of ${data.length} bytes exceeds maxMessageSize ${this.#maxMessageSize}`)
+    }
+    if (this.#queuedBytes + data.length > this.#queueLimit) {
+      throw new QueueLimitError(this.#queuedBytes, data.length, this.#queueLimit)
+    }
+    const streamIndex = channel * 4 + delivery
+    const stream = this.#sendStreams[streamIndex] ?? (this.#sendStreams[streamIndex] = new SendStream(channel, delivery))
+    const sequence = stream.nextSequence
+    stream.nextSequence = seqAdd(sequence, 1)
+    const reliable = delivery >= Delivery.RELIABLE_UNORDERED
+    const size = this.#fragmentSize
+    const count = data.length <= size ? 1 : Math.ceil(data.length / size)
+    if (waiter !== null && !reliable) throw new RangeError('only reliable messages can be awaited')
+    let message: OutMessage | null = null
+    if (reliable) {
+      message = new OutMessage(stream, sequence, data, count)
+      message.waiter = waiter
+      stream.unacked.push(message)
+    }
+    if (count === 1) {
+      this.#sendQueue.push(new OutFrame(encodeFrameEntry({
+        type: FrameType.DATA, channel, delivery, sequence, data,
+      }), data.length, message))
+    } else {
+      for (let i = 0; i < count; i++) {
+        const part = data.subarray(i * size, Math.min(data.length, (i + 1) * size))
+        this.#sendQueue.push(new OutFrame(encodeFrameEntry({
+          type: FrameType.DATA, channel, delivery, sequence, fragmentIndex: i, fragmentCount: count, data: part,
+        }), part.length, message))
+      }
+    }
+    this.#queuedBytes += data.length
+    this.stats.messagesSent++
+    if (this.#queuedBytes >= this.#highWater) {
+      this.#needDrain = true
+      return false
+    }
+    return true
+  }
+
+  /** Ask for a PING in the next flush (ack-eliciting; measures RTT). */
+  ping(): void {
+    this.#pingPending = true
+  }
+
+  /** Process one received packet's frames. Returns false when the packet was refused (not acked). */
+  receive(packetNumber: number, frames: Frame[], bytes: number, now: number): boolean {
+    if (this.state === 'closed') return false
+    this.#now = now
+    if (this.#received.has(packetNumber)) {
+      this.stats.duplicatePackets++
+      return false
+    }
+    // First pass: refuse the whole packet (unacked, so it is resent) rather
+    // than accept part of it.
+    for (let i = 0; i < frames.length; i++) {
+      const f = frames[i]
+      if (f.type === FrameType.DATA && !this.#acceptable(f)) {
+        this.stats.packetsRefused++
+        return false
+      }
+    }
+    this.#received.add(packetNumber)
+    this.#lastReceivedTime = now
+    this.stats.packetsReceived++
+    this.stats.bytesReceived += bytes
+    if (this.#received.largest === packetNumber) this.#largestReceivedTime = now
+    let ackEliciting = false
+    for (let i = 0; i < frames.length && this.isOpen; i++) {
+      const f = frames[i]
+      switch (f.type) {
+        case FrameType.DATA:
+          ackEliciting = true
+          this.#handleData(f)
+          break
+        case FrameType.ACK:
+          this.#handleAck(f, now)
+          break
+        case FrameType.PING:
+          ackEliciting = true
+          break
+        case FrameType.CLOSE:
+          this.#finish(f.reason as CloseReason, true)
+          return true
+      }
+    }
+    if (ackEliciting) {
+      this.#ackPending = true
+      if (++this.#ackElicitingSinceAck >= this.#ackEvery) this.#ackDeadline = now
+      else if (this.#ackDeadline === Infinity) this.#ackDeadline = now + this.#maxAckDelay
+      if (this.#ackElicitingSinceAck >= ACK_BURST && this.isOpen) this.#emit([this.#ackEntry(now)], -1, NO_FRAMES, false, now)
+    }
+    return true
+  }
+
+  /** Can this DATA frame be taken without exceeding the receive window and buffer? */
+  #acceptable(f: Frame): boolean {
+    if (f.channel >= this.#channels) return false
+    if (f.delivery < Delivery.RELIABLE_UNORDERED) return true
+    const stream = this.#recvStreams[f.channel * 4 + f.delivery]
+    const base = stream?.base ?? 0
+    const ahead = seqDiff(f.sequence, base)
+    if (ahead < 0) return true // already delivered: a duplicate, acked and dropped
+    if (ahead >= this.#streamWindow) return false
+    return ahead === 0 || this.#bufferedBytes + f.data.length <= this.#receiveBufferLimit
+  }
+
+  #recvStream(index: number): RecvStream {
+    return this.#recvStreams[index] ?? (this.#recvStreams[index] = new RecvStream())
+  }
+
+  #handleData(f: Frame): void {
+    const index = f.channel * 4 + f.delivery
+    const fragmented = f.fragmentCount > 1
+    switch (f.delivery) {
+      case Delivery.UNRELIABLE: {
+        if (!fragmented) return this.#deliver(f.data, f.channel, f.delivery)
+        const data = this.#reassemble(index, f)
+        if (data !== null) this.#deliver(data, f.channel, f.delivery)
+        return
+      }
+      case Delivery.UNRELIABLE_SEQUENCED: {
+        const stream = this.#recvStream(index)
+        if (stream.hasNewest && !seqLess(stream.newest, f.sequence)) {
+          this.stats.sequencedDropped++
+          return
+        }
+        const data = fragmented ? this.#reassemble(index, f) : f.data
+        if (data === null) return
+        stream.newest = f.sequence
+        stream.hasNewest = true
+        return this.#deliver(data, f.channel, f.delivery)
+      }
+      default:
+        return this.#handleReliable(this.#recvStream(index), f)
+    }
+  }
+
+  #handleReliable(stream: RecvStream, f: Frame): void {
+    const ahead = seqDiff(f.sequence, stream.base)
+    if (ahead < 0 || (f.delivery === Delivery.RELIABLE_UNORDERED && stream.delivered.has(f.sequence))) {
+      this.stats.duplicateFrames++
+      return
+    }
+    const fragmented = f.fragmentCount > 1
+    let entry = stream.pending.get(f.sequence)
+    if (entry === undefined) {
+      if (fragmented) {
+        entry = new Assembly(f.fragmentCount)
+        stream.pending.set(f.sequence, entry)
+      }
+    } else if (!(entry instanceof Assembly)) {
+      this.stats.duplicateFrames++
+      return
+    }
+    let complete: Uint8Array
+    if (entry instanceof Assembly) {
+      if (entry.count !== f.fragmentCount || entry.bytes + f.data.length > this.#maxMessageSize) {
+        this.stats.badFrames++
+        return
+      }
+      if (!entry.add(f.fragmentIndex, f.data)) {
+        this.stats.duplicateFrames++
+        return
+      }
+      this.#bufferedBytes += f.data.length
+      if (!entry.complete) return
+      complete = entry.join()
+      this.#bufferedBytes -= entry.bytes
+      stream.pending.delete(f.sequence)
+    } else {
+      complete = f.data
+    }
+    if (f.delivery === Delivery.RELIABLE_UNORDERED) {
+      if (ahead === 0) {
+        stream.base = seqAdd(stream.base, 1)
+        while (stream.delivered.delete(stream.base)) stream.base = seqAdd(stream.base, 1)
+      } else {
+        stream.delivered.add(f.sequence)
+      }
+      return this.#deliver(complete, f.channel, f.delivery)
+    }
+    // Ordered.
+    if (ahead !== 0) {
+      stream.pending.set(f.sequence, complete)
+      this.#bufferedBytes += complete.length
+      return
+    }
+    stream.base = seqAdd(stream.base, 1)
+    this.#deliver(complete, f.channel, f.delivery)
+    for (;;) {
+      if (!this.isOpen) return
+      const next = stream.pending.get(stream.base)
+      if (next === undefined || next instanceof Assembly) return
+      stream.pending.delete(stream.base)
+      this.#bufferedBytes -= next.length
+      stream.base = seqAdd(stream.base, 1)
+      this.#deliver(next, f.channel, f.delivery)
+    }
+  }
+
+  #reassemble(index: number, f: Frame): Uint8Array | null {
+    const cache = this.#reassembly ?? (this.#reassembly = this.#createReassemblyCache())
+    const key = `${index}:${f.sequence}`
+    let a = cache.get(key)
+    if (a === undefined) {
+      a = new Assembly(f.fragmentCount)
+      cache.set(key, a)
+    } else if (a.count !== f.fragmentCount) {
+      this.stats.badFrames++
+      return null
+    }
+    if (a.bytes + f.data.length > this.#maxMessageSize) {
+      this.stats.badFrames++
+      cache.delete(key)
+      return null
+    }
+    if (!a.add(f.fragmentIndex, f.data)) {
+      this.stats.duplicateFrames++
+      return null
+    }
+    if (!a.complete) return null
+    cache.delete(key)
+    return a.join()
+  }
+
+  #createReassemblyCache(): LRUCache<string, Assembly> {
+    return new LRUCache<string, Assembly>({
+      max: this.#maxReassemblies,
+      maxSize: Math.max(this.#maxMessageSize, 1) * 4,
+      sizeCalculation: (a) => Math.max(1, a.count),
+      ttl: this.#reassemblyTtlMs,
+      perf: { now: () => this.#now },
+      dispose: (a, _k, reason) => {
+        if (reason === 'evict' || reason === 'expire') this.stats.reassembliesExpired++
+      },
+    })
+  }
+
+  #deliver(data: Uint8Array, channel: number, delivery: number): void {
+    this.stats.messagesReceived++
+    this.#host.deliver(this, data, channel, delivery as Delivery)
+  }
+
+  #handleAck(f: Frame, now: number): void {
+    if (this.#nextPacketNumber === 0 || seqDiff(f.largest, this.#nextPacketNumber - 1) > 0) {
+      this.stats.badFrames++ // acks something never sent
+      return
+    }
+    const ranges = decodeAckRanges(f, limits.maxAckRanges)
+    if (ranges === null) {
+      this.stats.badFrames++
+      return
+    }
+    let newlyAcked = false
+    const largest = this.#sent.get(f.largest)
+    if (largest !== undefined && largest.ackEliciting) {
+      this.rtt.sample(now - largest.sentTime, f.ackDelayUs / 1000)
+    }
+    for (const r of ranges) {
+      const span = seqDiff(r.high, r.low) + 1
+      if (span <= this.#sent.size) {
+        for (let i = 0, pn = r.low; i < span; i++, pn = (pn + 1) >>> 0) {
+          const sp = this.#sent.get(pn)
+          if (sp !== undefined) {
+            this.#onPacketAcked(sp)
+            newlyAcked = true
+          }
+        }
+      } else {
+        for (const sp of this.#sent.values()) {
+          if (seqDiff(sp.packetNumber, r.low) >= 0 && seqDiff(sp.packetNumber, r.high) <= 0) {
+            this.#onPacketAcked(sp)
+            newlyAcked = true
+          }
+        }
+      }
+    }
+    if (!this.#hasLargestAcked || seqLess(this.#largestAcked, f.largest)) {
+      this.#largestAcked = f.largest
+      this.#hasLargestAcked = true
+    }
+    if (newlyAcked) {
+      this.#lastAckedTime = now
+      this.#detectLosses(now)
+    }
+  }
+
+  #onPacketAcked(sp: SentPacket): void {
+    this.#sent.delete(sp.packetNumber)
+    if (sp.ackEliciting) this.#inFlight--
+    const frames = sp.frames
+    if (frames === null) return
+    for (let i = 0; i < frames.length; i++) {
+      const fr = frames[i]
+      if (fr.acked) continue
+      fr.acked = true
+      const m = fr.message
+      if (m !== null && --m.remaining === 0) {
+        m.acked = true
+        m.stream.oldestUnacked()
+        if (m.waiter !== null) {
+          m.waiter.resolve()
+          m.waiter = null
+        }
+      }
+    }
+  }
+
+  #detectLosses(now: number): void {
+    this.#lossTime = Infinity
+    if (!this.#hasLargestAcked) return
+    const lossDelay = this.rtt.lossDelay
+    for (const sp of this.#sent.values()) {
+      const behind = seqDiff(this.#largestAcked, sp.packetNumber)
+      if (behind <= 0) break
+      if (behind >= 3 || sp.sentTime <= now - lossDelay) {
+        this.#onPacketLost(sp)
+      } else {
+        this.#lossTime = sp.sentTime + lossDelay
+        break
+      }
+    }
+  }
+
+  #onPacketLost(sp: SentPacket): void {
+    this.#sent.delete(sp.packetNumber)
+    if (!sp.ackEliciting) return
+    this.#inFlight--
+    this.stats.packetsLost++
+    const frames = sp.frames
+    if (frames === null) return
+    for (let i = 0; i < frames.length; i++) {
+      const fr = frames[i]
+      if (fr.acked || fr.queued || fr.message === null) continue
+      fr.queued = true
+      this.#retransmitQueue.push(fr)
+    }
+  }
+
+  /** Earliest time this connection needs `onTimer` (ms), or Infinity. */
+  nextDeadline(): number {
+    if (this.state === 'closed') return Infinity
+    let t = this.#lastReceivedTime + this.#idleTimeoutMs
+    if (this.#ackPending && this.#ackDeadline < t) t = this.#ackDeadline
+    if (this.#lossTime < t) t = this.#lossTime
+    if (this.#inFlight > 0) {
+      const rto = this.#rtoDeadline()
+      if (rto < t) t = rto
+    } else {
+      const ka = this.#lastSentTime + this.#keepaliveMs
+      if (ka < t) t = ka
+    }
+    return t
+  }
+
+  #rtoDeadline(): number {
+    let oldest = Infinity
+    for (const sp of this.#sent.values()) {
+      if (sp.ackEliciting) {
+        oldest = sp.sentTime
+        break
+      }
+    }
+    return Math.max(oldest, this.#lastAckedTime) + this.rtt.rto
+  }
+
+  /** Handle whatever deadlines have passed. Follow with `flush(now)`. */
+  onTimer(now: number): void {
+    if (this.state === 'closed') return
+    this.#now = now
+    if (now - this.#lastReceivedTime >= this.#idleTimeoutMs) {
+      this.#finish(CloseReason.TIMEOUT, false)
+      return
+    }
+    if (this.#lossTime <= now) this.#detectLosses(now)
+    if (this.#inFlight > 0 && this.#rtoDeadline() <= now) {
+      this.stats.rtoExpirations++
+      const rto = this.rtt.rto
+      let any = false
+      for (const sp of this.#sent.values()) {
+        if (sp.ackEliciting && sp.sentTime <= now - rto) {
+          this.#onPacketLost(sp)
+          any = true
+        }
+      }
+      if (!any) {
+        // Backed-off RTO fired without a packet that old: probe instead.
+        this.#pingPending = true
+      }
+      this.rtt.onTimeout()
+      this.#lastAckedTime = now
+      if (this.#retransmitQueue.length === 0) this.#pingPending = true
+    } else if (this.#inFlight === 0 && now - this.#lastSentTime >= this.#keepaliveMs) {
+      this.#pingPending = true
+    }
+  }
+
+  /** Emit as many packets as there is something to send and room in flight. */
+  flush(now: number): void {
+    if (this.state === 'closed') return
+    this.#now = now
+    const ackDue = this.#ackPending && this.#ackDeadline <= now
+    let withAck = ackDue
+    for (;;) {
+      const frames: OutFrame[] = []
+      const entries: Uint8Array[] = []
+      let size = 0
+      let ackEliciting = false
+      const canSendData = this.#inFlight < this.#maxInFlight
+      if (this.#closeFrame !== null) {
+        entries.push(this.#closeFrame)
+        size += this.#closeFrame.length
+        ackEliciting = true
+      } else if (canSendData) {
+        size = this.#fill(this.#retransmitQueue, frames, entries, size, true)
+        size = this.#fill(this.#sendQueue, frames, entries, size, false)
+        if (this.#pingPending && size + PING_ENTRY.length <= this.#maxPayload) {
+          entries.push(PING_ENTRY)
+          size += PING_ENTRY.length
+          this.#pingPending = false
+        }
+        ackEliciting = entries.length > 0
+      }
+      // Piggyback an ack on any packet that leaves anyway.
+      if (this.#ackPending && (withAck || ackEliciting)) {
+        const ack = this.#ackEntry(now)
+        entries.push(ack)
+        size += ack.length
+        withAck = false
+      }
+      if (entries.length === 0) return
+      this.#emit(entries, size, frames, ackEliciting, now)
+      if (this.#closeFrame !== null) {
+        this.#closeFrame = null
+        return
+      }
+      if (!ackEliciting) return
+    }
+  }
+
+  #fill(queue: FrameQueue, frames: OutFrame[], entries: Uint8Array[], size: number, retransmit: boolean): number {
+    const budget = this.#maxPayload - ACK_RESERVE
+    for (;;) {
+      const fr = queue.peek()
+      if (fr === undefined) return size
+      if (fr.acked) { // acked meanwhile (a spurious loss): nothing to resend
+        queue.shift()
+        fr.queued = false
+        continue
+      }
+      if (size + fr.entry.length > budget) return size
+      const m = fr.message
+      if (!retransmit && m !== null) {
+        const oldest = m.stream.oldestUnacked()
+        if (oldest !== undefined && seqDiff(m.sequence, oldest.sequence) >= this.#streamWindow) return size
+      }
+      queue.shift()
+      fr.queued = false
+      if (retransmit) {
+        this.stats.framesRetransmitted++
+      } else {
+        this.#queuedBytes -= fr.bytes
+      }
+      if (m !== null) frames.push(fr)
+      entries.push(fr.entry)
+      size += fr.entry.length
+    }
+  }
+
+  /** Encode an ACK for everything received; clears the pending ack. */
+  #ackEntry(now: number): Uint8Array {
+    this.#ackPending = false
+    this.#ackElicitingSinceAck = 0
+    this.#ackDeadline = Infinity
+    return encodeFrameEntry({
+      type: FrameType.ACK,
+      ...this.#received.toAck(ACK_RANGES),
+      ackDelayUs: Math.min(0xffffffff, Math.round((now - this.#largestReceivedTime) * 1000)),
+    })
+  }
+
+  #emit(entries: Uint8Array[], size: number, frames: OutFrame[], ackEliciting: boolean, now: number): void {
+    if (size < 0) size = entries.reduce((n, e) => n + e.length, 0)
+    const payload = Buffer.allocUnsafe(size)
+    let off = 0
+    for (let i = 0; i < entries.length; i++) {
+      payload.set(entries[i], off)
+      off += entries[i].length
+    }
+    const pn = this.#nextPacketNumber
+    this.#nextPacketNumber = seqAdd(pn, 1)
+    if (ackEliciting) {
+      this.#sent.set(pn, { packetNumber: pn, sentTime: now, ackEliciting, frames: frames.length > 0 ? frames : null })
+      this.#inFlight++
+    }
+    this.#lastSentTime = now
+    this.stats.packetsSent++
+    this.stats.bytesSent += size
+    this.#host.output(this, pn, payload)
+    if (this.#needDrain && this.#queuedBytes < this.#lowWater && this.state === 'open') {
+      this.#needDrain = false
+      this.#host.drain(this)
+    }
+  }
+
+  /**
+   * Close the session: a CLOSE frame goes out in the next flush (once, best
+   * effort), unacknowledged reliable messages are reported undelivered, and
+   * all state is released.
+   */
+  close(reason: CloseReason = CloseReason.NORMAL): void {
+    if (this.state !== 'open') return
+    this.#closeFrame = encodeFrameEntry({ type: FrameType.CLOSE, reason })
+    this.#ackPending = false
+    this.flush(this.#now)
+    this.#finish(reason, false)
+  }
+
+  /** Release everything; report undelivered reliable messages. */
+  #finish(reason: CloseReason, byPeer: boolean): void {
+    if (this.state === 'closed') return
+    this.state = 'closed'
+    const undelivered: UndeliveredMessage[] = []
+    const err = new ConnectionClosedError(reason)
+    for (const s of this.#sendStreams) {
+      if (s === undefined) continue
+      for (let i = s.unackedHead; i < s.unacked.length; i++) {
+        const m = s.unacked[i]
+        if (m.acked) continue
+        undelivered.push({ channel: s.channel, delivery: s.delivery, data: m.data })
+        if (m.waiter !== null) {
+          m.waiter.reject(err)
+          m.waiter = null
+        }
+      }
+    }
+    this.#sendQueue.drainAll()
+    this.#retransmitQueue.drainAll()
+    this.#sent.clear()
+    this.#inFlight = 0
+    this.#queuedBytes = 0
+    this.#sendStreams.fill(undefined)
+    this.#recvStreams.fill(undefined)
+    this.#bufferedBytes = 0
+    this.#reassembly?.clear()
+    this.#reassembly = null
+    this.#ackPending = false
+    this.#host.closed(this, reason, byPeer, undelivered)
+  }
+}
+
+/** Raised by {@link Connection.send} when the hard send-queue cap would be exceeded. */
+export class QueueLimitError extends RangeError {
+  constructor(readonly queued: number, readonly size: number, readonly limit: number) {
+    super(`send queue full: ${queued} bytes queued + ${size} exceeds the limit of ${limit}; wait for 'drain'`)
+  }
+}
+
+/** Rejection of a pending delivery when the connection closes. */
+export class ConnectionClosedError extends Error {
+  constructor(readonly reason: CloseReason) {
+    super(`session closed (reason ${reason}) before the message was acknowledged`)
+  }
+}
+
+function int(v: number, name: string, min: number, max: number): number {
+  if (!Number.isInteger(v) || v < min || v > max) {
+    throw new RangeError(`option ${name} must be an integer ${min}..${max}, got ${v}`)
+  }
+  return v
+}
+
+function num(v: number, name: string, min: number, max: number): number {
+  if (typeof v !== 'number' || !(v >= min && v <= max)) {
+    throw new RangeError(`option ${name} must be a number ${min}..${max}, got ${v}`)
+  }
+  return v
+}
+
+export { EMPTY }

@@ -1,0 +1,98 @@
+/**
+ * Round-trip time estimation and retransmission timeout, RFC 6298:
+ * SRTT α = 1/8, RTTVAR β = 1/4, RTO = SRTT + max(G, 4·RTTVAR), clamped to
+ * [minRto, maxRto], doubled on every timeout (exponential backoff, capped) and
+ * reset by the next valid sample. Samples come only from packets acknowledged
+ * for the first time, and every packet number is used once, so a sample is
+ * never ambiguous (Karn's rule holds by construction: a retransmitted frame
+ * travels in a new packet with its own send time).
+ */
+
+/** Options of {@link RttEstimator}; all times in milliseconds. */
+export interface RttOptions {
+  /** RTO before the first sample. Default 100 ms (LAN-suited, RFC 6298 says 1 s for the Internet). */
+  initialRto?: number
+  /** Lower bound of the RTO. Default 5 ms, not TCP's 200 ms. */
+  minRto?: number
+  /** Upper bound of the RTO, backoff included. Default 2000 ms. */
+  maxRto?: number
+  /** Clock granularity G. Default 1 ms. */
+  granularity?: number
+}
+
+export class RttEstimator {
+  /** Smoothed RTT, ms; 0 until the first sample. */
+  srtt = 0
+  /** RTT variation, ms. */
+  rttVar = 0
+  /** Most recent sample, ms. */
+  latestRtt = 0
+  /** Smallest sample seen, ms. */
+  minRtt = Infinity
+  /** Number of consecutive timeouts since the last valid sample. */
+  backoff = 0
+  readonly #initialRto: number
+  readonly #minRto: number
+  readonly #maxRto: number
+  readonly #granularity: number
+
+  constructor(options: RttOptions = {}) {
+    this.#initialRto = options.initialRto ?? 100
+    this.#minRto = options.minRto ?? 5
+    this.#maxRto = options.maxRto ?? 2000
+    this.#granularity = options.granularity ?? 1
+    if (!(this.#minRto > 0) || !(this.#maxRto >= this.#minRto)) {
+      throw new RangeError(`RTT options: expected 0 < minRto <= maxRto, got minRto=${this.#minRto} maxRto=${this.#maxRto}`)
+    }
+  }
+
+  /** True once at least one sample was taken. */
+  get hasSample(): boolean {
+    return this.srtt > 0
+  }
+
+  /**
+   * Feed one RTT sample. `ackDelay` is the time the peer says it held the ack;
+   * it is subtracted when that leaves at least `minRtt` (RFC 9002 §5.3).
+   */
+  sample(rtt: number, ackDelay = 0): void {
+    if (!(rtt >= 0)) return
+    this.latestRtt = rtt
+    if (rtt < this.minRtt) this.minRtt = rtt
+    const adjusted = rtt - ackDelay >= this.minRtt ? rtt - ackDelay : rtt
+    if (this.srtt === 0) {
+      this.srtt = Math.max(adjusted, 0.001)
+      this.rttVar = adjusted / 2
+    } else {
+      this.rttVar = 0.75 * this.rttVar + 0.25 * Math.abs(this.srtt - adjusted)
+      this.srtt = 0.875 * this.srtt + 0.125 * adjusted
+    }
+    this.backoff = 0
+  }
+
+  /** The RTO without backoff, ms. */
+  get baseRto(): number {
+    if (this.srtt === 0) return clamp(this.#initialRto, this.#minRto, this.#maxRto)
+    return clamp(this.srtt + Math.max(this.#granularity, 4 * this.rttVar), this.#minRto, this.#maxRto)
+  }
+
+  /** The current RTO including backoff, ms. */
+  get rto(): number {
+    return Math.min(this.baseRto * 2 ** this.backoff, this.#maxRto)
+  }
+
+  /** Record a retransmission timeout: the RTO doubles, up to `maxRto`. */
+  onTimeout(): void {
+    if (this.baseRto * 2 ** this.backoff < this.#maxRto) this.backoff++
+  }
+
+  /** RFC 9002 time threshold: 9/8 × max(srtt, latest), at least the granularity. */
+  get lossDelay(): number {
+    const base = this.srtt === 0 ? this.#initialRto : Math.max(this.srtt, this.latestRtt)
+    return Math.max((base * 9) / 8, this.#granularity)
+  }
+}
+
+function clamp(v: number, lo: number, hi: number): number {
+  return v < lo ? lo : v > hi ? hi : v
+}
