@@ -462,6 +462,12 @@ export interface EnvVarSpec {
   readonly coordinator?: EnvVarUse
 }
 
+// Mirrors KEY_LIST_FORM of lib/security/keys.ts, which parses the key variables.
+// TODO(keys): import KEY_LIST_FORM from './security/keys.js' once that module is committed.
+const EXPECTED_KEY_LIST =
+  'comma-separated keys, newest first, each 64+ hex characters or base64/base64url ' +
+  'of at least 32 bytes (make one with `warpmesh keygen`)'
+
 const HEARTBEAT_RANGE = { min: HEARTBEAT_MIN_MS, max: HEARTBEAT_MAX_MS } as const
 const LEASE_RANGE = { min: 1, max: LEASE_MISSES_MAX } as const
 const NO_UNSPECIFIED = { allowUnspecified: false } as const
@@ -546,25 +552,25 @@ export const ENV_VARS: readonly EnvVarSpec[] = Object.freeze([
   },
   {
     name: 'WARPMESH_KEY',
-    expected: 'comma-separated keys of at least 32 random bytes in hex or base64, newest first',
+    expected: EXPECTED_KEY_LIST,
     description:
-      'Network key(s). The first starts sessions, all are accepted, so keys rotate without downtime. `warpmesh keygen` prints one.',
+      'Network key(s). The first starts sessions, all are accepted, so keys rotate without downtime. Required unless WARPMESH_KEY_FILE or WARPMESH_INSECURE is set.',
     node: {},
     coordinator: {},
   },
   {
     name: 'WARPMESH_KEY_FILE',
-    expected: 'path of a file holding WARPMESH_KEY',
-    description: 'Read the network key(s) from a file instead of the environment.',
+    expected: `a readable file of ${EXPECTED_KEY_LIST}`,
+    description: 'Path of a file holding the network key(s), instead of WARPMESH_KEY (not both).',
     node: {},
     coordinator: {},
   },
   {
     name: 'WARPMESH_INSECURE',
-    expected: '1 to run without a key',
-    description: 'Run without a network key (no authentication, no encryption). Warns at start-up.',
-    node: { default: '0' },
-    coordinator: { default: '0' },
+    expected: '1 or true (or unset)',
+    description: 'Run without a network key: no authentication, no encryption. Warns at start-up; never in production.',
+    node: {},
+    coordinator: {},
   },
 ] satisfies EnvVarSpec[])
 
