@@ -1,1 +1,20 @@
-export const VERSION = 1;
+/**
+ * warpmesh public API. Everything a user imports comes from here.
+ */
+export { Endpoint, Session, formatAddress } from './endpoint.js'
+export type { EndpointOptions, EndpointStats, SendOptions, SessionStats } from './endpoint.js'
+export type { ConnectionOptions, UndeliveredMessage } from './core/connection.js'
+export type { RttOptions } from './core/rtt.js'
+export { Delivery, CloseReason } from './wire/codec.js'
+export { bindUdp, UdpTransport } from './transport/udp.js'
+export type { UdpOptions } from './transport/udp.js'
+export type { Transport, Clock, DatagramHandler } from './transport/transport.js'
+export { systemClock } from './transport/transport.js'
+export * from './errors.js'
+export { createLogger, silentLogger } from './log.js'
+export type { Logger, LogLevel } from './log.js'
+export { generateKey, loadKeys, parseKeys } from './security/keys.js'
+export {
+  nodeOptionsFromEnv, coordinatorOptionsFromEnv, ENV_VARS, formatEnvTable,
+} from './config.js'
+export type { NodeEnvConfig, CoordinatorEnvConfig } from './config.js'

@@ -1,8 +1,9 @@
 /**
- * Which packet numbers arrived: duplicate detection on receive and the ranges
- * an ACK frame reports. Ranges are kept newest first as [low, high] pairs and
- * bounded in count; packets older than the oldest tracked range are treated
- * as already seen (a duplicate or too old to matter).
+ * Which packet numbers arrived: duplicate detection on receive (a bitmap over
+ * the last `window` packet numbers) and the ranges an ACK frame reports (kept
+ * newest first as [low, high] pairs, bounded in count; the oldest are
+ * forgotten, having been reported in earlier ACKs). A packet older than the
+ * window is treated as already seen.
  */
 import { seqDiff } from './seq.js'
 
@@ -23,31 +24,39 @@ export class ReceivedPackets {
   /** Newest first, disjoint, non-adjacent. */
   readonly ranges: AckRange[] = []
   readonly #maxRanges: number
+  readonly #window: number
+  /** Bit i set: packet `largest - i` arrived. */
+  readonly #bits: Uint32Array
+  #largest = 0
+  #any = false
 
-  /** @param maxRanges most ranges remembered (older ones are forgotten). Default 32. */
-  constructor(maxRanges = 32) {
+  /**
+   * @param maxRanges most ranges remembered for ACKs. Default 64.
+   * @param window packet numbers behind the largest checked for duplicates (multiple of 32). Default 8192.
+   */
+  constructor(maxRanges = 64, window = 8192) {
     this.#maxRanges = maxRanges
+    this.#window = window
+    this.#bits = new Uint32Array(window >>> 5)
   }
 
   /** Largest packet number received, or undefined before any. */
   get largest(): number | undefined {
-    return this.ranges.length > 0 ? this.ranges[0].high : undefined
+    return this.#any ? this.#largest : undefined
   }
 
-  /** True when `pn` was seen already, or is older than anything remembered. */
+  /** True when `pn` was seen already, or is too old to tell. */
   has(pn: number): boolean {
-    const r = this.ranges
-    if (r.length === 0) return false
-    for (let i = 0; i < r.length; i++) {
-      if (seqDiff(pn, r[i].high) > 0) return false
-      if (seqDiff(pn, r[i].low) >= 0) return true
-    }
-    // Older than the oldest remembered range: refuse rather than risk a duplicate.
-    return r.length >= this.#maxRanges
+    if (!this.#any) return false
+    const behind = seqDiff(this.#largest, pn)
+    if (behind < 0) return false
+    if (behind >= this.#window) return true
+    return (this.#bits[behind >>> 5] & (1 << (behind & 31))) !== 0
   }
 
   /** Record `pn` as received. Call only when `has(pn)` is false. */
   add(pn: number): void {
+    this.#mark(pn)
     const r = this.ranges
     for (let i = 0; i < r.length; i++) {
       const cur = r[i]
@@ -74,6 +83,25 @@ export class ReceivedPackets {
     }
     r.push({ low: pn, high: pn })
     this.#trim()
+  }
+
+  #mark(pn: number): void {
+    const bits = this.#bits
+    if (!this.#any) {
+      this.#any = true
+      this.#largest = pn
+      bits[0] = 1
+      return
+    }
+    const ahead = seqDiff(pn, this.#largest)
+    if (ahead > 0) {
+      shiftLeft(bits, ahead)
+      bits[0] |= 1
+      this.#largest = pn
+    } else {
+      const behind = -ahead
+      bits[behind >>> 5] |= 1 << (behind & 31)
+    }
   }
 
   #trim(): void {
@@ -117,4 +145,21 @@ export function decodeAckRanges(ack: AckFields, maxRanges: number): AckRange[] |
     low = lo
   }
   return out
+}
+
+/** Shift a little-endian bitmap towards higher indices by `n` bits (bit 0 = newest). */
+function shiftLeft(bits: Uint32Array, n: number): void {
+  const words = bits.length
+  if (n >= words * 32) {
+    bits.fill(0)
+    return
+  }
+  const w = n >>> 5
+  const b = n & 31
+  for (let i = words - 1; i >= 0; i--) {
+    const src = i - w
+    let v = src >= 0 ? bits[src] << b : 0
+    if (b !== 0 && src - 1 >= 0) v |= bits[src - 1] >>> (32 - b)
+    bits[i] = v >>> 0
+  }
 }

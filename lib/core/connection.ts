@@ -11,6 +11,7 @@ import { LRUCache } from 'lru-cache'
 import { decodeAckRanges, ReceivedPackets } from './acks.js'
 import { RttEstimator, type RttOptions } from './rtt.js'
 import { seqAdd, seqDiff, seqLess } from './seq.js'
+import { QueueFullError, SessionClosedError, type SessionCloseReason } from '../errors.js'
 import {
   CloseReason, Delivery, encodeFrameEntry, FrameType, frameEntrySize, limits,
   type Frame,
@@ -79,6 +80,8 @@ export interface ConnectionStats {
   messagesReceived: number
   framesRetransmitted: number
   packetsLost: number
+  /** Packets declared lost that were acknowledged later (reordering). */
+  spuriousLosses: number
   rtoExpirations: number
   duplicatePackets: number
   duplicateFrames: number
@@ -137,6 +140,8 @@ interface SentPacket {
   readonly sentTime: number
   readonly ackEliciting: boolean
   readonly frames: OutFrame[] | null
+  /** Declared lost; kept a while so a late ack reveals reordering (a spurious loss). */
+  lost: boolean
 }
 
 /** A message being reassembled from fragments. */
@@ -178,15 +183,16 @@ class RecvStream {
   hasNewest = false
 }
 
-/** Room kept in every packet for an ACK frame (up to ACK_RANGES ranges). */
+/** Room a fragment leaves in its packet for an ACK frame (about 24 ranges); larger ACKs go alone. */
 const ACK_RESERVE = 128
 /** Most ranges one ACK frame reports. */
-const ACK_RANGES = 24
+const ACK_RANGES = 160
 /** Ack-eliciting packets received in one burst before an ACK leaves at once, so no range is pushed out unreported. */
 const ACK_BURST = 16
 const FRAME_OVERHEAD = 32
-const EMPTY = new Uint8Array(0)
 const NO_FRAMES: OutFrame[] = []
+/** Upper bound of the adaptive packet-reordering threshold. */
+const MAX_REORDER_THRESHOLD = 512
 const PING_ENTRY = encodeFrameEntry({ type: FrameType.PING })
 
 /** Queue of frames with O(1) push/shift. */
@@ -227,14 +233,14 @@ class FrameQueue {
   }
 }
 
-export type ConnectionState = 'open' | 'closing' | 'closed'
+export type ConnectionState = 'open' | 'closed'
 
 export class Connection {
   /** Smoothed RTT etc. Read-only for users. */
   readonly rtt: RttEstimator
   readonly stats: ConnectionStats = {
     packetsSent: 0, packetsReceived: 0, bytesSent: 0, bytesReceived: 0,
-    messagesSent: 0, messagesReceived: 0, framesRetransmitted: 0, packetsLost: 0,
+    messagesSent: 0, messagesReceived: 0, framesRetransmitted: 0, packetsLost: 0, spuriousLosses: 0,
     rtoExpirations: 0, duplicatePackets: 0, duplicateFrames: 0, sequencedDropped: 0,
     reassembliesExpired: 0, packetsRefused: 0, badFrames: 0,
   }
@@ -268,6 +274,10 @@ export class Connection {
   #largestAcked = 0
   #hasLargestAcked = false
   #lossTime = Infinity
+  /** RFC 9002 packet threshold, raised when reordering makes losses spurious (as RACK does). */
+  #reorderThreshold = 3
+  /** Time threshold as a multiple of the RTT: 9/8, raised on spurious losses. */
+  #timeFactor = 9 / 8
   #lastAckedTime = 0
   #lastSentTime: number
   readonly #sendStreams: (SendStream | undefined)[]
@@ -279,7 +289,7 @@ export class Connection {
   #closeFrame: Uint8Array | null = null
 
   // receive side
-  readonly #received = new ReceivedPackets(32)
+  readonly #received = new ReceivedPackets(256)
   #ackPending = false
   #ackElicitingSinceAck = 0
   #ackDeadline = Infinity
@@ -365,8 +375,8 @@ export class Connection {
   /**
    * Queue a message. Returns false when the send queue is at or above its
    * high-water mark (the message is queued; wait for `drain`). Throws
-   * RangeError for a bad channel/delivery/size and `QueueFullError`-shaped
-   * errors (via `onFull`) when the hard cap would be exceeded.
+   * RangeError for a bad channel/delivery/size and `QueueFullError` when the
+   * hard cap would be exceeded (nothing is queued then).
    */
   send(data: Uint8Array, channel: number, delivery: Delivery, waiter: Waiter | null = null): boolean {
     if (this.state !== 'open') throw new Error('connection is closed')
@@ -380,7 +390,10 @@ export class Connection {
       throw new RangeError(`message of ${data.length} bytes exceeds maxMessageSize ${this.#maxMessageSize}`)
     }
     if (this.#queuedBytes + data.length > this.#queueLimit) {
-      throw new QueueLimitError(this.#queuedBytes, data.length, this.#queueLimit)
+      throw new QueueFullError({
+        limit: this.#queueLimit,
+        message: `send queue full: ${this.#queuedBytes} bytes queued + ${data.length} exceeds the limit of ${this.#queueLimit} bytes; wait for 'drain'`,
+      })
     }
     const streamIndex = channel * 4 + delivery
     const stream = this.#sendStreams[streamIndex] ?? (this.#sendStreams[streamIndex] = new SendStream(channel, delivery))
@@ -667,7 +680,13 @@ export class Connection {
 
   #onPacketAcked(sp: SentPacket): void {
     this.#sent.delete(sp.packetNumber)
-    if (sp.ackEliciting) this.#inFlight--
+    if (sp.lost) {
+      // Declared lost, yet it arrived: reordering. Be more patient from now on.
+      this.stats.spuriousLosses++
+      const behind = seqDiff(this.#largestAcked, sp.packetNumber) + 1
+      if (behind > this.#reorderThreshold) this.#reorderThreshold = Math.min(behind, MAX_REORDER_THRESHOLD)
+      if (this.#timeFactor < 2) this.#timeFactor = Math.min(2, this.#timeFactor * 1.25)
+    } else if (sp.ackEliciting) this.#inFlight--
     const frames = sp.frames
     if (frames === null) return
     for (let i = 0; i < frames.length; i++) {
@@ -689,11 +708,16 @@ export class Connection {
   #detectLosses(now: number): void {
     this.#lossTime = Infinity
     if (!this.#hasLargestAcked) return
-    const lossDelay = this.rtt.lossDelay
+    const lossDelay = this.rtt.lossDelay * this.#timeFactor * (8 / 9)
+    const forgetBefore = now - 4 * this.rtt.rto
     for (const sp of this.#sent.values()) {
+      if (sp.lost) {
+        if (sp.sentTime < forgetBefore) this.#sent.delete(sp.packetNumber)
+        continue
+      }
       const behind = seqDiff(this.#largestAcked, sp.packetNumber)
       if (behind <= 0) break
-      if (behind >= 3 || sp.sentTime <= now - lossDelay) {
+      if (behind >= this.#reorderThreshold || sp.sentTime + lossDelay <= now) {
         this.#onPacketLost(sp)
       } else {
         this.#lossTime = sp.sentTime + lossDelay
@@ -703,8 +727,11 @@ export class Connection {
   }
 
   #onPacketLost(sp: SentPacket): void {
-    this.#sent.delete(sp.packetNumber)
-    if (!sp.ackEliciting) return
+    if (!sp.ackEliciting) {
+      this.#sent.delete(sp.packetNumber)
+      return
+    }
+    sp.lost = true
     this.#inFlight--
     this.stats.packetsLost++
     const frames = sp.frames
@@ -736,7 +763,7 @@ export class Connection {
   #rtoDeadline(): number {
     let oldest = Infinity
     for (const sp of this.#sent.values()) {
-      if (sp.ackEliciting) {
+      if (sp.ackEliciting && !sp.lost) {
         oldest = sp.sentTime
         break
       }
@@ -758,7 +785,7 @@ export class Connection {
       const rto = this.rtt.rto
       let any = false
       for (const sp of this.#sent.values()) {
-        if (sp.ackEliciting && sp.sentTime <= now - rto) {
+        if (sp.ackEliciting && !sp.lost && sp.sentTime + rto <= now) {
           this.#onPacketLost(sp)
           any = true
         }
@@ -779,19 +806,29 @@ export class Connection {
   flush(now: number): void {
     if (this.state === 'closed') return
     this.#now = now
-    const ackDue = this.#ackPending && this.#ackDeadline <= now
-    let withAck = ackDue
+    let withAck = this.#ackPending && this.#ackDeadline <= now
     for (;;) {
       const frames: OutFrame[] = []
       const entries: Uint8Array[] = []
       let size = 0
       let ackEliciting = false
-      const canSendData = this.#inFlight < this.#maxInFlight
       if (this.#closeFrame !== null) {
         entries.push(this.#closeFrame)
-        size += this.#closeFrame.length
-        ackEliciting = true
-      } else if (canSendData) {
+        this.#emit(entries, this.#closeFrame.length, frames, true, now)
+        this.#closeFrame = null
+        return
+      }
+      const canSendData = this.#inFlight < this.#maxInFlight
+      const hasData = canSendData &&
+        (this.#retransmitQueue.length > 0 || this.#sendQueue.length > 0 || this.#pingPending)
+      // The ACK goes first, so data fills what it leaves; a large ACK leaves alone.
+      if (this.#ackPending && (withAck || hasData)) {
+        const ack = this.#ackEntry(now)
+        entries.push(ack)
+        size += ack.length
+        withAck = false
+      }
+      if (hasData) {
         size = this.#fill(this.#retransmitQueue, frames, entries, size, true)
         size = this.#fill(this.#sendQueue, frames, entries, size, false)
         if (this.#pingPending && size + PING_ENTRY.length <= this.#maxPayload) {
@@ -799,27 +836,16 @@ export class Connection {
           size += PING_ENTRY.length
           this.#pingPending = false
         }
-        ackEliciting = entries.length > 0
-      }
-      // Piggyback an ack on any packet that leaves anyway.
-      if (this.#ackPending && (withAck || ackEliciting)) {
-        const ack = this.#ackEntry(now)
-        entries.push(ack)
-        size += ack.length
-        withAck = false
+        ackEliciting = frames.length > 0 || entries[entries.length - 1] === PING_ENTRY
       }
       if (entries.length === 0) return
       this.#emit(entries, size, frames, ackEliciting, now)
-      if (this.#closeFrame !== null) {
-        this.#closeFrame = null
-        return
-      }
-      if (!ackEliciting) return
+      if (!hasData) return
     }
   }
 
   #fill(queue: FrameQueue, frames: OutFrame[], entries: Uint8Array[], size: number, retransmit: boolean): number {
-    const budget = this.#maxPayload - ACK_RESERVE
+    const budget = this.#maxPayload
     for (;;) {
       const fr = queue.peek()
       if (fr === undefined) return size
@@ -870,7 +896,7 @@ export class Connection {
     const pn = this.#nextPacketNumber
     this.#nextPacketNumber = seqAdd(pn, 1)
     if (ackEliciting) {
-      this.#sent.set(pn, { packetNumber: pn, sentTime: now, ackEliciting, frames: frames.length > 0 ? frames : null })
+      this.#sent.set(pn, { packetNumber: pn, sentTime: now, ackEliciting, frames: frames.length > 0 ? frames : null, lost: false })
       this.#inFlight++
     }
     this.#lastSentTime = now
@@ -901,7 +927,7 @@ export class Connection {
     if (this.state === 'closed') return
     this.state = 'closed'
     const undelivered: UndeliveredMessage[] = []
-    const err = new ConnectionClosedError(reason)
+    const err = new SessionClosedError(closeReasonText(reason, byPeer))
     for (const s of this.#sendStreams) {
       if (s === undefined) continue
       for (let i = s.unackedHead; i < s.unacked.length; i++) {
@@ -929,17 +955,16 @@ export class Connection {
   }
 }
 
-/** Raised by {@link Connection.send} when the hard send-queue cap would be exceeded. */
-export class QueueLimitError extends RangeError {
-  constructor(readonly queued: number, readonly size: number, readonly limit: number) {
-    super(`send queue full: ${queued} bytes queued + ${size} exceeds the limit of ${limit}; wait for 'drain'`)
-  }
-}
-
-/** Rejection of a pending delivery when the connection closes. */
-export class ConnectionClosedError extends Error {
-  constructor(readonly reason: CloseReason) {
-    super(`session closed (reason ${reason}) before the message was acknowledged`)
+/** The user-facing name of a close reason. */
+export function closeReasonText(reason: CloseReason, byPeer: boolean): SessionCloseReason {
+  switch (reason) {
+    case CloseReason.TIMEOUT: return 'idle-timeout'
+    case CloseReason.SUPERSEDED: return 'replaced'
+    case CloseReason.PROTOCOL_ERROR: return 'protocol-violation'
+    case CloseReason.BAD_KEY:
+    case CloseReason.BAD_COOKIE: return 'handshake-failed'
+    case CloseReason.SHUTDOWN: return byPeer ? 'peer-shutdown' : 'shutdown'
+    default: return byPeer ? 'peer-closed' : 'closed'
   }
 }
 
@@ -957,4 +982,3 @@ function num(v: number, name: string, min: number, max: number): number {
   return v
 }
 
-export { EMPTY }

@@ -124,7 +124,7 @@ export const limits = {
   /** Largest fragment count of one message (1 MiB / 64-byte fragments is far above real use). */
   maxFragments: 65536,
   /** Most (gap, length) pairs in one ACK frame. */
-  maxAckRanges: 64,
+  maxAckRanges: 256,
   /** Largest nonce / cookie / proof the handshake accepts, bytes. */
   maxHandshakeField: 64,
 }

@@ -1,0 +1,816 @@
+/**
+ * The endpoint: one datagram socket, the sessions over it, the handshake,
+ * one timer, and the coalescing flush at the end of every event-loop turn.
+ *
+ * Handshake (stateless until the initiator proves its address):
+ *
+ *     initiator                         responder
+ *     HELLO {connId, epoch, nonce} ───▶  (no state) cookie = MAC(addr, port, connId, nonce, time)
+ *          ◀─── CHALLENGE {cookie, epoch}        never larger than the HELLO
+ *     CONNECT {…, cookie, proof} ─────▶  cookie ok, key proof ok → session
+ *          ◀─── ACCEPT {connId, epoch, nonce, proof}
+ *
+ * With a network key both proofs are HMACs over the transcript, session keys
+ * come from HKDF over the key and both nonces, and every DATA packet is sealed
+ * with an AEAD whose associated data is the packet header.
+ */
+import { EventEmitter } from 'node:events'
+import { randomInt } from 'node:crypto'
+import {
+  Connection, closeReasonText, type ConnectionHost, type ConnectionOptions, type UndeliveredMessage,
+} from './core/connection.js'
+import {
+  CloseReason, decodeFrames, decodePacket, Delivery, encodePacket, MAGIC, PacketType, varintSize, VERSION,
+  type MalformedReason, type Packet,
+} from './wire/codec.js'
+import { systemClock, type Clock, type TimerHandle, type Transport } from './transport/transport.js'
+import { bindUdp, type UdpOptions } from './transport/udp.js'
+import { CookieJar } from './security/cookie.js'
+import {
+  createNonce, deriveSessionKeys, NONCE_LENGTH, proveInitiator, proveResponder, verifyInitiator, verifyResponder,
+  type Transcript,
+} from './security/handshake.js'
+import { DEFAULT_AEAD, PacketProtector, TAG_LENGTH, type AeadAlgorithm } from './security/aead.js'
+import { keyId } from './security/keys.js'
+import { ReplayWindow } from './security/replay.js'
+import { ClosedError, HandshakeError, SessionClosedError, TimeoutError } from './errors.js'
+import { silentLogger, type Logger } from './log.js'
+import type { ConnectionStats } from './core/connection.js'
+
+/** Options of an {@link Endpoint}. Times in milliseconds, sizes in bytes. */
+export interface EndpointOptions extends ConnectionOptions {
+  /** Largest datagram sent, and the size HELLO is padded to. Default 1200. */
+  maxDatagram?: number
+  /** Network keys, newest first; the first starts sessions, all are accepted. Default none. */
+  keys?: readonly Uint8Array[]
+  /** Allow running without a key (no authentication, no encryption). Default false. */
+  insecure?: boolean
+  /** AEAD for protected sessions. Default chacha20-poly1305 (measured faster here; see README). */
+  aead?: AeadAlgorithm
+  /** Give up a handshake after this long. Default 5000. */
+  handshakeTimeoutMs?: number
+  /** Resend HELLO/CONNECT after this long without an answer (doubles each time). Default 200. */
+  handshakeRetryMs?: number
+  /** Most sessions (established and half-open) at once; further handshakes are refused. Default 4096. */
+  maxSessions?: number
+  /** Clock; tests pass a fake one. Default the system clock. */
+  clock?: Clock
+  /** Logger. Default silent. */
+  logger?: Logger
+}
+
+/** Options of one `send()`. */
+export interface SendOptions {
+  /** Channel, 0 .. channels-1. Default 0. */
+  channel?: number
+  /** Delivery mode. Default `Delivery.RELIABLE_ORDERED`. */
+  delivery?: Delivery
+}
+
+/** Counters of the endpoint as a whole. */
+export interface EndpointStats {
+  datagramsReceived: number
+  datagramsSent: number
+  bytesReceived: number
+  bytesSent: number
+  /** Datagrams dropped before reaching a session, by reason. */
+  dropped: Record<string, number>
+  handshakesStarted: number
+  handshakesCompleted: number
+  handshakesFailed: number
+  sessions: number
+}
+
+/** One peer's statistics. */
+export interface SessionStats extends ConnectionStats {
+  /** Smoothed RTT, ms. */
+  srtt: number
+  /** RTT variation, ms. */
+  rttVar: number
+  /** Current retransmission timeout, ms. */
+  rto: number
+  /** Bytes queued, not yet sent. */
+  queuedBytes: number
+  /** Ack-eliciting packets in flight. */
+  inFlight: number
+  /** Reliable messages sent and not yet acknowledged. */
+  unackedMessages: number
+  /** Reliable bytes held by the receiver for reordering or reassembly. */
+  bufferedBytes: number
+  /** Packets that failed authentication or replay checks. */
+  authFailures: number
+}
+
+type DropReason = MalformedReason | 'unknown-connection' | 'auth-failed' | 'replayed' | 'bad-cookie' | 'bad-key'
+  | 'unexpected' | 'session-limit' | 'address-mismatch' | 'refused' | 'closed'
+
+/**
+ * A session with one peer. Obtained from `endpoint.connect()` or the
+ * endpoint's `'session'` event.
+ */
+export class Session {
+  /** Our connection id (peers address packets to it). */
+  readonly localId: number
+  /** The peer's connection id. */
+  readonly remoteId: number
+  /** The peer's endpoint epoch: a restarted peer has a new one. */
+  readonly remoteEpoch: number
+  /** True when this side started the handshake. */
+  readonly initiator: boolean
+  /** Free slot for the application (the mesh keeps its peer record here). */
+  data: unknown = null
+  /** @internal */
+  readonly conn: Connection
+  /** @internal */
+  readonly protector: PacketProtector | null
+  /** @internal */
+  readonly replay: ReplayWindow | null
+  /** @internal ACCEPT bytes, resent while the initiator repeats CONNECT. */
+  acceptPacket: Uint8Array | null = null
+  /** @internal */
+  authFailures = 0
+  /** @internal */
+  dirty = false
+  readonly #endpoint: Endpoint
+  #drainWaiters: (() => void)[] = []
+  #closeReason: string | null = null
+
+  /** @internal */
+  constructor(endpoint: Endpoint, conn: Connection, init: {
+    localId: number, remoteId: number, remoteEpoch: number, initiator: boolean,
+    address: string, port: number, protector: PacketProtector | null,
+  }) {
+    this.#endpoint = endpoint
+    this.conn = conn
+    conn.owner = this
+    this.localId = init.localId
+    this.remoteId = init.remoteId
+    this.remoteEpoch = init.remoteEpoch
+    this.initiator = init.initiator
+    this.remoteAddress = init.address
+    this.remotePort = init.port
+    this.protector = init.protector
+    this.replay = init.protector === null ? null : new ReplayWindow(4096)
+  }
+
+  /** Peer's address. */
+  readonly remoteAddress: string
+  /** Peer's port. */
+  readonly remotePort: number
+
+  /** `address:port` of the peer (IPv6 in brackets). */
+  get remote(): string {
+    return formatAddress(this.remoteAddress, this.remotePort)
+  }
+
+  /** False once the session ended. */
+  get isOpen(): boolean {
+    return this.conn.isOpen
+  }
+
+  /** Why the session ended (null while open). */
+  get closeReason(): string | null {
+    return this.#closeReason
+  }
+
+  /** Smoothed round-trip time in milliseconds (0 before the first sample). */
+  get roundTripTime(): number {
+    return this.conn.rtt.srtt
+  }
+
+  /**
+   * Queue a message. Returns false when the send queue is above its
+   * high-water mark: the message is queued, and `'drain'` (or
+   * {@link waitDrain}) says when to continue. Throws `RangeError` for a bad
+   * channel, delivery or a message over `maxMessageSize`, `QueueFullError`
+   * past the hard queue limit, `SessionClosedError` after close.
+   */
+  send(data: Uint8Array, options?: SendOptions): boolean {
+    this.#checkOpen()
+    const ok = this.conn.send(data, options?.channel ?? 0, options?.delivery ?? Delivery.RELIABLE_ORDERED)
+    this.#endpoint.markDirty(this)
+    return ok
+  }
+
+  /**
+   * Send a reliable message and resolve once the peer acknowledged all of it;
+   * rejects with `SessionClosedError` if the session ends first. Waits for
+   * queue space instead of throwing `QueueFullError`.
+   */
+  async sendAcked(data: Uint8Array, options?: SendOptions): Promise<void> {
+    const delivery = options?.delivery ?? Delivery.RELIABLE_ORDERED
+    if (delivery !== Delivery.RELIABLE_ORDERED && delivery !== Delivery.RELIABLE_UNORDERED) {
+      throw new RangeError('sendAcked() needs a reliable delivery mode')
+    }
+    while (this.conn.congested) await this.waitDrain()
+    this.#checkOpen()
+    return new Promise<void>((resolve, reject) => {
+      this.conn.send(data, options?.channel ?? 0, delivery, { resolve, reject })
+      this.#endpoint.markDirty(this)
+    })
+  }
+
+  /** Resolves when the send queue is below its high-water mark; rejects if the session ends. */
+  waitDrain(): Promise<void> {
+    if (!this.conn.congested) return Promise.resolve()
+    this.#checkOpen()
+    return new Promise((resolve, reject) => {
+      this.#drainWaiters.push(() => (this.isOpen ? resolve() : reject(new SessionClosedError(this.#closeReason ?? 'closed'))))
+    })
+  }
+
+  /** @internal */
+  onDrain(): void {
+    const w = this.#drainWaiters
+    this.#drainWaiters = []
+    for (const f of w) f()
+  }
+
+  /** @internal */
+  onClosed(reason: string): void {
+    this.#closeReason = reason
+    this.onDrain()
+  }
+
+  /** Close the session; the peer is told. Unacknowledged reliable messages are reported undelivered. */
+  close(): void {
+    if (!this.isOpen) return
+    this.conn.close(CloseReason.NORMAL)
+  }
+
+  /** A snapshot of this session's counters. */
+  stats(): SessionStats {
+    const c = this.conn
+    return {
+      ...c.stats,
+      srtt: c.rtt.srtt,
+      rttVar: c.rtt.rttVar,
+      rto: c.rtt.rto,
+      queuedBytes: c.queuedBytes,
+      inFlight: c.inFlight,
+      unackedMessages: c.unackedMessages,
+      bufferedBytes: c.bufferedBytes,
+      authFailures: this.authFailures,
+    }
+  }
+
+  #checkOpen(): void {
+    if (!this.isOpen) throw new SessionClosedError(this.#closeReason ?? 'closed')
+  }
+}
+
+/** An outgoing handshake in progress. */
+interface Pending {
+  readonly address: string
+  readonly port: number
+  readonly key: string
+  readonly localId: number
+  readonly nonce: Buffer
+  cookie: Uint8Array | null
+  remoteEpoch: number
+  /** Network key used for this handshake: our newest, or the newest the responder named in CHALLENGE. */
+  networkKey: Uint8Array | undefined
+  attempts: number
+  nextRetry: number
+  readonly deadline: number
+  readonly waiters: { resolve(s: Session): void, reject(e: unknown): void }[]
+}
+
+/**
+ * Events:
+ * - `'session'` (session): a session is up (either side started it).
+ * - `'session-down'` (session, reason: string, undelivered: UndeliveredMessage[]).
+ * - `'message'` (data: Uint8Array, session, channel, delivery).
+ * - `'drain'` (session): the session's send queue fell below its low-water mark.
+ * - `'handshake-failed'` (address: string, reason: string).
+ */
+export class Endpoint extends EventEmitter {
+  /** Random per start; peers use it to tell a restarted endpoint from the old one. */
+  readonly epoch: number
+  readonly transport: Transport
+  readonly #clock: Clock
+  readonly #log: Logger
+  readonly #options: EndpointOptions
+  readonly #maxDatagram: number
+  readonly #keys: Uint8Array[]
+  readonly #aead: AeadAlgorithm
+  readonly #handshakeTimeout: number
+  readonly #handshakeRetry: number
+  readonly #maxSessions: number
+  readonly #cookies: CookieJar
+  readonly #byId = new Map<number, Session>()
+  readonly #byAddress = new Map<string, Session>()
+  readonly #pending = new Map<string, Pending>()
+  readonly #dirty: Session[] = []
+  readonly #host: ConnectionHost
+  #flushScheduled = false
+  #timer: TimerHandle | null = null
+  #timerAt = Infinity
+  #turnNow = NaN
+  #closed = false
+  readonly #stats: EndpointStats = {
+    datagramsReceived: 0, datagramsSent: 0, bytesReceived: 0, bytesSent: 0, dropped: {},
+    handshakesStarted: 0, handshakesCompleted: 0, handshakesFailed: 0, sessions: 0,
+  }
+
+  constructor(transport: Transport, options: EndpointOptions = {}) {
+    super()
+    this.transport = transport
+    this.#options = options
+    this.#clock = options.clock ?? systemClock
+    this.#log = options.logger ?? silentLogger
+    this.#maxDatagram = options.maxDatagram ?? 1200
+    if (!Number.isInteger(this.#maxDatagram) || this.#maxDatagram < 576 || this.#maxDatagram > 65000) {
+      throw new RangeError(`maxDatagram must be an integer 576..65000, got ${this.#maxDatagram}`)
+    }
+    this.#keys = [...(options.keys ?? [])]
+    for (const k of this.#keys) {
+      if (k.length < 32) throw new RangeError('every network key must be at least 32 bytes')
+    }
+    if (this.#keys.length === 0 && options.insecure !== true) {
+      throw new TypeError('an endpoint needs network keys (options.keys), or options.insecure: true to run unauthenticated')
+    }
+    this.#aead = options.aead ?? DEFAULT_AEAD
+    this.#handshakeTimeout = options.handshakeTimeoutMs ?? 5000
+    this.#handshakeRetry = options.handshakeRetryMs ?? 200
+    this.#maxSessions = options.maxSessions ?? 4096
+    this.epoch = randomInt(1, 0xffffffff)
+    this.#cookies = new CookieJar({ now: () => this.#now() })
+    // Validate connection options now rather than at the first session.
+    new Connection({ output() {}, deliver() {}, drain() {}, closed() {} }, 0, this.#connectionOptions())
+    this.#host = {
+      output: (conn, pn, payload) => this.#sendData(conn.owner as Session, pn, payload),
+      deliver: (conn, data, channel, delivery) => this.emit('message', data, conn.owner as Session, channel, delivery),
+      drain: (conn) => {
+        const s = conn.owner as Session
+        s.onDrain()
+        this.emit('drain', s)
+      },
+      closed: (conn, reason, byPeer, undelivered) => this.#onClosed(conn.owner as Session, reason, byPeer, undelivered),
+    }
+    transport.setHandler((data, port, address) => this.#onDatagram(data, port, address))
+  }
+
+  /**
+   * Bind a UDP socket (`address` default 0.0.0.0, `port` default 0 = any;
+   * an IPv6 address binds IPv6) and start an endpoint on it.
+   */
+  static async bind(options: EndpointOptions & UdpOptions = {}): Promise<Endpoint> {
+    const transport = await bindUdp(options)
+    try {
+      return new Endpoint(transport, options)
+    } catch (err) {
+      await transport.close()
+      throw err
+    }
+  }
+
+  /** True when packets are authenticated and encrypted. */
+  get secure(): boolean {
+    return this.#keys.length > 0
+  }
+
+  /** Local port. */
+  get port(): number {
+    return this.transport.port
+  }
+
+  /** Local address. */
+  get address(): string {
+    return this.transport.address
+  }
+
+  #connectionOptions(): ConnectionOptions {
+    const header = 5 + 2 + 2 + 5 + 5 + 1 + varintSize(this.#maxDatagram)
+    return {
+      ...this.#options,
+      maxPayload: this.#maxDatagram - header - (this.secure ? TAG_LENGTH : 0),
+    }
+  }
+
+  #now(): number {
+    if (Number.isNaN(this.#turnNow)) this.#turnNow = this.#clock.now()
+    return this.#turnNow
+  }
+
+  #drop(reason: DropReason): void {
+    this.#stats.dropped[reason] = (this.#stats.dropped[reason] ?? 0) + 1
+  }
+
+  /** Live sessions. */
+  sessions(): Session[] {
+    return [...this.#byId.values()]
+  }
+
+  /** The session with `address:port`, if any. */
+  session(address: string, port: number): Session | undefined {
+    return this.#byAddress.get(formatAddress(address, port))
+  }
+
+  /** Endpoint-wide counters. */
+  stats(): EndpointStats {
+    return { ...this.#stats, dropped: { ...this.#stats.dropped }, sessions: this.#byId.size }
+  }
+
+  /**
+   * Open a session to `address:port` (or return the one that exists).
+   * Rejects with `TimeoutError` when the peer does not answer within
+   * `handshakeTimeoutMs`, `HandshakeError` when it refuses (no common key).
+   */
+  connect(address: string, port: number): Promise<Session> {
+    if (this.#closed) return Promise.reject(new ClosedError())
+    const key = formatAddress(address, port)
+    const existing = this.#byAddress.get(key)
+    if (existing?.isOpen) return Promise.resolve(existing)
+    let p = this.#pending.get(key)
+    if (p === undefined) {
+      if (this.#byId.size + this.#pending.size >= this.#maxSessions) {
+        return Promise.reject(new RangeError(`maxSessions (${this.#maxSessions}) reached`))
+      }
+      const now = this.#now()
+      p = {
+        address, port, key, localId: this.#newConnectionId(), nonce: createNonce(), cookie: null, remoteEpoch: 0,
+        networkKey: this.#keys[0],
+        attempts: 0, nextRetry: now, deadline: now + this.#handshakeTimeout, waiters: [],
+      }
+      this.#pending.set(key, p)
+      this.#stats.handshakesStarted++
+      this.#sendHandshake(p, now)
+      this.#schedule()
+    }
+    const pending = p
+    return new Promise((resolve, reject) => { pending.waiters.push({ resolve, reject }) })
+  }
+
+  #newConnectionId(): number {
+    for (;;) {
+      const id = randomInt(1, 0xffffffff)
+      if (!this.#byId.has(id)) return id
+    }
+  }
+
+  #sendHandshake(p: Pending, now: number): void {
+    const first = p.networkKey
+    const type = p.cookie === null ? PacketType.HELLO : PacketType.CONNECT
+    const hs = {
+      connectionId: p.localId,
+      epoch: this.epoch,
+      nonce: p.nonce,
+      cookie: p.cookie ?? undefined,
+      keyId: first !== undefined ? keyId(first) : 0,
+      maxDatagram: this.#maxDatagram,
+      proof: p.cookie !== null && first !== undefined
+        ? proveInitiator(first, {
+          initiatorNonce: p.nonce, initiatorConnId: p.localId, initiatorEpoch: this.epoch,
+          responderEpoch: p.remoteEpoch, cookie: p.cookie,
+        })
+        : undefined,
+    }
+    this.#sendRaw(padTo(encodePacket({ magic: MAGIC, version: VERSION, type, handshake: hs as never }), hs, type, this.#maxDatagram), p.port, p.address)
+    p.attempts++
+    p.nextRetry = now + this.#handshakeRetry * 2 ** Math.min(p.attempts - 1, 4)
+  }
+
+  #sendRaw(data: Uint8Array, port: number, address: string): void {
+    this.#stats.datagramsSent++
+    this.#stats.bytesSent += data.length
+    this.transport.send([data], port, address)
+  }
+
+  #sendData(s: Session, pn: number, payload: Buffer): void {
+    const header = encodePacket({
+      magic: MAGIC, version: VERSION, type: PacketType.DATA, connectionId: s.remoteId, packetNumber: pn,
+    })
+    const protector = s.protector
+    const bodyLength = payload.length + (protector !== null ? TAG_LENGTH : 0)
+    const full = Buffer.allocUnsafe(header.length + 1 + varintSize(bodyLength))
+    full.set(header, 0)
+    let o = header.length
+    full[o++] = 0x7a // field 15, length-delimited
+    o = writeVarint(full, o, bodyLength)
+    const body = protector !== null ? protector.seal(full, pn, payload) : payload
+    this.#stats.datagramsSent++
+    this.#stats.bytesSent += full.length + body.length
+    this.transport.send([full, body], s.remotePort, s.remoteAddress)
+  }
+
+  /** @internal Session has something to send: flush before the loop idles. */
+  markDirty(s: Session): void {
+    if (!s.dirty) {
+      s.dirty = true
+      this.#dirty.push(s)
+    }
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true
+      this.#clock.defer(this.#flush)
+    }
+  }
+
+  readonly #flush = (): void => {
+    this.#flushScheduled = false
+    const now = this.#now()
+    const dirty = this.#dirty
+    for (let i = 0; i < dirty.length; i++) {
+      const s = dirty[i]
+      s.dirty = false
+      s.conn.flush(now)
+    }
+    dirty.length = 0
+    this.#schedule()
+    this.#turnNow = NaN
+  }
+
+  /** Arm the one timer for the earliest deadline of any session or handshake. */
+  #schedule(): void {
+    let at = Infinity
+    for (const s of this.#byId.values()) {
+      const d = s.conn.nextDeadline()
+      if (d < at) at = d
+    }
+    for (const p of this.#pending.values()) {
+      const d = Math.min(p.nextRetry, p.deadline)
+      if (d < at) at = d
+    }
+    if (at === this.#timerAt) return
+    if (this.#timer !== null) this.#clock.clearTimer(this.#timer)
+    this.#timer = null
+    this.#timerAt = at
+    if (at !== Infinity && !this.#closed) {
+      this.#timer = this.#clock.setTimer(this.#onTimer, Math.max(0, at - this.#clock.now()))
+    }
+  }
+
+  readonly #onTimer = (): void => {
+    this.#timer = null
+    this.#timerAt = Infinity
+    this.#turnNow = NaN
+    const now = this.#now()
+    for (const s of [...this.#byId.values()]) {
+      if (s.conn.nextDeadline() <= now) {
+        s.conn.onTimer(now)
+        s.conn.flush(now)
+      }
+    }
+    for (const p of [...this.#pending.values()]) {
+      if (p.deadline <= now) {
+        this.#failPending(p, new TimeoutError({ timeoutMs: this.#handshakeTimeout, message: `handshake with ${p.key} timed out after ${this.#handshakeTimeout} ms` }))
+      } else if (p.nextRetry <= now) {
+        this.#sendHandshake(p, now)
+      }
+    }
+    this.#schedule()
+    this.#turnNow = NaN
+  }
+
+  #failPending(p: Pending, err: unknown): void {
+    this.#pending.delete(p.key)
+    this.#stats.handshakesFailed++
+    this.emit('handshake-failed', p.key, err instanceof Error ? err.message : String(err))
+    for (const w of p.waiters) w.reject(err)
+  }
+
+  #onDatagram(data: Buffer, port: number, address: string): void {
+    if (this.#closed) return
+    this.#stats.datagramsReceived++
+    this.#stats.bytesReceived += data.length
+    const packet = decodePacket(data)
+    if (typeof packet === 'string') return this.#drop(packet)
+    if (packet.type === PacketType.DATA) return this.#onData(packet, data, port, address)
+    this.#onHandshake(packet, data, port, address)
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true
+      this.#clock.defer(this.#flush)
+    }
+  }
+
+  #onData(packet: Packet, data: Buffer, port: number, address: string): void {
+    const s = this.#byId.get(packet.connectionId)
+    if (s === undefined) return this.#drop('unknown-connection')
+    if (s.remotePort !== port || s.remoteAddress !== address) return this.#drop('address-mismatch')
+    let payload: Uint8Array = packet.payload
+    const pn = packet.packetNumber
+    if (s.protector !== null) {
+      if (!s.replay!.check(pn)) {
+        s.authFailures++
+        return this.#drop('replayed')
+      }
+      const opened = s.protector.open(data.subarray(0, data.length - payload.length), pn, payload)
+      if (opened === null) {
+        s.authFailures++
+        return this.#drop('auth-failed')
+      }
+      s.replay!.commit(pn)
+      payload = opened
+    }
+    const frames = decodeFrames(payload)
+    if (typeof frames === 'string') return this.#drop(frames)
+    s.acceptPacket = null // the initiator has the ACCEPT: it is talking to us
+    s.conn.receive(pn, frames, data.length, this.#now())
+    if (s.isOpen) this.markDirty(s)
+  }
+
+  #onHandshake(packet: Packet, data: Buffer, port: number, address: string): void {
+    const hs = packet.handshake!
+    const key = formatAddress(address, port)
+    switch (packet.type) {
+      case PacketType.HELLO: {
+        if (hs.nonce.length !== NONCE_LENGTH) return this.#drop('bad-handshake')
+        const cookie = this.#cookies.issue(address, port, hs.connectionId, hs.nonce)
+        // Name the key to prove with: the one offered if we have it, else our newest (key rotation).
+        const offered = this.#keys.find((k) => keyId(k) === hs.keyId)
+        const named = offered ?? this.#keys[0]
+        const reply = encodePacket({
+          magic: MAGIC, version: VERSION, type: PacketType.CHALLENGE, connectionId: hs.connectionId,
+          handshake: { connectionId: 0, epoch: this.epoch, cookie, keyId: named !== undefined ? keyId(named) : 0 } as never,
+        })
+        // Never answer an unproven address with more than it sent.
+        if (reply.length > data.length) return this.#drop('refused')
+        return this.#sendRaw(reply, port, address)
+      }
+      case PacketType.CHALLENGE: {
+        const p = this.#pending.get(key)
+        if (p === undefined || p.localId !== packet.connectionId || hs.cookie.length === 0) return this.#drop('unexpected')
+        p.cookie = Buffer.from(hs.cookie)
+        p.remoteEpoch = hs.epoch
+        p.networkKey = this.#keys.find((k) => keyId(k) === hs.keyId) ?? this.#keys[0]
+        this.#sendHandshake(p, this.#now())
+        return
+      }
+      case PacketType.CONNECT:
+        return this.#onConnect(hs, port, address, key, data.length)
+      case PacketType.ACCEPT:
+        return this.#onAccept(packet, port, address, key)
+      case PacketType.REJECT: {
+        const p = this.#pending.get(key)
+        if (p === undefined || p.localId !== packet.connectionId) return this.#drop('unexpected')
+        const why = hs.reason === CloseReason.BAD_KEY ? 'no matching network key' : `refused (reason ${hs.reason})`
+        this.#log.rateLimited(`handshake-rejected:${key}`, 5000).warn('handshake failed: the peer has no matching network key', { peer: key, reason: why })
+        this.#failPending(p, new HandshakeError(`handshake with ${key} failed: ${why}`, { address: key }))
+        return
+      }
+    }
+  }
+
+  #onConnect(hs: Packet['handshake'] & object, port: number, address: string, key: string, size: number): void {
+    if (hs.nonce.length !== NONCE_LENGTH || !this.#cookies.verify(hs.cookie, address, port, hs.connectionId, hs.nonce)) {
+      return this.#drop('bad-cookie')
+    }
+    // The address is proven from here on.
+    const existing = this.#byAddress.get(key)
+    if (existing !== undefined && existing.remoteId === hs.connectionId && existing.remoteEpoch === hs.epoch) {
+      // CONNECT repeated: our ACCEPT was lost.
+      if (existing.acceptPacket !== null) this.#sendRaw(existing.acceptPacket, port, address)
+      return
+    }
+    const mine = this.#pending.get(key)
+    if (mine !== undefined && Buffer.compare(mine.nonce, hs.nonce) > 0) {
+      // Both sides connect at once: the side with the larger nonce stays initiator.
+      return this.#drop('unexpected')
+    }
+    let sessionKey: Buffer | null = null
+    const transcript: Transcript = {
+      initiatorNonce: hs.nonce, initiatorConnId: hs.connectionId, initiatorEpoch: hs.epoch,
+      responderEpoch: this.epoch, cookie: hs.cookie, responderNonce: Buffer.alloc(0), responderConnId: 0,
+    }
+    if (this.secure) {
+      sessionKey = verifyInitiator(this.#keys as Buffer[], hs.keyId, transcript, hs.proof)
+      if (sessionKey === null) {
+        this.#drop('bad-key')
+        this.#stats.handshakesFailed++
+        this.#log.rateLimited(`bad-key:${key}`, 5000).warn('handshake failed: the peer has no matching network key', { peer: key })
+        this.emit('handshake-failed', key, 'no matching network key')
+        const reject = encodePacket({
+          magic: MAGIC, version: VERSION, type: PacketType.REJECT, connectionId: hs.connectionId,
+          handshake: { epoch: this.epoch, reason: CloseReason.BAD_KEY } as never,
+        })
+        if (reject.length <= size) this.#sendRaw(reject, port, address)
+        return
+      }
+    }
+    if (this.#byId.size + this.#pending.size >= this.#maxSessions && existing === undefined) return this.#drop('session-limit')
+    if (existing !== undefined) existing.conn.close(CloseReason.SUPERSEDED) // the peer restarted
+    const localId = this.#newConnectionId()
+    const nonce = createNonce()
+    transcript.responderNonce = nonce
+    transcript.responderConnId = localId
+    let protector: PacketProtector | null = null
+    let proof: Buffer | undefined
+    if (sessionKey !== null) {
+      proof = proveResponder(sessionKey, transcript)
+      const k = deriveSessionKeys(sessionKey, hs.nonce, nonce, hs.connectionId, localId)
+      protector = new PacketProtector(k.responderToInitiator, k.initiatorToResponder, this.#aead)
+    }
+    const s = this.#createSession(localId, hs.connectionId, hs.epoch, false, address, port, protector)
+    s.acceptPacket = encodePacket({
+      magic: MAGIC, version: VERSION, type: PacketType.ACCEPT, connectionId: hs.connectionId,
+      handshake: {
+        connectionId: localId, epoch: this.epoch, nonce, proof, keyId: sessionKey !== null ? keyId(sessionKey) : 0,
+        maxDatagram: this.#maxDatagram,
+      } as never,
+    })
+    this.#sendRaw(s.acceptPacket, port, address)
+    this.#stats.handshakesCompleted++
+    if (mine !== undefined) {
+      this.#pending.delete(key)
+      for (const w of mine.waiters) w.resolve(s)
+    }
+    this.emit('session', s)
+  }
+
+  #onAccept(packet: Packet, port: number, address: string, key: string): void {
+    const hs = packet.handshake!
+    const p = this.#pending.get(key)
+    if (p === undefined || p.localId !== packet.connectionId || p.cookie === null || hs.nonce.length !== NONCE_LENGTH) {
+      return this.#drop('unexpected')
+    }
+    let protector: PacketProtector | null = null
+    if (this.secure) {
+      const transcript: Transcript = {
+        initiatorNonce: p.nonce, initiatorConnId: p.localId, initiatorEpoch: this.epoch,
+        responderEpoch: p.remoteEpoch, cookie: p.cookie, responderNonce: hs.nonce, responderConnId: hs.connectionId,
+      }
+      const sessionKey = verifyResponder(this.#keys as Buffer[], hs.keyId, transcript, hs.proof)
+      if (sessionKey === null) {
+        this.#drop('bad-key')
+        this.#log.rateLimited(`bad-key:${key}`, 5000).warn('handshake failed: the peer has no matching network key', { peer: key })
+        this.#failPending(p, new HandshakeError(`handshake with ${key} failed: no matching network key`, { address: key }))
+        return
+      }
+      const k = deriveSessionKeys(sessionKey, p.nonce, hs.nonce, p.localId, hs.connectionId)
+      protector = new PacketProtector(k.initiatorToResponder, k.responderToInitiator, this.#aead)
+    }
+    this.#pending.delete(key)
+    const old = this.#byAddress.get(key)
+    if (old !== undefined) old.conn.close(CloseReason.SUPERSEDED)
+    const s = this.#createSession(p.localId, hs.connectionId, hs.epoch, true, address, port, protector)
+    this.#stats.handshakesCompleted++
+    // Tell the responder at once that ACCEPT arrived (it stops keeping it).
+    s.conn.ping()
+    this.markDirty(s)
+    for (const w of p.waiters) w.resolve(s)
+    this.emit('session', s)
+  }
+
+  #createSession(localId: number, remoteId: number, remoteEpoch: number, initiator: boolean,
+    address: string, port: number, protector: PacketProtector | null): Session {
+    const conn = new Connection(this.#host, this.#now(), this.#connectionOptions())
+    const s = new Session(this, conn, { localId, remoteId, remoteEpoch, initiator, address, port, protector })
+    this.#byId.set(localId, s)
+    this.#byAddress.set(formatAddress(address, port), s)
+    this.#log.debug('session up', { peer: s.remote, initiator, epoch: remoteEpoch })
+    return s
+  }
+
+  #onClosed(s: Session, reason: CloseReason, byPeer: boolean, undelivered: UndeliveredMessage[]): void {
+    this.#byId.delete(s.localId)
+    const key = formatAddress(s.remoteAddress, s.remotePort)
+    if (this.#byAddress.get(key) === s) this.#byAddress.delete(key)
+    const text = closeReasonText(reason, byPeer)
+    s.onClosed(text)
+    this.#log.debug('session down', { peer: s.remote, reason: text, undelivered: undelivered.length })
+    this.emit('session-down', s, text, undelivered)
+  }
+
+  /**
+   * Close every session (peers are told), fail pending handshakes, close the
+   * socket. Resolves when the socket is closed.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#turnNow = NaN
+    for (const s of [...this.#byId.values()]) s.conn.close(CloseReason.SHUTDOWN)
+    for (const p of [...this.#pending.values()]) this.#failPending(p, new ClosedError())
+    this.#closed = true
+    if (this.#timer !== null) this.#clock.clearTimer(this.#timer)
+    this.#timer = null
+    await this.transport.close()
+  }
+}
+
+function writeVarint(buf: Buffer, o: number, v: number): number {
+  while (v >= 0x80) {
+    buf[o++] = (v & 0x7f) | 0x80
+    v = Math.floor(v / 128)
+  }
+  buf[o++] = v
+  return o
+}
+
+/** Pad HELLO and CONNECT to `size` so no reply can be larger (anti-amplification). */
+function padTo(encoded: Uint8Array, hs: Record<string, unknown>, type: number, size: number): Uint8Array {
+  let pad = size - encoded.length - 3
+  if (pad <= 0) return encoded
+  for (;;) {
+    const out = encodePacket({
+      magic: MAGIC, version: VERSION, type, handshake: { ...hs, padding: Buffer.alloc(pad) } as never,
+    })
+    if (out.length <= size || pad === 0) return out
+    pad = Math.max(0, pad - (out.length - size))
+  }
+}
+
+/** `host:port`, IPv6 in brackets. */
+export function formatAddress(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`
+}
+
