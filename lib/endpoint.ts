@@ -355,7 +355,7 @@ export class Endpoint extends EventEmitter {
    * Bind a UDP socket (`address` default 0.0.0.0, `port` default 0 = any;
    * an IPv6 address binds IPv6) and start an endpoint on it.
    */
-  static async bind(options: EndpointOptions & UdpOptions = {}): Promise<Endpoint> {
+  static async create(options: EndpointOptions & UdpOptions = {}): Promise<Endpoint> {
     const transport = await bindUdp(options)
     try {
       return new Endpoint(transport, options)
