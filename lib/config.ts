@@ -15,6 +15,7 @@
 import { isIPv4, isIPv6, SocketAddress } from 'node:net'
 import { ConfigError } from './errors.js'
 import { LOG_LEVELS, type LogLevel } from './log.js'
+import { KEY_LIST_FORM, loadKeys } from './security/keys.js'
 
 // ---------------------------------------------------------------- limits
 
@@ -462,11 +463,8 @@ export interface EnvVarSpec {
   readonly coordinator?: EnvVarUse
 }
 
-// Mirrors KEY_LIST_FORM of lib/security/keys.ts, which parses the key variables.
-// TODO(keys): import KEY_LIST_FORM from './security/keys.js' once that module is committed.
-const EXPECTED_KEY_LIST =
-  'comma-separated keys, newest first, each 64+ hex characters or base64/base64url ' +
-  'of at least 32 bytes (make one with `warpmesh keygen`)'
+// lib/security/keys.ts parses the key variables; the table prints its expected form.
+const EXPECTED_KEY_LIST = KEY_LIST_FORM
 
 const HEARTBEAT_RANGE = { min: HEARTBEAT_MIN_MS, max: HEARTBEAT_MAX_MS } as const
 const LEASE_RANGE = { min: 1, max: LEASE_MISSES_MAX } as const
@@ -611,9 +609,13 @@ export interface NodeEnvConfig {
   heartbeatMs: number
   /** `WARPMESH_LEASE_MISSES`: missed heartbeats before a lease expires. Default 3. */
   leaseMisses: number
-  // keys?: KeyRing — NOT filled here. `loadKeys(env)` from lib/security/keys.ts parses
-  // WARPMESH_KEY / WARPMESH_KEY_FILE / WARPMESH_INSECURE; add the field here, typed by
-  // its return type, and set it at the end of nodeOptionsFromEnv (after the checks below).
+  /**
+   * `WARPMESH_KEY` or `WARPMESH_KEY_FILE`: network keys, newest first (read by
+   * `loadKeys()`). Empty only when {@link NodeEnvConfig.insecure} is true.
+   */
+  keys: Buffer[]
+  /** `WARPMESH_INSECURE`: no key is configured and running unprotected was allowed explicitly. Warn at start-up. */
+  insecure: boolean
 }
 
 /** What {@link coordinatorOptionsFromEnv} returns. */
@@ -630,10 +632,27 @@ export interface CoordinatorEnvConfig {
   heartbeatMs: number
   /** `WARPMESH_LEASE_MISSES`: missed heartbeats before a node's lease expires. Default 3. */
   leaseMisses: number
-  // keys?: KeyRing — NOT filled here; see NodeEnvConfig.
+  /** Network keys, newest first; see {@link NodeEnvConfig.keys}. */
+  keys: Buffer[]
+  /** No key and `WARPMESH_INSECURE` set; see {@link NodeEnvConfig.insecure}. */
+  insecure: boolean
 }
 
 const BIND_OPTIONS = { allowPortZero: true } as const
+
+/**
+ * The keys from `loadKeys()`, fed the key variables the way every other
+ * variable is read: whitespace-only counts as unset, surrounding whitespace
+ * (a CRLF `.env`) is ignored.
+ */
+function readKeys(env: Env): { keys: Buffer[]; insecure: boolean } {
+  const pick = (name: string): string | undefined => readEnv(env, name)?.trim()
+  return loadKeys({
+    WARPMESH_KEY: pick('WARPMESH_KEY'),
+    WARPMESH_KEY_FILE: pick('WARPMESH_KEY_FILE'),
+    WARPMESH_INSECURE: pick('WARPMESH_INSECURE'),
+  })
+}
 
 function optionalHostPort(env: Env, name: string, example: string): HostPort | undefined {
   const value = readEnv(env, name)
@@ -652,10 +671,12 @@ function readTiming(env: Env): { heartbeatMs: number; leaseMisses: number } {
 /**
  * Read a node's configuration from the environment, checking variables in
  * {@link ENV_VARS} order and stopping at the first bad one. Empty variables
- * count as unset. Does not read the key variables (see `loadKeys()`).
+ * count as unset. The key variables come last, through `loadKeys()`.
  *
  * @param env - the environment. Default `process.env`.
- * @throws ConfigError for the first missing required or invalid variable.
+ * @throws ConfigError for the first missing required or invalid variable;
+ *   also when no key is set and `WARPMESH_INSECURE` is not (the message says
+ *   how to make a key).
  */
 export function nodeOptionsFromEnv(env: Env = process.env): NodeEnvConfig {
   const id = parseId('WARPMESH_ID', requireEnv(env, 'WARPMESH_ID', EXPECTED_ID))
@@ -670,6 +691,8 @@ export function nodeOptionsFromEnv(env: Env = process.env): NodeEnvConfig {
     logLevel: 'info',
     heartbeatMs: 1000,
     leaseMisses: 3,
+    keys: [],
+    insecure: false,
   }
   const advertise = optionalHostPort(env, 'WARPMESH_ADVERTISE', ADVERTISE_EXAMPLE)
   if (advertise !== undefined) config.advertise = advertise
@@ -685,17 +708,18 @@ export function nodeOptionsFromEnv(env: Env = process.env): NodeEnvConfig {
   if (log !== undefined) config.logLevel = parseLogLevel('WARPMESH_LOG', log)
   const metrics = optionalHostPort(env, 'WARPMESH_METRICS', METRICS_EXAMPLE)
   if (metrics !== undefined) config.metrics = metrics
-  Object.assign(config, readTiming(env))
+  Object.assign(config, readTiming(env), readKeys(env))
   return config
 }
 
 /**
  * Read a coordinator's configuration from the environment, stopping at the
- * first bad variable. Empty variables count as unset. Does not read the key
- * variables (see `loadKeys()`).
+ * first bad variable. Empty variables count as unset. The key variables come
+ * last, through `loadKeys()`: a coordinator needs a key too.
  *
  * @param env - the environment. Default `process.env`.
- * @throws ConfigError for the first invalid variable.
+ * @throws ConfigError for the first invalid variable, or a missing key as in
+ *   {@link nodeOptionsFromEnv}.
  */
 export function coordinatorOptionsFromEnv(env: Env = process.env): CoordinatorEnvConfig {
   const id = readEnv(env, 'WARPMESH_ID')
@@ -710,10 +734,12 @@ export function coordinatorOptionsFromEnv(env: Env = process.env): CoordinatorEn
     logLevel: log === undefined ? 'info' : parseLogLevel('WARPMESH_LOG', log),
     heartbeatMs: 1000,
     leaseMisses: 3,
+    keys: [],
+    insecure: false,
   }
   const metrics = optionalHostPort(env, 'WARPMESH_METRICS', METRICS_EXAMPLE)
   if (metrics !== undefined) config.metrics = metrics
-  Object.assign(config, readTiming(env))
+  Object.assign(config, readTiming(env), readKeys(env))
   return config
 }
 

@@ -31,6 +31,7 @@ import {
   parseRole,
 } from '../lib/config.js'
 import { CONFIG_VALUE_QUOTE_MAX, ConfigError } from '../lib/errors.js'
+import { KEY_LIST_FORM } from '../lib/security/keys.js'
 
 /** Assert `fn` throws a ConfigError with exactly these fields, and a message naming them all. */
 function throwsConfig(
@@ -385,7 +386,9 @@ t.test('parsePositiveInt', async (t) => {
   bad('9007199254740993', '9007199254740993 is out of range')
 })
 
-const NODE_ENV: Env = { WARPMESH_ID: 'lobby-1', WARPMESH_COORDINATORS: '127.0.0.1:7400' }
+const NODE_ENV: Env = { WARPMESH_ID: 'lobby-1', WARPMESH_COORDINATORS: '127.0.0.1:7400', WARPMESH_INSECURE: '1' }
+const INSECURE = { keys: [], insecure: true }
+const KEY_HEX = '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff'
 
 t.test('nodeOptionsFromEnv: defaults', async (t) => {
   t.same(nodeOptionsFromEnv(NODE_ENV), {
@@ -397,6 +400,7 @@ t.test('nodeOptionsFromEnv: defaults', async (t) => {
     logLevel: 'info',
     heartbeatMs: 1000,
     leaseMisses: 3,
+    ...INSECURE,
   })
   const config = nodeOptionsFromEnv(NODE_ENV)
   t.notOk('advertise' in config, 'no advertise key when unset')
@@ -429,6 +433,7 @@ t.test('nodeOptionsFromEnv: every variable set', async (t) => {
       WARPMESH_METRICS: '127.0.0.1:9464',
       WARPMESH_HEARTBEAT_MS: '500ms',
       WARPMESH_LEASE_MISSES: '5',
+      WARPMESH_KEY: KEY_HEX,
       UNRELATED: 'ignored',
     }),
     {
@@ -445,6 +450,8 @@ t.test('nodeOptionsFromEnv: every variable set', async (t) => {
       metrics: { host: '127.0.0.1', port: 9464, family: 4 },
       heartbeatMs: 500,
       leaseMisses: 5,
+      keys: [Buffer.from(KEY_HEX, 'hex')],
+      insecure: false,
     },
   )
 })
@@ -532,17 +539,19 @@ t.test('nodeOptionsFromEnv reads process.env by default', async (t) => {
   for (const key of Object.keys(process.env)) if (key.startsWith('WARPMESH_')) delete process.env[key]
   process.env.WARPMESH_ID = 'from-process-env'
   process.env.WARPMESH_COORDINATORS = '127.0.0.1'
+  process.env.WARPMESH_INSECURE = '1'
   t.equal(nodeOptionsFromEnv().id, 'from-process-env')
   t.equal(coordinatorOptionsFromEnv().id, 'from-process-env')
 })
 
 t.test('coordinatorOptionsFromEnv', async (t) => {
-  t.same(coordinatorOptionsFromEnv({}), {
+  t.same(coordinatorOptionsFromEnv({ WARPMESH_INSECURE: 'true' }), {
     id: 'coordinator',
     bind: { host: '0.0.0.0', port: 7400, family: 4 },
     logLevel: 'info',
     heartbeatMs: 1000,
     leaseMisses: 3,
+    ...INSECURE,
   })
   t.same(
     coordinatorOptionsFromEnv({
@@ -554,6 +563,7 @@ t.test('coordinatorOptionsFromEnv', async (t) => {
       WARPMESH_LEASE_MISSES: '4',
       WARPMESH_COORDINATORS: 'not even parsed',
       WARPMESH_ROLE: 'Not Parsed Either',
+      WARPMESH_KEY: KEY_HEX,
     }),
     {
       id: 'coord-b',
@@ -562,6 +572,8 @@ t.test('coordinatorOptionsFromEnv', async (t) => {
       metrics: { host: '::1', port: 9464, family: 6 },
       heartbeatMs: 2000,
       leaseMisses: 4,
+      keys: [Buffer.from(KEY_HEX, 'hex')],
+      insecure: false,
     },
   )
   throwsConfig(t, () => coordinatorOptionsFromEnv({ WARPMESH_ID: 'a b' }), {
@@ -632,7 +644,7 @@ t.test('ENV_VARS agrees with what the parsers print', async (t) => {
   t.equal(byName.get('WARPMESH_LOG')?.node?.default, node.logLevel)
   t.equal(byName.get('WARPMESH_HEARTBEAT_MS')?.node?.default, String(node.heartbeatMs))
   t.equal(byName.get('WARPMESH_LEASE_MISSES')?.node?.default, String(node.leaseMisses))
-  const coordinator = coordinatorOptionsFromEnv({})
+  const coordinator = coordinatorOptionsFromEnv({ WARPMESH_INSECURE: '1' })
   t.equal(byName.get('WARPMESH_ID')?.coordinator?.default, coordinator.id)
   t.equal(byName.get('WARPMESH_BIND')?.coordinator?.default, formatHostPort(coordinator.bind))
   t.equal(byName.get('WARPMESH_ID')?.node?.required, true)
@@ -702,4 +714,32 @@ t.test('formatEnvHelp', async (t) => {
   t.match(coordinator, '  WARPMESH_METRICS (optional)\n')
   t.match(formatEnvHelp({ scope: 'node' }), '  WARPMESH_ID (required)\n')
   t.notMatch(coordinator, 'WARPMESH_META')
+})
+
+t.test('keys: read last, through loadKeys; no key refuses with guidance', async (t) => {
+  const base = { WARPMESH_ID: 'lobby-1', WARPMESH_COORDINATORS: '127.0.0.1' }
+  for (const read of [nodeOptionsFromEnv, coordinatorOptionsFromEnv]) {
+    let caught: unknown
+    try {
+      read(base)
+    } catch (err) {
+      caught = err
+    }
+    t.ok(caught instanceof ConfigError, `${read.name}: no key is a ConfigError`)
+    const e = caught as ConfigError
+    t.equal(e.variable, 'WARPMESH_KEY')
+    t.equal(e.value, undefined)
+    t.match(e.message, 'warpmesh keygen')
+    t.match(e.message, 'WARPMESH_INSECURE=1')
+    // Every other variable is checked before the keys.
+    t.throws(() => read({ ...base, WARPMESH_LOG: 'loud' }), { variable: 'WARPMESH_LOG' })
+    t.same(read({ ...base, WARPMESH_KEY: ` ${KEY_HEX}\r` }).keys, [Buffer.from(KEY_HEX, 'hex')], 'whitespace ignored')
+    t.same(read({ ...base, WARPMESH_KEY: ' ', WARPMESH_INSECURE: '1\r' }).insecure, true, 'blank key is unset')
+    t.throws(() => read({ ...base, WARPMESH_INSECURE: 'maybe' }), { variable: 'WARPMESH_INSECURE', value: 'maybe' })
+    t.throws(() => read({ ...base, WARPMESH_KEY: 'abcd' }), { variable: 'WARPMESH_KEY' })
+    const config = read({ ...base, WARPMESH_KEY: KEY_HEX, WARPMESH_INSECURE: '1' })
+    t.equal(config.insecure, false, 'a key always wins over WARPMESH_INSECURE')
+  }
+  const byName = new Map(ENV_VARS.map((spec) => [spec.name, spec]))
+  t.equal(byName.get('WARPMESH_KEY')?.expected, KEY_LIST_FORM, 'table prints the form keys.ts checks')
 })
