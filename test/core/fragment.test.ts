@@ -96,7 +96,7 @@ t.test('configured cap and option validation', async (t) => {
   t.equal(c.send(Buffer.alloc(5000), 0, 0), true)
   t.throws(() => c.send(Buffer.alloc(1), 16, 0), /channel must be an integer 0..15/)
   t.throws(() => c.send(Buffer.alloc(1), 1.5, 0), RangeError)
-  t.throws(() => c.send(Buffer.alloc(1), 0, 4), /delivery must be one of/)
+  t.throws(() => c.send(Buffer.alloc(1), 0, 4 as never), /delivery must be one of/)
   t.throws(() => c.send(Buffer.alloc(1), 0, 0, { resolve() {}, reject() {} }), /only reliable/)
   t.throws(() => new Connection(host, 0, { maxPayload: 100 }), /maxPayload/)
   t.throws(() => new Connection(host, 0, { channels: 0 }), /channels/)
