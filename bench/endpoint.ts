@@ -1,0 +1,452 @@
+/**
+ * The endpoint benchmark (issue 2 §5, issue 4 "Benchmark"): side by side in
+ * one run, each case in two fresh processes on 127.0.0.1.
+ *
+ *   npm run bench:endpoint -- [--quick] [--duration S (60)] [--json FILE]
+ *                              [--only rtt,throughput,codec,heap] [--cpu-prof DIR]
+ *
+ * `--cpu-prof DIR` runs every worker process with `node --cpu-prof` and
+ * writes its profile into DIR (for finding the hot spots in lib/).
+ *
+ * - ping-pong RTT p50/p99/p99.9: raw node:dgram, and the endpoint's
+ *   reliable-ordered channel unprotected and protected (network key), 64 B
+ *   and 1 KiB;
+ * - one-way throughput of 64 B and 1 KiB reliable-ordered messages,
+ *   unprotected and protected; the sender batches (send() until it returns
+ *   false, then waitDrain()), the receiver checks every message's sequence,
+ *   length and content marks: a run with a lost, reordered or corrupt message
+ *   is FAILED, never reported as a rate; CPU time of sender + receiver per
+ *   message;
+ * - protobufjs codec ops/s (encode + decode of a DATA packet);
+ * - heap of both processes after a full GC, before and after a sustained
+ *   protected 64-B stream of `--duration` seconds.
+ *
+ * Prints a table with ratios and the goals, and writes `--json FILE`.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { writeFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { decodeFrames, decodePacket, Delivery, encodeFrames, encodePacket, FrameType, MAGIC, PacketType, VERSION } from '../lib/wire/codec.js'
+import type { Summary } from './harness/stats.js'
+
+const PARTS = ['rtt', 'throughput', 'codec', 'heap'] as const
+type Part = (typeof PARTS)[number]
+
+interface Options {
+  quick: boolean
+  durationS: number
+  json: string | undefined
+  only: Set<Part>
+  cpuProf: string | undefined
+}
+
+function parseArgs (argv: string[]): Options {
+  const o: Options = { quick: false, durationS: 60, json: undefined, only: new Set(PARTS), cpuProf: undefined }
+  let durationSet = false
+  for (let i = 0; i < argv.length; i++) {
+    switch (argv[i]) {
+      case '--quick': o.quick = true; break
+      case '--duration': o.durationS = Number(argv[++i]); durationSet = true; break
+      case '--json': o.json = argv[++i]; break
+      case '--cpu-prof': o.cpuProf = argv[++i]; break
+      case '--only': {
+        const parts = (argv[++i] ?? '').split(',')
+        for (const p of parts) if (!(PARTS as readonly string[]).includes(p)) throw new TypeError(`--only takes a comma-separated list of ${PARTS.join(', ')}; got ${p}`)
+        o.only = new Set(parts as Part[])
+        break
+      }
+      default: throw new TypeError(`unknown argument ${argv[i]}; expected --quick, --duration S, --json FILE, --only PARTS, --cpu-prof DIR`)
+    }
+  }
+  if (!(o.durationS > 0)) throw new RangeError('--duration must be a positive number of seconds')
+  if (o.quick && !durationSet) o.durationS = 5
+  if (o.json === '') throw new TypeError('--json needs a file name')
+  return o
+}
+
+const WORKER = fileURLToPath(new URL('./lib/endpoint-worker.js', import.meta.url))
+const children = new Set<ChildProcess>()
+let workerArgs: string[] = ['--expose-gc']
+function killAll (): void {
+  for (const c of children) { try { process.kill(c.pid!, 'SIGKILL') } catch { /* gone */ } }
+  children.clear()
+}
+process.on('exit', killAll)
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => { killAll(); process.exit(130) })
+
+type Ev = { ev: string, [k: string]: unknown }
+
+/** One worker process; `request` sends a command and waits (bounded) for the reply event. */
+class Worker {
+  readonly child: ChildProcess
+  readonly #queue: Ev[] = []
+  #wake: (() => void) | null = null
+  #exited = false
+
+  constructor () {
+    this.child = spawn(process.execPath, [...workerArgs, WORKER], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    children.add(this.child)
+    this.child.on('message', (m: Ev) => { this.#queue.push(m); this.#wake?.() })
+    this.child.on('exit', () => { this.#exited = true; children.delete(this.child); this.#wake?.() })
+  }
+
+  async next (ev: string, timeoutMs: number): Promise<Ev> {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      const i = this.#queue.findIndex((m) => m.ev === ev || m.ev === 'error')
+      if (i >= 0) {
+        const m = this.#queue.splice(i, 1)[0]!
+        if (m.ev === 'error') throw new Error(`worker: ${String(m.error)}`)
+        return m
+      }
+      if (this.#exited) throw new Error(`worker exited while waiting for ${ev}`)
+      const left = deadline - Date.now()
+      if (left <= 0) throw new Error(`no ${ev} from the worker within ${timeoutMs} ms`)
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left)
+        this.#wake = () => { clearTimeout(t); this.#wake = null; resolve() }
+      })
+    }
+  }
+
+  async request (cmd: Record<string, unknown>, ev: string, timeoutMs = 30_000): Promise<Ev> {
+    this.child.send(cmd)
+    return this.next(ev, timeoutMs)
+  }
+
+  async cpuUs (): Promise<number> {
+    const c = await this.request({ cmd: 'cpu' }, 'cpu')
+    return (c.user as number) + (c.system as number)
+  }
+
+  /** Ask for a clean exit (profiles are written then); SIGKILL by PID after 3 s. */
+  async kill (): Promise<void> {
+    if (this.#exited) return
+    const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()))
+    if (this.child.connected) this.child.send({ cmd: 'exit' })
+    const timer = setTimeout(() => { try { process.kill(this.child.pid!, 'SIGKILL') } catch { /* gone */ } }, 3000)
+    await exited
+    clearTimeout(timer)
+  }
+}
+
+async function pair<T> (fn: (a: Worker, b: Worker) => Promise<T>): Promise<T> {
+  const a = new Worker()
+  const b = new Worker()
+  try {
+    await Promise.all([a.next('started', 10_000), b.next('started', 10_000)])
+    return await fn(a, b)
+  } finally {
+    await Promise.all([a.kill(), b.kill()])
+  }
+}
+
+// ---- cases -----------------------------------------------------------------
+
+type Mode = 'raw' | 'unprotected' | 'protected'
+interface RttResult {
+  kind: 'rtt', mode: Mode, size: number, ok: boolean, error?: string, summary?: Summary
+  /** Endpoint cases: the client's session counters (a loss-free loopback should retransmit nothing). */
+  packetsSent?: number, retransmitted?: number, lost?: number, spurious?: number, rtoExpirations?: number
+}
+interface ThroughputResult {
+  kind: 'throughput', mode: Mode, size: number, ok: boolean, error?: string, messages: number,
+  seconds?: number, messagesPerSecond?: number, megabytesPerSecond?: number, cpuUsPerMessage?: number,
+  senderCpuUs?: number, receiverCpuUs?: number, packetsSent?: number, retransmitted?: number, drainWaits?: number,
+  lost?: number, spurious?: number, rtoExpirations?: number, srttMs?: number, rtoMs?: number,
+}
+
+async function rtt (mode: Mode, size: number, count: number, warmup: number, key: string): Promise<RttResult> {
+  try {
+    return await pair(async (server, client) => {
+      const keyArg = mode === 'protected' ? { key } : {}
+      const ready = await server.request({ cmd: mode === 'raw' ? 'raw-echo' : 'ep-echo', ...keyArg }, 'ready')
+      const r = await client.request({ cmd: mode === 'raw' ? 'raw-ping' : 'ep-ping', port: ready.port, size, count, warmup, ...keyArg },
+        'rtt', 120_000)
+      const bad = r.bad as number
+      if (bad > 0) return { kind: 'rtt', mode, size, ok: false, error: `${bad} replies did not match their ping` }
+      return {
+        kind: 'rtt', mode, size, ok: true, summary: r.summary as Summary,
+        ...(mode === 'raw' ? {} : {
+          packetsSent: r.packetsSent as number, retransmitted: r.retransmitted as number, lost: r.lost as number,
+          spurious: r.spurious as number, rtoExpirations: r.rtoExpirations as number,
+        }),
+      }
+    })
+  } catch (err) {
+    return { kind: 'rtt', mode, size, ok: false, error: String((err as Error).message ?? err) }
+  }
+}
+
+/** Flood `count` messages sender → sink; the sink must report every one, in order, intact. */
+async function floodOnce (sender: Worker, sink: Worker, port: number, size: number, count: number, keyArg: object) {
+  await sink.request({ cmd: 'sink-expect', size, count }, 'sink-ready')
+  sender.child.send({ cmd: 'ep-flood', port, size, count, ...keyArg })
+  // Generous bound: 20k msgs/s plus start-up. A stall here means lost messages.
+  const timeoutMs = 20_000 + count / 20
+  const done = await sink.next('sink-done', timeoutMs)
+  const flood = await sender.next('flood-done', 10_000)
+  return { done, flood }
+}
+
+async function throughput (mode: Exclude<Mode, 'raw'>, size: number, count: number, key: string): Promise<ThroughputResult> {
+  const base: ThroughputResult = { kind: 'throughput', mode, size, ok: false, messages: count }
+  try {
+    return await pair(async (sink, sender) => {
+      const keyArg = mode === 'protected' ? { key } : {}
+      const ready = await sink.request({ cmd: 'ep-sink', ...keyArg }, 'ready')
+      const port = ready.port as number
+      const warm = await floodOnce(sender, sink, port, size, Math.min(50_000, count), keyArg)
+      if ((warm.done.bad as number) > 0) return { ...base, error: `warm-up: ${String(warm.done.firstBad)}` }
+      const [c0s, c0r] = [await sender.cpuUs(), await sink.cpuUs()]
+      const { done, flood } = await floodOnce(sender, sink, port, size, count, keyArg)
+      const [c1s, c1r] = [await sender.cpuUs(), await sink.cpuUs()]
+      if ((done.bad as number) > 0) {
+        return { ...base, error: `${String(done.bad)} messages out of order or corrupt; first: ${String(done.firstBad)}` }
+      }
+      const seconds = Number(BigInt(done.lastNs as string) - BigInt(flood.startNs as string)) / 1e9
+      return {
+        ...base,
+        ok: true,
+        seconds,
+        messagesPerSecond: count / seconds,
+        megabytesPerSecond: count * size / seconds / 1e6,
+        senderCpuUs: c1s - c0s,
+        receiverCpuUs: c1r - c0r,
+        cpuUsPerMessage: (c1s - c0s + c1r - c0r) / count,
+        packetsSent: flood.packetsSent as number,
+        retransmitted: flood.retransmitted as number,
+        drainWaits: flood.drainWaits as number,
+        lost: flood.lost as number,
+        spurious: flood.spurious as number,
+        rtoExpirations: flood.rtoExpirations as number,
+        srttMs: flood.srttMs as number,
+        rtoMs: flood.rtoMs as number,
+      }
+    })
+  } catch (err) {
+    return { ...base, error: `FAILED (nothing reported as a rate): ${String((err as Error).message ?? err)}` }
+  }
+}
+
+interface HeapResult {
+  ok: boolean, error?: string, mode: Mode, size: number, seconds: number, messages: number, messagesPerSecond: number,
+  senderBefore: number, senderAfter: number, receiverBefore: number, receiverAfter: number,
+  samples: { t: number, sender: number, receiver: number }[]
+}
+
+async function sustained (durationS: number, key: string): Promise<HeapResult> {
+  const size = 64
+  const chunk = 100_000
+  const res: HeapResult = {
+    ok: false, mode: 'protected', size, seconds: 0, messages: 0, messagesPerSecond: 0,
+    senderBefore: 0, senderAfter: 0, receiverBefore: 0, receiverAfter: 0, samples: [],
+  }
+  try {
+    return await pair(async (sink, sender) => {
+      const keyArg = { key }
+      const heap = async (w: Worker): Promise<number> => (await w.request({ cmd: 'heap' }, 'heap')).heapUsed as number
+      const ready = await sink.request({ cmd: 'ep-sink', ...keyArg }, 'ready')
+      const port = ready.port as number
+      // Warm up (JIT, pools, the session's structures at working size), then measure.
+      for (let i = 0; i < 3; i++) await floodOnce(sender, sink, port, size, chunk, keyArg)
+      res.senderBefore = await heap(sender)
+      res.receiverBefore = await heap(sink)
+      const start = Date.now()
+      let nextSample = start
+      const sampleEvery = durationS * 1000 / 6
+      while (Date.now() - start < durationS * 1000) {
+        const { done } = await floodOnce(sender, sink, port, size, chunk, keyArg)
+        if ((done.bad as number) > 0) throw new Error(`out of order or corrupt: ${String(done.firstBad)}`)
+        res.messages += chunk
+        if (Date.now() >= nextSample) {
+          res.samples.push({ t: (Date.now() - start) / 1000, sender: await heap(sender), receiver: await heap(sink) })
+          nextSample += sampleEvery
+        }
+      }
+      res.seconds = (Date.now() - start) / 1000
+      res.messagesPerSecond = res.messages / res.seconds
+      res.senderAfter = await heap(sender)
+      res.receiverAfter = await heap(sink)
+      res.ok = true
+      return res
+    })
+  } catch (err) {
+    return { ...res, error: String((err as Error).message ?? err) }
+  }
+}
+
+interface CodecResult { opsPerSecond: number, packetBytes: number }
+
+/** protobufjs encode + decode of a DATA packet carrying one 64-B DATA frame and an ACK frame. */
+function codec (ms: number): CodecResult {
+  const data = randomBytes(64)
+  let ops = 0
+  let bytes = 0
+  let check = 0
+  const start = process.hrtime.bigint()
+  const end = start + BigInt(ms) * 1_000_000n
+  let now = start
+  while (now < end) {
+    for (let i = 0; i < 1000; i++) {
+      const payload = encodeFrames([
+        { type: FrameType.DATA, channel: 3, delivery: Delivery.RELIABLE_ORDERED, sequence: ops + i, data },
+        { type: FrameType.ACK, largest: 100_000 + i, ackDelayUs: 250, firstRange: 3, ranges: [1, 2] },
+      ])
+      const packet = encodePacket({ magic: MAGIC, version: VERSION, type: PacketType.DATA, connectionId: 0x1234567, packetNumber: ops + i, payload })
+      bytes = packet.length
+      const p = decodePacket(packet)
+      if (typeof p === 'string') throw new Error(`codec bench: packet rejected (${p})`)
+      const frames = decodeFrames(p.payload)
+      if (typeof frames === 'string' || frames.length !== 2 || frames[0]!.sequence !== ops + i || frames[0]!.data.length !== 64) {
+        throw new Error('codec bench: round trip mismatch')
+      }
+      check += frames[1]!.largest
+    }
+    ops += 1000
+    now = process.hrtime.bigint()
+  }
+  if (check === 0) throw new Error('unreachable')
+  return { opsPerSecond: ops / (Number(now - start) / 1e9), packetBytes: bytes }
+}
+
+// ---- output ----------------------------------------------------------------
+
+const fmt = (n: number | undefined, digits = 1): string => n === undefined || !Number.isFinite(n) ? '—' : n.toFixed(digits)
+const int = (n: number | undefined): string => n === undefined || !Number.isFinite(n) ? '—' : Math.round(n).toLocaleString('en-US')
+const mib = (n: number): string => (n / 1048576).toFixed(2)
+const pad = (s: string, n: number): string => s.length >= n ? s : s + ' '.repeat(n - s.length)
+const lpad = (s: string, n: number): string => s.length >= n ? s : ' '.repeat(n - s.length) + s
+
+function table (rows: string[][], right: boolean[]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)))
+  return rows.map((r, ri) => r.map((c, i) => (right[i] && ri > 0 ? lpad(c, widths[i]!) : pad(c, widths[i]!))).join('  ').trimEnd()).join('\n')
+}
+
+async function main (): Promise<void> {
+  const o = parseArgs(process.argv.slice(2))
+  const key = randomBytes(32).toString('hex')
+  const rttCount = o.quick ? 5_000 : 50_000
+  const rttWarmup = o.quick ? 500 : 2_000
+  const tpCount: Record<number, number> = o.quick ? { 64: 200_000, 1024: 50_000 } : { 64: 1_000_000, 1024: 250_000 }
+  const sizes = [64, 1024]
+  const started = Date.now()
+  const log = (s: string): void => { process.stderr.write(`[${((Date.now() - started) / 1000).toFixed(0)} s] ${s}\n`) }
+
+  if (o.cpuProf !== undefined) workerArgs = ['--expose-gc', '--cpu-prof', '--cpu-prof-dir', o.cpuProf]
+  const rtts: RttResult[] = []
+  if (o.only.has('rtt')) for (const size of sizes) {
+    for (const mode of ['raw', 'unprotected', 'protected'] as const) {
+      log(`rtt ${mode} ${size} B`)
+      rtts.push(await rtt(mode, size, rttCount, rttWarmup, key))
+    }
+  }
+  const tps: ThroughputResult[] = []
+  if (o.only.has('throughput')) for (const size of sizes) {
+    for (const mode of ['unprotected', 'protected'] as const) {
+      log(`throughput ${mode} ${size} B`)
+      tps.push(await throughput(mode, size, tpCount[size]!, key))
+    }
+  }
+  if (o.only.has('codec')) log('codec')
+  const cod = o.only.has('codec') ? codec(o.quick ? 300 : 2000) : { opsPerSecond: NaN, packetBytes: 0 }
+  if (o.only.has('heap')) log(`sustained ${o.durationS} s (heap)`)
+  const heap: HeapResult = o.only.has('heap') ? await sustained(o.durationS, key) : {
+    ok: false, error: 'not run (--only)', mode: 'protected', size: 64, seconds: 0, messages: 0, messagesPerSecond: 0,
+    senderBefore: 0, senderAfter: 0, receiverBefore: 0, receiverAfter: 0, samples: [],
+  }
+
+  const rttOf = (mode: Mode, size: number): RttResult | undefined => rtts.find((r) => r.mode === mode && r.size === size)
+  const tpOf = (mode: Mode, size: number): ThroughputResult | undefined => tps.find((r) => r.mode === mode && r.size === size)
+  const p50 = (mode: Mode, size: number): number => rttOf(mode, size)?.summary?.p50 ?? NaN
+
+  const out: string[] = []
+  out.push(`warpmesh endpoint benchmark — ${o.quick ? 'quick' : 'full'} run, node ${process.version}, ${new Date().toISOString()}`)
+  out.push('')
+  out.push(`Ping-pong RTT over 127.0.0.1, two processes, µs (${int(rttCount)} samples after ${int(rttWarmup)} warm-up)`)
+  const rttRows: string[][] = [['case', 'size', 'p50', 'p99', 'p99.9', 'max', 'p50 ÷ raw', 'p50 prot ÷ unprot', 'retx']]
+  for (const r of rtts) {
+    const s = r.summary
+    rttRows.push([
+      r.mode === 'raw' ? 'raw node:dgram' : `endpoint ${r.mode}`, `${r.size} B`,
+      r.ok ? fmt(s!.p50) : `FAILED: ${r.error}`, r.ok ? fmt(s!.p99) : '', r.ok ? fmt(s!.p999) : '', r.ok ? fmt(s!.max, 0) : '',
+      r.mode === 'raw' ? '' : fmt(p50(r.mode, r.size) / p50('raw', r.size), 2) + '×',
+      r.mode === 'protected' ? fmt(p50('protected', r.size) / p50('unprotected', r.size), 2) + '×' : '',
+      r.mode === 'raw' || !r.ok ? '' : int(r.retransmitted),
+    ])
+  }
+  out.push(table(rttRows, [false, true, true, true, true, true, true, true, true]))
+  out.push('')
+  out.push('One-way reliable-ordered throughput, batched sender, every message checked (sequence, length, content)')
+  const tpRows: string[][] = [['case', 'size', 'messages', 'msgs/s', 'MB/s', 'CPU µs/msg', 'CPU prot ÷ unprot', 'packets', 'retx', 'lost (spurious)', 'RTO exp']]
+  for (const r of tps) {
+    const u = tpOf('unprotected', r.size)
+    tpRows.push([
+      `endpoint ${r.mode}`, `${r.size} B`, int(r.messages),
+      r.ok ? int(r.messagesPerSecond) : `FAILED: ${r.error}`, r.ok ? fmt(r.megabytesPerSecond) : '',
+      r.ok ? fmt(r.cpuUsPerMessage, 2) : '',
+      r.mode === 'protected' && r.ok && u?.ok === true ? fmt(r.cpuUsPerMessage! / u.cpuUsPerMessage!, 2) + '×' : '',
+      r.ok ? int(r.packetsSent) : '', r.ok ? int(r.retransmitted) : '',
+      r.ok ? `${int(r.lost)} (${int(r.spurious)})` : '', r.ok ? int(r.rtoExpirations) : '',
+    ])
+  }
+  out.push(table(tpRows, [false, true, true, true, true, true, true, true, true, true, true]))
+  out.push('  (loopback drops nothing: retx/lost here are spurious retransmissions or receive-buffer overflow)')
+  out.push('')
+  out.push(`Codec (protobufjs): encode + decode of a ${cod.packetBytes}-B DATA packet (64-B DATA frame + ACK frame): ${int(cod.opsPerSecond)} ops/s (${fmt(1e6 / cod.opsPerSecond, 2)} µs each)`)
+  out.push('')
+  if (heap.ok) {
+    out.push(`Heap after full GC, sustained protected 64-B stream: ${fmt(heap.seconds, 0)} s, ${int(heap.messages)} messages (${int(heap.messagesPerSecond)}/s), all checked`)
+    out.push(`  sender   ${mib(heap.senderBefore)} MiB → ${mib(heap.senderAfter)} MiB (${heap.senderAfter >= heap.senderBefore ? '+' : ''}${mib(heap.senderAfter - heap.senderBefore)})`)
+    out.push(`  receiver ${mib(heap.receiverBefore)} MiB → ${mib(heap.receiverAfter)} MiB (${heap.receiverAfter >= heap.receiverBefore ? '+' : ''}${mib(heap.receiverAfter - heap.receiverBefore)})`)
+    out.push(`  samples (s: sender/receiver MiB): ${heap.samples.map((s) => `${fmt(s.t, 0)}: ${mib(s.sender)}/${mib(s.receiver)}`).join(', ')}`)
+  } else {
+    out.push(`Heap: sustained run FAILED: ${heap.error}`)
+  }
+  out.push('')
+
+  // Goals, judged on the measured numbers.
+  const goals: { goal: string, measured: string, met: boolean }[] = []
+  for (const size of sizes) {
+    const ratio = p50('unprotected', size) / p50('raw', size)
+    goals.push({ goal: `endpoint p50 RTT ≤ 1.3 × raw dgram (${size} B)`, measured: Number.isFinite(ratio) ? `${fmt(ratio, 2)}×` : 'not measured', met: ratio <= 1.3 })
+  }
+  for (const mode of ['unprotected', 'protected'] as const) {
+    const r = tpOf(mode, 64)
+    goals.push({
+      goal: `≥ 1,000,000 64-B reliable msgs/s one-way, none lost (${mode})`,
+      measured: r?.ok === true ? `${int(r.messagesPerSecond)}/s` : (r === undefined ? 'not measured' : 'FAILED'),
+      met: r?.ok === true && r.messagesPerSecond! >= 1e6,
+    })
+  }
+  const growth = heap.ok ? Math.max(heap.senderAfter - heap.senderBefore, heap.receiverAfter - heap.receiverBefore) : NaN
+  goals.push({ goal: 'heap flat (growth < 1 MiB per process after the sustained run)', measured: heap.ok ? `${growth >= 0 ? '+' : ''}${mib(growth)} MiB` : (o.only.has('heap') ? 'FAILED' : 'not measured'), met: heap.ok && growth < 1048576 })
+  for (const size of sizes) {
+    const ratio = p50('protected', size) / p50('unprotected', size)
+    goals.push({ goal: `protection ≤ +15 % p50 RTT (${size} B)`, measured: Number.isFinite(ratio) ? `${ratio >= 1 ? '+' : ''}${fmt((ratio - 1) * 100, 0)} %` : 'not measured', met: ratio <= 1.15 })
+    const u = tpOf('unprotected', size)
+    const p = tpOf('protected', size)
+    const cpu = u?.ok === true && p?.ok === true ? p.cpuUsPerMessage! / u.cpuUsPerMessage! : NaN
+    goals.push({ goal: `protection ≤ +25 % CPU per message (${size} B)`, measured: Number.isFinite(cpu) ? `${cpu >= 1 ? '+' : ''}${fmt((cpu - 1) * 100, 0)} %` : 'not measured', met: cpu <= 1.25 })
+  }
+  out.push('Goals')
+  out.push(table([['goal', 'measured', 'verdict'], ...goals.map((g) => [g.goal, g.measured, g.met ? 'met' : 'NOT MET'])], [false, true, false]))
+  console.log(out.join('\n'))
+
+  if (o.json !== undefined) {
+    writeFileSync(o.json, JSON.stringify({
+      node: process.version, quick: o.quick, durationS: o.durationS, date: new Date().toISOString(),
+      rtt: rtts, throughput: tps, codec: cod, heap, goals,
+    }, null, 2) + '\n')
+    log(`wrote ${o.json}`)
+  }
+  const failed = rtts.some((r) => !r.ok) || tps.some((r) => !r.ok) || (o.only.has('heap') && !heap.ok)
+  process.exitCode = failed ? 1 : 0
+}
+
+main().catch((err) => {
+  console.error(err)
+  killAll()
+  process.exit(1)
+})
