@@ -468,7 +468,8 @@ export class Endpoint extends EventEmitter {
     }
     this.#sendRaw(padTo(encodePacket({ magic: MAGIC, version: VERSION, type, handshake: hs as never }), hs, type, this.#maxDatagram), p.port, p.address)
     p.attempts++
-    p.nextRetry = now + this.#handshakeRetry * 2 ** Math.min(p.attempts - 1, 4)
+    // Backoff capped at 4×, so a lossy path still gets ~8 tries within the default 5 s timeout (16× left room for 5).
+    p.nextRetry = now + this.#handshakeRetry * 2 ** Math.min(p.attempts - 1, 2)
   }
 
   #sendRaw(data: Uint8Array, port: number, address: string): void {
@@ -633,6 +634,8 @@ export class Endpoint extends EventEmitter {
         p.cookie = Buffer.from(hs.cookie)
         p.remoteEpoch = hs.epoch
         p.networkKey = this.#keys.find((k) => keyId(k) === hs.keyId) ?? this.#keys[0]
+        // A new round trip starts: CONNECT gets its own retry schedule, not HELLO's backed-off one.
+        p.attempts = 0
         this.#sendHandshake(p, this.#now())
         return
       }
