@@ -1,0 +1,599 @@
+/**
+ * The comparison bench's output: the JSON document `npm run bench --
+ * --json FILE` writes ({@link BenchReport}, schema `warpmesh-bench/1`), the
+ * ratios and goal verdicts derived from it, and its two renderings,
+ * `bench/RESULTS.md` ({@link renderMarkdown}) and `bench/results.svg`
+ * ({@link renderSvg}, hand-written SVG, no dependency).
+ *
+ * Everything here is a pure function of a {@link BenchReport}, so a report
+ * can be re-rendered from a saved JSON file and tested with a fixed input.
+ *
+ * ## JSON schema `warpmesh-bench/1`
+ *
+ * Times are in **µs** inside `rtt` / `allReceived` summaries and in **ms**
+ * in fields whose name ends in `Ms`; rates are per second. A figure that
+ * was not measured (a failed run) is `null` (JSON has no NaN).
+ *
+ * ```text
+ * {
+ *   schema: "warpmesh-bench/1",
+ *   command: string,              // exactly what was run
+ *   quick: boolean,               // --quick (short counts)
+ *   startedAt, finishedAt: string // ISO 8601
+ *   durationSeconds: number,
+ *   machine: { nproc, cpuModel, node, kernel, platform, arch, memoryGiB },
+ *   settings: BenchSettings,      // repetitions and every count used
+ *   variants: [{ name, summary, reliable, ordered, failureTarget|null, skipped: string|null }],
+ *   skipped: [{ what, reason }],  // whole variants or phases (e.g. kernel loss without root)
+ *   lossCalibration: [{ lossPercent, sent, received, measuredLossPercent, nftDropped }],
+ *   results: CombinedResult[],    // one per (network, scenario, case, variant)
+ *   ratios: Ratio[],              // every variant ÷ raw-dgram / tcp-star / tcp-hub, same run
+ *   goals: Goal[],                // issue 5 goals for warpmesh, with verdicts
+ * }
+ * CombinedResult = the scenario result of bench/harness/scenarios.ts
+ *   (scenario: "ping-pong" | "throughput" | "fan-out" | "failure", variant,
+ *   network: "loopback" | "netns loss N%", case, ok, failure?, repetitions,
+ *   and per scenario: rtt {count,min,p50,p90,p99,p999,max,mean} |
+ *   messagesPerSecond, bytesPerSecond, received, duplicates, outOfOrder, corrupt |
+ *   allReceived {…}, completedRounds, rounds |
+ *   target, sent, received, lost, recoveryMs, afterRestartMs, longestGapMs,
+ *   worstDelayMs, outageDetected)
+ *   + lossPercent: number
+ *   + runs: the same objects, one per repetition (figures of a combined
+ *     result are the medians of its runs; `ok` only if every run was ok;
+ *     failure: `lost`/`sent` are totals, `outageDetected` is any run's)
+ * Ratio = { network, scenario, case, metric: "p50"|"p99"|"messagesPerSecond",
+ *           variant, baseline, ratio: number|null, better: "lower"|"higher" }
+ * Goal  = { id, description, target, measured, ratio: number|null,
+ *           met: true | false | null }   // null: could not be measured here
+ * ```
+ */
+
+import type { FailureResult, FanOutResult, PingPongResult, ScenarioResult, ThroughputResult } from './harness/scenarios.js'
+import type { Summary } from './harness/stats.js'
+import { formatMicros, formatRate, median } from './harness/stats.js'
+
+/** Schema identifier of {@link BenchReport}. */
+export const SCHEMA = 'warpmesh-bench/1'
+
+/** Variants every other variant is compared against, in column order. */
+export const BASELINES = ['raw-dgram', 'tcp-star', 'tcp-hub'] as const
+
+/** The variant whose goals are judged. */
+export const SUBJECT = 'warpmesh'
+
+/** Ping-pong case the latency goal and the chart use. */
+export const DD_CASE = 'd1↔d2 64B'
+
+/** Throughput case the throughput goal uses. */
+export const TP_CASE = 'd1→d2 64B'
+
+/** Machine facts recorded with every run. */
+export interface MachineInfo {
+  /** `os.availableParallelism()` (what `nproc` prints). */
+  readonly nproc: number
+  readonly cpuModel: string
+  /** `process.version`. */
+  readonly node: string
+  /** `os.release()` and `os.version()`. */
+  readonly kernel: string
+  readonly platform: string
+  readonly arch: string
+  readonly memoryGiB: number
+}
+
+/** Counts and repetitions of one bench run. */
+export interface BenchSettings {
+  readonly repetitions: number
+  readonly downstreams: number
+  readonly pingPongCount: number
+  readonly pingPongWarmup: number
+  readonly throughputCount64: number
+  readonly throughputCount1k: number
+  readonly fanOutRounds: number
+  readonly failureRatePerSecond: number
+  readonly failureDurationMs: number
+  readonly failureKillAtMs: number
+  readonly failureRestartAfterMs: number
+  readonly lossPercents: readonly number[]
+  readonly lossPingPongCount: number
+}
+
+/** A variant as recorded in the report. */
+export interface VariantEntry {
+  readonly name: string
+  readonly summary: string
+  readonly reliable: boolean
+  readonly ordered: boolean
+  readonly failureTarget: string | null
+  /** Why it did not run, or null. */
+  readonly skipped: string | null
+}
+
+/** Measured effect of the nftables rule, before the loss phase. */
+export interface LossCalibration {
+  readonly lossPercent: number
+  readonly sent: number
+  readonly received: number
+  readonly measuredLossPercent: number
+  readonly nftDropped: number
+}
+
+/** A combined result: medians of `runs` (see the module comment). */
+export type CombinedResult = ScenarioResult & {
+  readonly lossPercent: number
+  readonly runs: readonly ScenarioResult[]
+}
+
+/** One ratio between two variants' figures of the same case, same run. */
+export interface Ratio {
+  readonly network: string
+  readonly scenario: ScenarioResult['scenario']
+  readonly case: string
+  readonly metric: 'p50' | 'p99' | 'messagesPerSecond'
+  readonly variant: string
+  readonly baseline: string
+  /** `variant ÷ baseline`; null when either run failed or was skipped. */
+  readonly ratio: number | null
+  readonly better: 'lower' | 'higher'
+}
+
+/** An issue-5 goal with its verdict. */
+export interface Goal {
+  readonly id: string
+  readonly description: string
+  /** Readable target, e.g. `≤ 0.6 × tcp-star`. */
+  readonly target: string
+  /** Readable measurement. */
+  readonly measured: string
+  readonly ratio: number | null
+  /** null: could not be measured here (a baseline was skipped). A failed warpmesh run is `false`. */
+  readonly met: boolean | null
+}
+
+/** The whole JSON document (schema `warpmesh-bench/1`). */
+export interface BenchReport {
+  readonly schema: typeof SCHEMA
+  readonly command: string
+  readonly quick: boolean
+  readonly startedAt: string
+  readonly finishedAt: string
+  readonly durationSeconds: number
+  readonly machine: MachineInfo
+  readonly settings: BenchSettings
+  readonly variants: readonly VariantEntry[]
+  readonly skipped: ReadonlyArray<{ readonly what: string, readonly reason: string }>
+  readonly lossCalibration: readonly LossCalibration[]
+  readonly results: readonly CombinedResult[]
+  readonly ratios: readonly Ratio[]
+  readonly goals: readonly Goal[]
+}
+
+// ---------------------------------------------------------------- helpers
+
+/** A number from a report field that may be `null` (NaN in JSON) or missing. */
+function num (x: number | null | undefined): number {
+  return typeof x === 'number' ? x : NaN
+}
+
+function fmtUs (x: number | null | undefined): string {
+  return formatMicros(num(x))
+}
+
+function fmtRatio (r: number | null | undefined): string {
+  const v = num(r)
+  if (!Number.isFinite(v)) return '—'
+  return `${v < 10 ? v.toFixed(2) : v.toFixed(1)}×`
+}
+
+function fmtMs (x: number | null | undefined): string {
+  const v = num(x)
+  return Number.isFinite(v) ? formatMicros(v * 1000) : '—'
+}
+
+function escapeXml (s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;')
+}
+
+function escapeCell (s: string): string {
+  return s.replace(/\|/g, '\\|').replace(/\n/g, ' ')
+}
+
+function status (r: ScenarioResult): string {
+  return r.ok ? 'ok' : `**FAILED**: ${escapeCell(r.failure ?? 'unknown')}`
+}
+
+function lossPercentOf (network: string): number {
+  const m = /loss (\d+)%/.exec(network)
+  return m === null ? 0 : Number(m[1])
+}
+
+/** The combined result of one variant in one case, if any. */
+export function findResult<S extends ScenarioResult['scenario']> (
+  results: readonly CombinedResult[], scenario: S, network: string, caseName: string | null, variant: string,
+): Extract<CombinedResult, { scenario: S }> | undefined {
+  return results.find((r) => r.scenario === scenario && r.network === network && (caseName === null || r.case === caseName) && r.variant === variant) as Extract<CombinedResult, { scenario: S }> | undefined
+}
+
+// ---------------------------------------------------------------- combining
+
+/**
+ * Combine the repetitions of one case into a {@link CombinedResult}: field
+ * medians (rates and percentiles), `ok` only if every run was ok, failures
+ * listed by repetition. For the failure scenario `sent`/`lost`/`received`/
+ * `duplicates` are totals, times are medians (null if any run never
+ * recovered), `outageDetected` is true if any run saw an outage.
+ */
+export function combineRuns (runs: readonly ScenarioResult[]): CombinedResult {
+  if (runs.length === 0) throw new RangeError('no runs to combine')
+  const first = runs[0]!
+  const failures = runs.map((r, i) => (r.ok ? null : `#${i + 1}: ${r.failure ?? 'failed'}`)).filter((x): x is string => x !== null)
+  const ok = failures.length === 0
+  const common = {
+    ok,
+    failure: ok ? undefined : failures.join('; '),
+    repetitions: runs.length,
+    lossPercent: lossPercentOf(first.network),
+    runs,
+  }
+  const med = (xs: Array<number | null | undefined>): number => median(xs.map(num).filter(Number.isFinite))
+  const medSummary = (ss: Summary[]): Summary => ({
+    count: ss.reduce((a, s) => a + num(s.count), 0),
+    min: med(ss.map((s) => s.min)),
+    p50: med(ss.map((s) => s.p50)),
+    p90: med(ss.map((s) => s.p90)),
+    p99: med(ss.map((s) => s.p99)),
+    p999: med(ss.map((s) => s.p999)),
+    max: med(ss.map((s) => s.max)),
+    mean: med(ss.map((s) => s.mean)),
+  })
+  const sum = (xs: number[]): number => xs.reduce((a, x) => a + num(x), 0)
+  switch (first.scenario) {
+    case 'ping-pong': {
+      const rs = runs as readonly PingPongResult[]
+      // Failed runs stop early: their percentiles are not comparable, so only ok runs count (none: NaN).
+      const good = rs.filter((r) => r.ok)
+      return { ...first, ...common, rtt: ok ? medSummary(rs.map((r) => r.rtt)) : medSummary(good.length > 0 ? good.map((r) => r.rtt) : []), lost: sum(rs.map((r) => r.lost)), corrupt: sum(rs.map((r) => r.corrupt)) }
+    }
+    case 'throughput': {
+      const rs = runs as readonly ThroughputResult[]
+      const rate = ok ? med(rs.map((r) => r.messagesPerSecond)) : NaN
+      return {
+        ...first, ...common, messagesPerSecond: rate, bytesPerSecond: rate * first.size, elapsedMs: med(rs.map((r) => r.elapsedMs)),
+        received: sum(rs.map((r) => r.received)), duplicates: sum(rs.map((r) => r.duplicates)),
+        outOfOrder: sum(rs.map((r) => r.outOfOrder)), corrupt: sum(rs.map((r) => r.corrupt)), count: sum(rs.map((r) => r.count)),
+      }
+    }
+    case 'fan-out': {
+      const rs = runs as readonly FanOutResult[]
+      return { ...first, ...common, allReceived: medSummary(rs.map((r) => r.allReceived)), completedRounds: sum(rs.map((r) => r.completedRounds)), rounds: sum(rs.map((r) => r.rounds)) }
+    }
+    case 'failure': {
+      const rs = runs as readonly FailureResult[]
+      const never = rs.some((r) => r.recoveryMs === null)
+      return {
+        ...first,
+        ...common,
+        sent: sum(rs.map((r) => r.sent)),
+        received: sum(rs.map((r) => r.received)),
+        lost: sum(rs.map((r) => r.lost)),
+        duplicates: sum(rs.map((r) => r.duplicates)),
+        outOfOrder: sum(rs.map((r) => r.outOfOrder)),
+        corrupt: sum(rs.map((r) => r.corrupt)),
+        recoveryMs: never ? null : med(rs.map((r) => r.recoveryMs)),
+        afterRestartMs: rs.some((r) => r.afterRestartMs === null) ? null : med(rs.map((r) => r.afterRestartMs)),
+        longestGapMs: med(rs.map((r) => r.longestGapMs)),
+        worstDelayMs: med(rs.map((r) => r.worstDelayMs)),
+        outageDetected: rs.some((r) => r.outageDetected),
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- ratios and goals
+
+function metricOf (r: CombinedResult, metric: Ratio['metric']): number {
+  if (!r.ok) return NaN
+  switch (r.scenario) {
+    case 'ping-pong': return metric === 'p99' ? num(r.rtt.p99) : num(r.rtt.p50)
+    case 'fan-out': return metric === 'p99' ? num(r.allReceived.p99) : num(r.allReceived.p50)
+    case 'throughput': return num(r.messagesPerSecond)
+    default: return NaN
+  }
+}
+
+/**
+ * Every variant's figure divided by each baseline's ({@link BASELINES}) in
+ * the same case and run: p50 and p99 for latency (lower is better),
+ * messages/s for throughput (higher is better). `ratio` is null when either
+ * side failed or did not run.
+ */
+export function computeRatios (results: readonly CombinedResult[]): Ratio[] {
+  const out: Ratio[] = []
+  for (const r of results) {
+    if (r.scenario === 'failure') continue
+    const metrics: Array<Ratio['metric']> = r.scenario === 'throughput' ? ['messagesPerSecond'] : ['p50', 'p99']
+    for (const baseline of BASELINES) {
+      if (baseline === r.variant) continue
+      const b = findResult(results, r.scenario, r.network, r.case, baseline)
+      if (b === undefined) continue
+      for (const metric of metrics) {
+        const v = metricOf(r, metric) / metricOf(b, metric)
+        out.push({
+          network: r.network, scenario: r.scenario, case: r.case, metric, variant: r.variant, baseline,
+          ratio: Number.isFinite(v) ? v : null, better: metric === 'messagesPerSecond' ? 'higher' : 'lower',
+        })
+      }
+    }
+  }
+  return out
+}
+
+function latencyGoal (results: readonly CombinedResult[], id: string, network: string, metric: 'p50' | 'p99', baselines: readonly string[], factor: number, description: string): Goal {
+  const subject = findResult(results, 'ping-pong', network, DD_CASE, SUBJECT)
+  const label = baselines.length === 1 ? baselines[0]! : `best of ${baselines.join(', ')}`
+  const target = `≤ ${factor} × ${label}`
+  const base = baselines.map((b) => findResult(results, 'ping-pong', network, DD_CASE, b)).filter((b): b is Extract<CombinedResult, { scenario: 'ping-pong' }> => b !== undefined && b.ok)
+  if (subject === undefined) return { id, description, target, measured: 'warpmesh did not run', ratio: null, met: null }
+  if (!subject.ok) return { id, description, target, measured: `warpmesh FAILED: ${subject.failure ?? ''}`, ratio: null, met: false }
+  if (base.length === 0) return { id, description, target, measured: `${label} did not run or failed`, ratio: null, met: null }
+  let best = base[0]!
+  for (const b of base) if (metricOf(b, metric) < metricOf(best, metric)) best = b
+  const s = metricOf(subject, metric)
+  const ratio = s / metricOf(best, metric)
+  return {
+    id, description, target,
+    measured: `${metric} ${fmtUs(s)} vs ${fmtUs(metricOf(best, metric))} (${best.variant}) = ${fmtRatio(ratio)}`,
+    ratio, met: ratio <= factor,
+  }
+}
+
+/** The issue-5 goals, judged on `results` (see {@link Goal}). */
+export function evaluateGoals (results: readonly CombinedResult[]): Goal[] {
+  const goals: Goal[] = [
+    latencyGoal(results, 'dd-rtt-vs-star', 'loopback', 'p50', ['tcp-star'], 0.6, `downstream↔downstream p50 RTT (${DD_CASE}) vs TCP star`),
+    latencyGoal(results, 'dd-rtt-vs-hub', 'loopback', 'p50', ['tcp-hub'], 0.6, `downstream↔downstream p50 RTT (${DD_CASE}) vs TCP hub`),
+    latencyGoal(results, 'dd-rtt-vs-redis', 'loopback', 'p50', ['redis'], 0.5, `downstream↔downstream p50 RTT (${DD_CASE}) vs Redis pub/sub`),
+    latencyGoal(results, 'loss5-p99', 'netns loss 5%', 'p99', ['tcp-star', 'tcp-hub'], 0.2, `p99 RTT at 5 % kernel loss (${DD_CASE}) vs the best TCP variant`),
+  ]
+  {
+    const id = 'throughput-64'
+    const description = `one-way throughput ${TP_CASE} vs TCP star`
+    const target = '≥ 1 × tcp-star'
+    const s = findResult(results, 'throughput', 'loopback', TP_CASE, SUBJECT)
+    const b = findResult(results, 'throughput', 'loopback', TP_CASE, 'tcp-star')
+    if (s === undefined) goals.push({ id, description, target, measured: 'warpmesh did not run', ratio: null, met: null })
+    else if (!s.ok) goals.push({ id, description, target, measured: `warpmesh FAILED: ${s.failure ?? ''}`, ratio: null, met: false })
+    else if (b === undefined || !b.ok) goals.push({ id, description, target, measured: 'tcp-star did not run or failed', ratio: null, met: null })
+    else {
+      const ratio = num(s.messagesPerSecond) / num(b.messagesPerSecond)
+      goals.push({ id, description, target, measured: `${formatRate(num(s.messagesPerSecond))} vs ${formatRate(num(b.messagesPerSecond))} = ${fmtRatio(ratio)}`, ratio, met: ratio >= 1 })
+    }
+  }
+  {
+    const id = 'coordinator-kill'
+    const description = 'coordinator SIGKILLed mid-stream: downstream↔downstream traffic'
+    const target = '0 lost, no interruption'
+    const f = results.find((r) => r.scenario === 'failure' && r.variant === SUBJECT && r.network === 'loopback') as Extract<CombinedResult, { scenario: 'failure' }> | undefined
+    if (f === undefined) goals.push({ id, description, target, measured: 'warpmesh did not run', ratio: null, met: null })
+    else {
+      goals.push({
+        id, description, target,
+        measured: `lost ${f.lost}/${f.sent} over ${f.repetitions} runs, longest gap ${fmtMs(f.longestGapMs)}, worst delay ${fmtMs(f.worstDelayMs)}${f.outageDetected ? ', outage detected' : ''}${f.ok ? '' : ` (FAILED: ${f.failure ?? ''})`}`,
+        ratio: null,
+        met: f.ok && f.lost === 0 && !f.outageDetected,
+      })
+    }
+  }
+  return goals
+}
+
+// ---------------------------------------------------------------- markdown
+
+function ratioCells (report: BenchReport, r: CombinedResult, metric: Ratio['metric']): string[] {
+  return BASELINES.map((b) => {
+    if (b === r.variant) return '1×'
+    const x = report.ratios.find((q) => q.network === r.network && q.scenario === r.scenario && q.case === r.case && q.variant === r.variant && q.baseline === b && q.metric === metric)
+    return x === undefined ? '—' : fmtRatio(x.ratio)
+  })
+}
+
+function table (header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const line = (cells: readonly string[]): string => `| ${cells.join(' | ')} |`
+  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n')
+}
+
+function casesOf (results: readonly CombinedResult[], scenario: ScenarioResult['scenario'], network: string): string[] {
+  const seen: string[] = []
+  for (const r of results) if (r.scenario === scenario && r.network === network && !seen.includes(r.case)) seen.push(r.case)
+  return seen
+}
+
+function verdict (met: boolean | null): string {
+  return met === null ? 'not measured' : met ? '**met**' : '**missed**'
+}
+
+/** `bench/RESULTS.md`: goals, every table with ratios, the command and the machine. */
+export function renderMarkdown (report: BenchReport): string {
+  const { machine: m, settings: s } = report
+  const results = report.results
+  const baseCols = BASELINES.map((b) => `÷ ${b}`)
+  const out: string[] = []
+  out.push('# warpmesh benchmark results', '')
+  out.push(`Generated by \`${report.command}\`${report.quick ? ' (**quick**: short counts, indicative only)' : ''} — do not edit by hand, run the bench again.`, '')
+  out.push(table(['nproc', 'CPU', 'Node', 'kernel', 'date', 'duration'], [[
+    String(m.nproc), escapeCell(m.cpuModel), m.node, escapeCell(m.kernel), report.startedAt, `${(report.durationSeconds / 60).toFixed(1)} min`,
+  ]]), '')
+  out.push('Method: every variant runs in separate processes (proxy, downstreams, and its services) on this one machine, ' +
+    `in the same run; each case is repeated ${s.repetitions} times with the variants alternating (the order rotates every repetition) ` +
+    'and the figures are the **medians of the repetitions**. Every run checks what arrived (count, content, and order where the ' +
+    'variant promises it); a run that lost, duplicated, reordered or corrupted anything is reported **FAILED** and gets no figure. ' +
+    'Ratios divide a variant\'s figure by the baseline\'s from the same run (lower is better for times, higher for rates). ' +
+    `Ping-pong: ${s.pingPongCount} sequential round trips after ${s.pingPongWarmup} unmeasured; throughput: ${s.throughputCount64} × 64 B and ` +
+    `${s.throughputCount1k} × 1 KiB after a checked warm-up; fan-out: ${s.fanOutRounds} rounds to ${s.downstreams} downstreams; ` +
+    `kernel loss: ${s.lossPingPongCount} round trips per run, every process in its own network namespace with nftables random drop on input.`, '')
+
+  out.push('## Goals (warpmesh, measured side by side)', '')
+  out.push(table(['goal', 'target', 'measured', 'verdict'], report.goals.map((g) => [escapeCell(g.description), escapeCell(g.target), escapeCell(g.measured), verdict(g.met)])), '')
+
+  if (report.skipped.length > 0) {
+    out.push('## Skipped', '')
+    for (const k of report.skipped) out.push(`- **${escapeCell(k.what)}**: ${escapeCell(k.reason)}`)
+    out.push('')
+  }
+
+  out.push('![Round-trip latency percentiles per variant and loss rate](results.svg)', '')
+
+  out.push('## Round-trip latency (loopback)', '')
+  const ppRows: string[][] = []
+  for (const c of casesOf(results, 'ping-pong', 'loopback')) {
+    for (const r of results) {
+      if (r.scenario !== 'ping-pong' || r.network !== 'loopback' || r.case !== c) continue
+      const ok = r.ok
+      ppRows.push([c, r.variant, ok ? fmtUs(r.rtt.p50) : '—', ok ? fmtUs(r.rtt.p99) : '—', ok ? fmtUs(r.rtt.p999) : '—', ok ? fmtUs(r.rtt.max) : '—', ...ratioCells(report, r, 'p50'), status(r)])
+    }
+  }
+  out.push(table(['case', 'variant', 'p50', 'p99', 'p99.9', 'max', ...baseCols.map((c) => `p50 ${c}`), 'status'], ppRows), '')
+
+  out.push('## One-way throughput (loopback)', '')
+  const tpRows: string[][] = []
+  for (const c of casesOf(results, 'throughput', 'loopback')) {
+    for (const r of results) {
+      if (r.scenario !== 'throughput' || r.network !== 'loopback' || r.case !== c) continue
+      tpRows.push([c, r.variant, r.ok ? formatRate(num(r.messagesPerSecond)) : '—', r.ok ? `${(num(r.bytesPerSecond) / 1e6).toFixed(1)} MB/s` : '—', ...ratioCells(report, r, 'messagesPerSecond'), status(r)])
+    }
+  }
+  out.push(table(['case', 'variant', 'messages/s', 'payload', ...baseCols, 'status'], tpRows), '')
+
+  out.push('## Fan-out (loopback): time until every downstream has the broadcast', '')
+  const foRows: string[][] = []
+  for (const r of results) {
+    if (r.scenario !== 'fan-out' || r.network !== 'loopback') continue
+    const ok = r.ok
+    foRows.push([r.case, r.variant, ok ? fmtUs(r.allReceived.p50) : '—', ok ? fmtUs(r.allReceived.p99) : '—', ok ? fmtUs(r.allReceived.p999) : '—', ok ? fmtUs(r.allReceived.max) : '—', ...ratioCells(report, r, 'p50'), status(r)])
+  }
+  out.push(table(['case', 'variant', 'p50', 'p99', 'p99.9', 'max', ...baseCols.map((c) => `p50 ${c}`), 'status'], foRows), '')
+
+  const lossNetworks = [...new Set(results.filter((r) => r.lossPercent > 0).map((r) => r.network))]
+  out.push('## Round-trip latency under kernel packet loss', '')
+  if (lossNetworks.length === 0) out.push('Not measured (see Skipped).', '')
+  else {
+    if (report.lossCalibration.length > 0) {
+      out.push('Loss rule check (plain datagrams, one direction, before the runs): ' +
+        report.lossCalibration.map((c) => `${c.lossPercent} % rule → ${c.measuredLossPercent.toFixed(1)} % measured (${c.sent - c.received}/${c.sent})`).join('; ') + '.', '')
+    }
+    const lossRows: string[][] = []
+    for (const network of lossNetworks) {
+      for (const r of results) {
+        if (r.scenario !== 'ping-pong' || r.network !== network) continue
+        const ok = r.ok
+        lossRows.push([`${r.lossPercent} %`, r.case, r.variant, ok ? fmtUs(r.rtt.p50) : '—', ok ? fmtUs(r.rtt.p99) : '—', ok ? fmtUs(r.rtt.p999) : '—', ok ? fmtUs(r.rtt.max) : '—', ...ratioCells(report, r, 'p99'), status(r)])
+      }
+    }
+    out.push(table(['loss', 'case', 'variant', 'p50', 'p99', 'p99.9', 'max', ...baseCols.map((c) => `p99 ${c}`), 'status'], lossRows), '')
+  }
+
+  out.push('## Failure: single point of failure SIGKILLed mid-stream', '')
+  out.push(`d1 streams to d2 at ${s.failureRatePerSecond}/s for ${s.failureDurationMs} ms; the target is killed ${s.failureKillAtMs} ms in and restarted ` +
+    `${s.failureRestartAfterMs} ms later (as a supervisor would). "lost" is summed over the repetitions; times are medians; ` +
+    'an interruption is any loss, no recovery, or a message delayed more than 200 ms.', '')
+  const fRows: string[][] = []
+  for (const r of results) {
+    if (r.scenario !== 'failure') continue
+    fRows.push([
+      r.variant, r.notApplicable !== undefined ? `n/a (${r.notApplicable})` : (r.target ?? '—'), `${r.lost}/${r.sent}`,
+      r.recoveryMs === null ? 'never' : fmtMs(r.recoveryMs), fmtMs(r.longestGapMs), fmtMs(r.worstDelayMs),
+      r.outageDetected ? 'yes' : 'no', r.ok ? 'ok' : `**FAILED**: ${escapeCell(r.failure ?? '')}`,
+    ])
+  }
+  out.push(table(['variant', 'killed', 'lost', 'traffic again after', 'longest gap', 'worst delay', 'interruption', 'status'], fRows), '')
+
+  out.push('## Variants', '')
+  out.push(table(['variant', 'architecture', 'promises'], report.variants.map((v) => [
+    v.name, escapeCell(v.summary), `${v.reliable ? 'reliable' : 'unreliable'}, ${v.ordered ? 'ordered' : 'unordered'}${v.skipped === null ? '' : ` — skipped: ${escapeCell(v.skipped)}`}`,
+  ])), '')
+  out.push(`Machine-readable results: \`results.json\` (schema \`${report.schema}\`, documented in \`bench/report.ts\`).`, '')
+  return out.join('\n')
+}
+
+// ---------------------------------------------------------------- SVG
+
+/** Percentiles drawn per variant, with their colours. */
+export const CHART_PERCENTILES = [
+  { key: 'p50', label: 'p50', color: '#2b6cb0' },
+  { key: 'p99', label: 'p99', color: '#dd6b20' },
+  { key: 'p999', label: 'p99.9', color: '#c53030' },
+  { key: 'max', label: 'max', color: '#718096' },
+] as const
+
+/**
+ * `bench/results.svg`: one panel per network (loopback, then each loss
+ * rate), one group of bars per variant (p50, p99, p99.9, max of the
+ * {@link DD_CASE} round trip) on a shared logarithmic time axis. A failed
+ * run is drawn as the word FAILED, a variant that did not run as "skipped".
+ * Every bar carries `data-variant`, `data-network` and `data-percentile`.
+ */
+export function renderSvg (report: BenchReport): string {
+  const networks = ['loopback', ...[...new Set(report.results.filter((r) => r.lossPercent > 0).map((r) => r.network))]
+    .sort((a, b) => lossPercentOf(a) - lossPercentOf(b))]
+  const variants = report.variants.map((v) => v.name)
+  const values: number[] = []
+  for (const r of report.results) {
+    if (r.scenario !== 'ping-pong' || r.case !== DD_CASE || !r.ok) continue
+    for (const p of CHART_PERCENTILES) { const v = num(r.rtt[p.key]); if (v > 0) values.push(v) }
+  }
+  const lo = values.length > 0 ? Math.pow(10, Math.floor(Math.log10(Math.min(...values)))) : 1
+  const hi = values.length > 0 ? Math.pow(10, Math.ceil(Math.log10(Math.max(...values)))) : 1000
+  const top = 60
+  const plotH = 300
+  const left = 70
+  const barW = 9
+  const groupW = CHART_PERCENTILES.length * barW + 14
+  const panelW = Math.max(160, variants.length * groupW + 20)
+  const gap = 24
+  const width = left + networks.length * (panelW + gap) + 10
+  const height = top + plotH + 120
+  const y = (v: number): number => top + plotH - (Math.log10(v) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo)) * plotH
+  const parts: string[] = []
+  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`)
+  parts.push(`<title>Round-trip latency percentiles (${escapeXml(DD_CASE)}) per variant and kernel loss rate</title>`)
+  parts.push(`<rect x="0" y="0" width="${width}" height="${height}" fill="#ffffff"/>`)
+  parts.push(`<text x="${left}" y="20" font-size="14" font-weight="bold">Round-trip time ${escapeXml(DD_CASE)}, medians of ${report.settings.repetitions} runs (log scale; lower is better)</text>`)
+  CHART_PERCENTILES.forEach((p, i) => {
+    const lx = left + i * 80
+    parts.push(`<rect x="${lx}" y="32" width="10" height="10" fill="${p.color}"/><text x="${lx + 14}" y="41">${p.label}</text>`)
+  })
+  // Decade grid lines and labels.
+  for (let d = lo; d <= hi * 1.0001; d *= 10) {
+    const gy = y(d).toFixed(1)
+    parts.push(`<line x1="${left}" y1="${gy}" x2="${width - 10}" y2="${gy}" stroke="#e2e8f0"/>`)
+    parts.push(`<text x="${left - 6}" y="${(Number(gy) + 4).toFixed(1)}" text-anchor="end">${escapeXml(formatMicros(d))}</text>`)
+  }
+  networks.forEach((network, ni) => {
+    const px = left + ni * (panelW + gap)
+    parts.push(`<g data-network="${escapeXml(network)}">`)
+    parts.push(`<rect x="${px}" y="${top}" width="${panelW}" height="${plotH}" fill="none" stroke="#a0aec0"/>`)
+    parts.push(`<text x="${px + panelW / 2}" y="${top - 6}" text-anchor="middle" font-weight="bold">${escapeXml(network === 'loopback' ? 'loopback, no loss' : network.replace('netns ', 'kernel '))}</text>`)
+    variants.forEach((variant, vi) => {
+      const gx = px + 10 + vi * groupW
+      const r = findResult(report.results, 'ping-pong', network, DD_CASE, variant)
+      const cx = gx + (CHART_PERCENTILES.length * barW) / 2
+      if (r === undefined || !r.ok) {
+        const word = r === undefined ? 'skipped' : 'FAILED'
+        parts.push(`<text x="${cx}" y="${top + plotH - 8}" text-anchor="end" transform="rotate(-90 ${cx} ${top + plotH - 8})" fill="${r === undefined ? '#718096' : '#c53030'}" font-weight="bold" data-variant="${escapeXml(variant)}" data-status="${word}">${word}</text>`)
+      } else {
+        CHART_PERCENTILES.forEach((p, pi) => {
+          const v = num(r.rtt[p.key])
+          if (!(v > 0)) return
+          const by = y(v)
+          parts.push(`<rect x="${gx + pi * barW}" y="${by.toFixed(1)}" width="${barW - 1}" height="${(top + plotH - by).toFixed(1)}" fill="${p.color}" data-variant="${escapeXml(variant)}" data-network="${escapeXml(network)}" data-percentile="${p.label}"><title>${escapeXml(`${variant} ${network} ${p.label} ${formatMicros(v)}`)}</title></rect>`)
+        })
+      }
+      parts.push(`<text x="${cx}" y="${top + plotH + 12}" text-anchor="end" transform="rotate(-45 ${cx} ${top + plotH + 12})">${escapeXml(variant)}</text>`)
+    })
+    parts.push('</g>')
+  })
+  parts.push(`<text x="${left}" y="${height - 8}" fill="#4a5568">${escapeXml(`${report.machine.cpuModel}, ${report.machine.nproc} CPUs, Node ${report.machine.node}, ${report.startedAt.slice(0, 10)}${report.quick ? ' (quick run)' : ''}`)}</text>`)
+  parts.push('</svg>')
+  return parts.join('\n') + '\n'
+}
