@@ -92,7 +92,7 @@ for (const keyed of [false, true]) {
       await checkStillWorks(t, w, sa, sb, 0)
       t.equal(w.gotB.every((m) => m.delivery === Delivery.RELIABLE_ORDERED), true)
     } else {
-      t.todo('insecure: subsequent traffic after bit flips (packet-number jump defect, see report)')
+      t.fail('insecure: subsequent traffic after bit flips', { todo: 'packet-number jump defect, see report' })
     }
     await w.a.close(); await w.b.close()
   })
