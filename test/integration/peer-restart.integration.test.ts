@@ -13,8 +13,9 @@ import type { Test } from 'tap'
 import { randomBytes } from 'node:crypto'
 import { PeerProcess, type PeerEvent } from '../fixtures/peer-process.js'
 
-const START_MS = 15_000
-const WAIT_MS = 10_000
+// Start-up includes compiling lib/ with tap's TypeScript loader: seconds on a loaded CI machine.
+const START_MS = 45_000
+const WAIT_MS = 30_000
 
 function startPeer (t: Test, name: string, config: Record<string, unknown>): PeerProcess {
   const p = new PeerProcess(name, config)
