@@ -61,7 +61,7 @@ Commands:
       --channel N          Channel 0-${CLI_CHANNELS - 1} (default 0)
       --reliable           Reliable, ordered (default)
       --unreliable         Fire and forget
-      --timeout DURATION   Longest wait for ID to appear (default ${CLI_WAIT_MS / 1000}s)
+      --timeout DURATION   Longest wait for ID to appear, and then for the ack (default ${CLI_WAIT_MS / 1000}s)
       --coordinator, --id, --role, --bind, --advertise, --log as for the other commands
   listen                   Join as a node and print every message received, one per line:
                            "<from> <channel> <text>", or JSON with --json.
@@ -576,6 +576,18 @@ async function runSend(args: ParsedArgs): Promise<number> {
       return 1
     }
     node.send(to, data, { channel, delivery })
+    // Wait for the direct session to carry it (and, reliable, for the ack):
+    // close() flushes open sessions only, and the session to `to` may still be
+    // in its handshake right after the peer appeared.
+    const reliable = delivery !== Delivery.UNRELIABLE
+    const flushed = await waitFor(node, [], () => {
+      const session = node.stats().peers[to]
+      return session !== undefined && session.queuedBytes === 0 && (!reliable || session.unackedMessages === 0)
+    }, timeoutMs)
+    if (!flushed) {
+      process.stderr.write(`warpmesh: the message to ${JSON.stringify(to)} was not ${reliable ? 'acknowledged' : 'sent'} within ${timeoutMs} ms\n`)
+      return 1
+    }
     logger.debug('sent', { to, channel, delivery, bytes: data.byteLength })
   } finally {
     await node.close()
