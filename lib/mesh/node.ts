@@ -337,7 +337,8 @@ export class MeshNode extends EventEmitter {
    * above its high-water mark (the message is queued; see {@link waitDrain}).
    * Throws `UnknownPeerError` when `to` is not in the table, `RangeError` for
    * a bad channel (0..15) or delivery, `QueueFullError` past the hard queue
-   * limit, `ClosedError` after close.
+   * limit, `ClosedError` after close. `data` is referenced, not copied, until
+   * it has been sent (and, for reliable delivery, acknowledged): do not modify it.
    */
   send(to: string, data: Uint8Array, o?: MeshSendOptions): boolean {
     this.#checkOpen()
