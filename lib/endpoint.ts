@@ -15,6 +15,7 @@
  * with an AEAD whose associated data is the packet header.
  */
 import { EventEmitter } from 'node:events'
+import { LRUCache } from 'lru-cache'
 import { randomInt } from 'node:crypto'
 import {
   Connection, closeReasonText, type ConnectionHost, type ConnectionOptions, type UndeliveredMessage,
@@ -58,6 +59,9 @@ export interface EndpointOptions extends ConnectionOptions {
   /** Logger. Default silent. */
   logger?: Logger
 }
+
+/** How long a handshake cookie is accepted, ms. */
+const COOKIE_LIFETIME_MS = 10_000
 
 /** Options of one `send()`. */
 export interface SendOptions {
@@ -298,6 +302,8 @@ export class Endpoint extends EventEmitter {
   readonly #handshakeRetry: number
   readonly #maxSessions: number
   readonly #cookies: CookieJar
+  /** CONNECTs accepted within a cookie lifetime, so a replay cannot open a second session. */
+  readonly #accepted: LRUCache<string, true>
   readonly #byId = new Map<number, Session>()
   readonly #byAddress = new Map<string, Session>()
   readonly #pending = new Map<string, Pending>()
@@ -335,7 +341,10 @@ export class Endpoint extends EventEmitter {
     this.#handshakeRetry = options.handshakeRetryMs ?? 200
     this.#maxSessions = options.maxSessions ?? 4096
     this.epoch = randomInt(1, 0xffffffff)
-    this.#cookies = new CookieJar({ now: () => this.#now() })
+    this.#cookies = new CookieJar({ now: () => this.#now(), lifetimeMs: COOKIE_LIFETIME_MS })
+    this.#accepted = new LRUCache<string, true>({
+      max: this.#maxSessions * 4, ttl: COOKIE_LIFETIME_MS + 1000, perf: { now: () => this.#now() },
+    })
     // Validate connection options now rather than at the first session.
     new Connection({ output() {}, deliver() {}, drain() {}, closed() {} }, 0, this.#connectionOptions())
     this.#host = {
@@ -660,11 +669,15 @@ export class Endpoint extends EventEmitter {
     }
     // The address is proven from here on.
     const existing = this.#byAddress.get(key)
-    if (existing !== undefined && existing.remoteId === hs.connectionId && existing.remoteEpoch === hs.epoch) {
-      // CONNECT repeated: our ACCEPT was lost.
+    if (existing !== undefined && existing.remoteId === hs.connectionId) {
+      // CONNECT repeated: our ACCEPT was lost. (A restarted peer picks a new connection id.)
+      if (existing.remoteEpoch !== hs.epoch) return this.#drop('replayed')
       if (existing.acceptPacket !== null) this.#sendRaw(existing.acceptPacket, port, address)
       return
     }
+    // A CONNECT accepted once must not open a second session while its cookie lives.
+    const connectKey = `${hs.connectionId}:${Buffer.from(hs.nonce).toString('base64')}`
+    if (this.#accepted.has(connectKey)) return this.#drop('replayed')
     const mine = this.#pending.get(key)
     if (mine !== undefined && Buffer.compare(mine.nonce, hs.nonce) > 0) {
       // Both sides connect at once: the side with the larger nonce stays initiator.
@@ -704,6 +717,7 @@ export class Endpoint extends EventEmitter {
       protector = new PacketProtector(k.responderToInitiator, k.initiatorToResponder, this.#aead)
     }
     const s = this.#createSession(localId, hs.connectionId, hs.epoch, false, address, port, protector)
+    this.#accepted.set(connectKey, true)
     s.acceptPacket = encodePacket({
       magic: MAGIC, version: VERSION, type: PacketType.ACCEPT, connectionId: hs.connectionId,
       handshake: {

@@ -40,6 +40,11 @@ export class ReceivedPackets {
     this.#bits = new Uint32Array(window >>> 5)
   }
 
+  /** How many packet numbers behind the largest are checked for duplicates. */
+  get window(): number {
+    return this.#window
+  }
+
   /** Largest packet number received, or undefined before any. */
   get largest(): number | undefined {
     return this.#any ? this.#largest : undefined

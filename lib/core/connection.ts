@@ -25,7 +25,7 @@ export interface ConnectionOptions {
   channels?: number
   /** Largest message `send()` accepts. Default 1 MiB. */
   maxMessageSize?: number
-  /** Most ack-eliciting packets in flight. Default 1024. */
+  /** Most ack-eliciting packets in flight, 1..2048 (a receiver refuses packet numbers 4096 ahead). Default 1024. */
   maxInFlightPackets?: number
   /** `send()` returns false once this many bytes wait to be sent; `drain` follows. Default 1 MiB. */
   sendQueueHighWater?: number
@@ -144,32 +144,41 @@ interface SentPacket {
   lost: boolean
 }
 
-/** A message being reassembled from fragments. */
+/**
+ * A message being reassembled from fragments. Fragments are stored as they
+ * come (a Map, not an array of `count` slots: the count is the peer's word).
+ */
 class Assembly {
-  received = 0
   bytes = 0
-  readonly chunks: (Uint8Array | undefined)[]
-  constructor(readonly count: number) {
-    this.chunks = new Array(count)
-  }
+  readonly chunks = new Map<number, Uint8Array>()
+  constructor(readonly count: number) {}
 
   /** Store one fragment; false when it was a duplicate. */
   add(index: number, data: Uint8Array): boolean {
-    if (this.chunks[index] !== undefined) return false
-    this.chunks[index] = data
-    this.received++
+    if (this.chunks.has(index)) return false
+    this.chunks.set(index, data)
     this.bytes += data.length
     return true
   }
 
   get complete(): boolean {
-    return this.received === this.count
+    return this.chunks.size === this.count
   }
 
   join(): Uint8Array {
-    return Buffer.concat(this.chunks as Uint8Array[], this.bytes)
+    const out = Buffer.allocUnsafe(this.bytes)
+    let o = 0
+    for (let i = 0; i < this.count; i++) {
+      const c = this.chunks.get(i)!
+      out.set(c, o)
+      o += c.length
+    }
+    return out
   }
 }
+
+/** Bookkeeping cost charged per buffered fragment or message, so tiny pieces cannot exhaust memory. */
+const ENTRY_OVERHEAD = 256
 
 class RecvStream {
   /** Reliable: next sequence expected (ordered) or lowest not yet delivered (unordered). */
@@ -310,7 +319,7 @@ export class Connection {
     if (Math.ceil(this.#maxMessageSize / this.#fragmentSize) > limits.maxFragments) {
       throw new RangeError(`maxMessageSize ${this.#maxMessageSize} needs more than ${limits.maxFragments} fragments of ${this.#fragmentSize} bytes`)
     }
-    this.#maxInFlight = int(options.maxInFlightPackets ?? 1024, 'maxInFlightPackets', 1, 1 << 20)
+    this.#maxInFlight = int(options.maxInFlightPackets ?? 1024, 'maxInFlightPackets', 1, 2048)
     this.#highWater = int(options.sendQueueHighWater ?? 1 << 20, 'sendQueueHighWater', 1, 1 << 30)
     this.#lowWater = this.#highWater >>> 1
     this.#queueLimit = int(options.sendQueueLimit ?? Math.max(4 * this.#highWater, this.#highWater + this.#maxMessageSize),
@@ -443,6 +452,14 @@ export class Connection {
       this.stats.duplicatePackets++
       return false
     }
+    // No honest peer jumps half a duplicate window ahead (its in-flight window is far
+    // smaller): such a number is corrupt or forged, and accepting it would make the
+    // real packets behind it look old.
+    const largest = this.#received.largest
+    if (largest !== undefined && seqDiff(packetNumber, largest) >= this.#received.window / 2) {
+      this.stats.packetsRefused++
+      return false
+    }
     // First pass: refuse the whole packet (unacked, so it is resent) rather
     // than accept part of it.
     for (let i = 0; i < frames.length; i++) {
@@ -494,7 +511,7 @@ export class Connection {
     const ahead = seqDiff(f.sequence, base)
     if (ahead < 0) return true // already delivered: a duplicate, acked and dropped
     if (ahead >= this.#streamWindow) return false
-    return ahead === 0 || this.#bufferedBytes + f.data.length <= this.#receiveBufferLimit
+    return ahead === 0 || this.#bufferedBytes + f.data.length + ENTRY_OVERHEAD <= this.#receiveBufferLimit
   }
 
   #recvStream(index: number): RecvStream {
@@ -555,10 +572,10 @@ export class Connection {
         this.stats.duplicateFrames++
         return
       }
-      this.#bufferedBytes += f.data.length
+      this.#bufferedBytes += f.data.length + ENTRY_OVERHEAD
       if (!entry.complete) return
       complete = entry.join()
-      this.#bufferedBytes -= entry.bytes
+      this.#bufferedBytes -= entry.bytes + entry.chunks.size * ENTRY_OVERHEAD
       stream.pending.delete(f.sequence)
     } else {
       complete = f.data
@@ -575,7 +592,7 @@ export class Connection {
     // Ordered.
     if (ahead !== 0) {
       stream.pending.set(f.sequence, complete)
-      this.#bufferedBytes += complete.length
+      this.#bufferedBytes += complete.length + ENTRY_OVERHEAD
       return
     }
     stream.base = seqAdd(stream.base, 1)
@@ -585,7 +602,7 @@ export class Connection {
       const next = stream.pending.get(stream.base)
       if (next === undefined || next instanceof Assembly) return
       stream.pending.delete(stream.base)
-      this.#bufferedBytes -= next.length
+      this.#bufferedBytes -= next.length + ENTRY_OVERHEAD
       stream.base = seqAdd(stream.base, 1)
       this.#deliver(next, f.channel, f.delivery)
     }
@@ -635,7 +652,7 @@ export class Connection {
   }
 
   #handleAck(f: Frame, now: number): void {
-    if (this.#nextPacketNumber === 0 || seqDiff(f.largest, this.#nextPacketNumber - 1) > 0) {
+    if (this.#nextPacketNumber === 0) {
       this.stats.badFrames++ // acks something never sent
       return
     }
@@ -643,6 +660,16 @@ export class Connection {
     if (ranges === null) {
       this.stats.badFrames++
       return
+    }
+    const largestSent = (this.#nextPacketNumber - 1) >>> 0
+    if (seqDiff(f.largest, largestSent) > 0) {
+      // Claims a packet never sent (the peer got a corrupt packet number, or
+      // lies). Count it, and use only the ranges that cover real packets.
+      this.stats.badFrames++
+      for (const r of ranges) {
+        if (seqDiff(r.low, largestSent) > 0) r.low = r.high = largestSent + 1
+        else if (seqDiff(r.high, largestSent) > 0) r.high = largestSent
+      }
     }
     let newlyAcked = false
     const largest = this.#sent.get(f.largest)
@@ -668,8 +695,9 @@ export class Connection {
         }
       }
     }
-    if (!this.#hasLargestAcked || seqLess(this.#largestAcked, f.largest)) {
-      this.#largestAcked = f.largest
+    const ackLargest = seqDiff(f.largest, largestSent) > 0 ? largestSent : f.largest
+    if (!this.#hasLargestAcked || seqLess(this.#largestAcked, ackLargest)) {
+      this.#largestAcked = ackLargest
       this.#hasLargestAcked = true
     }
     if (newlyAcked) {
@@ -781,18 +809,16 @@ export class Connection {
     }
     if (this.#lossTime <= now) this.#detectLosses(now)
     if (this.#inFlight > 0 && this.#rtoDeadline() <= now) {
+      // No ack for a whole RTO. Resend only the oldest packet's frames as a
+      // probe (RFC 9002's PTO, not "everything is lost"): a stalled receiver
+      // must not cost a whole window of retransmissions. Its ack lets the
+      // packet and time thresholds find whatever else is really missing.
       this.stats.rtoExpirations++
-      const rto = this.rtt.rto
-      let any = false
       for (const sp of this.#sent.values()) {
-        if (sp.ackEliciting && !sp.lost && sp.sentTime + rto <= now) {
+        if (sp.ackEliciting && !sp.lost) {
           this.#onPacketLost(sp)
-          any = true
+          break
         }
-      }
-      if (!any) {
-        // Backed-off RTO fired without a packet that old: probe instead.
-        this.#pingPending = true
       }
       this.rtt.onTimeout()
       this.#lastAckedTime = now
