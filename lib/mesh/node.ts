@@ -168,6 +168,8 @@ interface Coord {
   version: number
   complete: boolean
   view: Map<string, ViewEntry>
+  /** Why the last connect failed (for the start-up error). */
+  lastError: string
 }
 
 interface OutItem { data: Uint8Array; channel: number; delivery: Delivery }
@@ -260,7 +262,7 @@ export class MeshNode extends EventEmitter {
     this.#coords = o.coordinators.map((c) => ({
       host: c.host, port: c.port, key: formatAddress(c.host, c.port), session: null, connecting: false,
       registered: false, up: false, awaitingAnswer: false, awaitingSnapshot: false, retryRegister: false,
-      epoch: 0, version: 0, complete: false, view: new Map(),
+      epoch: 0, version: 0, complete: false, view: new Map(), lastError: '',
     }))
     endpoint.on('session', this.#onSession)
     endpoint.on('session-down', this.#onSessionDown)
@@ -295,7 +297,7 @@ export class MeshNode extends EventEmitter {
         const timer = node.#clock.setTimer(() => {
           reject(new TimeoutError({
             timeoutMs: startTimeoutMs,
-            message: `no coordinator accepted the registration of "${o.id}" within ${startTimeoutMs} ms (tried ${node.#coords.map((c) => c.key).join(', ')})`,
+            message: `no coordinator accepted the registration of "${o.id}" within ${startTimeoutMs} ms (tried ${node.#coords.map((c) => c.lastError === '' ? c.key : `${c.key}: ${c.lastError}`).join('; ')})`,
           }))
         }, startTimeoutMs)
         node.#startWaiter = {
@@ -867,6 +869,7 @@ export class MeshNode extends EventEmitter {
     }, (err: unknown) => {
       c.connecting = false
       if (this.#closing) return
+      c.lastError = (err as Error).message
       if (err instanceof HandshakeError) {
         this.#log.rateLimited(`coord-handshake:${c.key}`, 5000).error('coordinator handshake failed (no matching network key?)', { coordinator: c.key, error: err.message })
         return // the heartbeat tick retries

@@ -352,3 +352,22 @@ t.test('messages() buffer is bounded: oldest dropped and counted', async (t) => 
   t.equal(dec(first.value.data), '15', 'the newest 10 are kept')
   await it.return!()
 })
+
+t.test('a node with the wrong key: start fails with an error naming the key problem', async (t) => {
+  const m = new SimMesh({ heartbeatMs: 200 })
+  t.teardown(() => m.closeAll())
+  const coord = await m.coordinator()
+  const { Endpoint } = await import('../../lib/endpoint.js')
+  const { MeshNode } = await import('../../lib/mesh/node.js')
+  const { meshEndpointOptions } = await import('../../lib/mesh/control.js')
+  const { randomBytes } = await import('node:crypto')
+  const ep = new Endpoint(m.net.bind('10.7.7.7'), { ...meshEndpointOptions({ heartbeatMs: 200 }), keys: [randomBytes(32)], clock: m.clock })
+  const err = await m.drive(MeshNode.start({
+    id: 'intruder', endpoint: ep, clock: m.clock, heartbeatMs: 200, startTimeoutMs: 2000,
+    coordinators: [{ host: '10.0.0.1', port: 7400 }],
+  })).catch((e: unknown) => e)
+  t.ok(err instanceof TimeoutError)
+  t.match((err as Error).message, /10\.0\.0\.1:7400: .*no matching network key/)
+  t.equal(coord.table().length, 0, 'not registered')
+  await m.drive(ep.close())
+})
