@@ -26,6 +26,7 @@ import {
 } from './wire/codec.js'
 import { systemClock, type Clock, type TimerHandle, type Transport } from './transport/transport.js'
 import { bindUdp, type UdpOptions } from './transport/udp.js'
+import { encodeDataHeader } from './wire/fast.js'
 import { CookieJar } from './security/cookie.js'
 import {
   createNonce, deriveSessionKeys, NONCE_LENGTH, proveInitiator, proveResponder, verifyInitiator, verifyResponder,
@@ -185,7 +186,8 @@ export class Session {
   /**
    * Queue a message. Returns false when the send queue is above its
    * high-water mark: the message is queued, and `'drain'` (or
-   * {@link waitDrain}) says when to continue. Throws `RangeError` for a bad
+   * {@link waitDrain}) says when to continue. `data` is not copied: do not
+   * modify it until it is acknowledged (reliable) or sent (unreliable). Throws `RangeError` for a bad
    * channel, delivery or a message over `maxMessageSize`, `QueueFullError`
    * past the hard queue limit, `SessionClosedError` after close.
    */
@@ -343,7 +345,7 @@ export class Endpoint extends EventEmitter {
     this.epoch = randomInt(1, 0xffffffff)
     this.#cookies = new CookieJar({ now: () => this.#now(), lifetimeMs: COOKIE_LIFETIME_MS })
     this.#accepted = new LRUCache<string, true>({
-      max: this.#maxSessions * 4, ttl: COOKIE_LIFETIME_MS + 1000, perf: { now: () => this.#now() },
+      max: Math.min(this.#maxSessions, 1024), ttl: COOKIE_LIFETIME_MS + 1000, perf: { now: () => this.#now() },
     })
     // Validate connection options now rather than at the first session.
     new Connection({ output() {}, deliver() {}, drain() {}, closed() {} }, 0, this.#connectionOptions())
@@ -377,6 +379,11 @@ export class Endpoint extends EventEmitter {
   /** True when packets are authenticated and encrypted. */
   get secure(): boolean {
     return this.#keys.length > 0
+  }
+
+  /** Channels per session (0 .. channels-1). */
+  get channels(): number {
+    return this.#options.channels ?? 16
   }
 
   /** Local port. */
@@ -488,20 +495,12 @@ export class Endpoint extends EventEmitter {
   }
 
   #sendData(s: Session, pn: number, payload: Buffer): void {
-    const header = encodePacket({
-      magic: MAGIC, version: VERSION, type: PacketType.DATA, connectionId: s.remoteId, packetNumber: pn,
-    })
     const protector = s.protector
-    const bodyLength = payload.length + (protector !== null ? TAG_LENGTH : 0)
-    const full = Buffer.allocUnsafe(header.length + 1 + varintSize(bodyLength))
-    full.set(header, 0)
-    let o = header.length
-    full[o++] = 0x7a // field 15, length-delimited
-    o = writeVarint(full, o, bodyLength)
-    const body = protector !== null ? protector.seal(full, pn, payload) : payload
+    const header = encodeDataHeader(s.remoteId, pn, payload.length + (protector !== null ? TAG_LENGTH : 0))
+    const body = protector !== null ? protector.seal(header, pn, payload) : payload
     this.#stats.datagramsSent++
-    this.#stats.bytesSent += full.length + body.length
-    this.transport.send([full, body], s.remotePort, s.remoteAddress)
+    this.#stats.bytesSent += header.length + body.length
+    this.transport.send([header, body], s.remotePort, s.remoteAddress)
   }
 
   /** @internal Session has something to send: flush before the loop idles. */
@@ -802,15 +801,6 @@ export class Endpoint extends EventEmitter {
     this.#timer = null
     await this.transport.close()
   }
-}
-
-function writeVarint(buf: Buffer, o: number, v: number): number {
-  while (v >= 0x80) {
-    buf[o++] = (v & 0x7f) | 0x80
-    v = Math.floor(v / 128)
-  }
-  buf[o++] = v
-  return o
 }
 
 /** Pad HELLO and CONNECT to `size` so no reply can be larger (anti-amplification). */

@@ -12,6 +12,7 @@ import { decodeAckRanges, ReceivedPackets } from './acks.js'
 import { RttEstimator, type RttOptions } from './rtt.js'
 import { seqAdd, seqDiff, seqLess } from './seq.js'
 import { QueueFullError, SessionClosedError, type SessionCloseReason } from '../errors.js'
+import { encodeDataEntry } from '../wire/fast.js'
 import {
   CloseReason, Delivery, encodeFrameEntry, FrameType, frameEntrySize, limits,
   type Frame,
@@ -192,13 +193,14 @@ class RecvStream {
   hasNewest = false
 }
 
-/** Room a fragment leaves in its packet for an ACK frame (about 24 ranges); larger ACKs go alone. */
-const ACK_RESERVE = 128
+/** Room a fragment leaves in its packet for an ACK frame (about 10 ranges); larger ACKs go alone. */
+export const ACK_RESERVE = 48
 /** Most ranges one ACK frame reports. */
 const ACK_RANGES = 160
 /** Ack-eliciting packets received in one burst before an ACK leaves at once, so no range is pushed out unreported. */
 const ACK_BURST = 16
-const FRAME_OVERHEAD = 32
+/** Largest encoding overhead of one DATA frame entry besides its data. */
+export const FRAME_OVERHEAD = 32
 const NO_FRAMES: OutFrame[] = []
 /** Upper bound of the adaptive packet-reordering threshold. */
 const MAX_REORDER_THRESHOLD = 512
@@ -419,15 +421,11 @@ export class Connection {
       stream.unacked.push(message)
     }
     if (count === 1) {
-      this.#sendQueue.push(new OutFrame(encodeFrameEntry({
-        type: FrameType.DATA, channel, delivery, sequence, data,
-      }), data.length, message))
+      this.#sendQueue.push(new OutFrame(encodeDataEntry(channel, delivery, sequence, data), data.length, message))
     } else {
       for (let i = 0; i < count; i++) {
         const part = data.subarray(i * size, Math.min(data.length, (i + 1) * size))
-        this.#sendQueue.push(new OutFrame(encodeFrameEntry({
-          type: FrameType.DATA, channel, delivery, sequence, fragmentIndex: i, fragmentCount: count, data: part,
-        }), part.length, message))
+        this.#sendQueue.push(new OutFrame(encodeDataEntry(channel, delivery, sequence, part, i, count), part.length, message))
       }
     }
     this.#queuedBytes += data.length

@@ -1,11 +1,11 @@
 import t from 'tap'
-import { Connection } from '../../lib/core/connection.js'
+import { ACK_RESERVE, Connection, FRAME_OVERHEAD } from '../../lib/core/connection.js'
 import { Delivery, FrameType } from '../../lib/wire/codec.js'
 import { Pair } from './pair.js'
 import { wirePair, type End } from './wire-pair.js'
 
 const MAX_PAYLOAD = 1162 // the connection default
-const MTU = MAX_PAYLOAD - 128 - 32 // fragment size: maxPayload − ACK reserve − frame overhead
+const MTU = MAX_PAYLOAD - ACK_RESERVE - FRAME_OVERHEAD // fragment size: maxPayload − ACK reserve − frame overhead
 
 function pattern(n: number, seed: number): Buffer {
   const b = Buffer.allocUnsafe(n)
