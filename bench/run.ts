@@ -102,6 +102,17 @@ function settingsFor (a: Args): BenchSettings {
       }
 }
 
+/** The commit measured; `-dirty` when lib/ or bench/ differ from it (results would not be reproducible from the hash alone). */
+function commitInfo (): string {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'lib', 'bench/harness', 'bench/variants', 'bench/run.ts', 'bench/report.ts'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+    return dirty === '' ? head : `${head}-dirty`
+  } catch {
+    return 'unknown'
+  }
+}
+
 function machineInfo (): MachineInfo {
   let nproc = availableParallelism()
   try { nproc = Number(execFileSync('nproc', { encoding: 'utf8' }).trim()) || nproc } catch { /* keep availableParallelism */ }
@@ -193,6 +204,7 @@ async function main (): Promise<void> {
   const command = ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' ')
   const startedAt = new Date()
   const machine = machineInfo()
+  const commit = commitInfo()
   const skipped: Array<{ what: string, reason: string }> = []
 
   let chosen = allVariants
@@ -316,6 +328,7 @@ async function main (): Promise<void> {
   const report: BenchReport = {
     schema: SCHEMA,
     command,
+    commit,
     quick: args.quick,
     startedAt: startedAt.toISOString(),
     finishedAt: finishedAt.toISOString(),
