@@ -540,7 +540,10 @@ export class Endpoint extends EventEmitter {
       const d = Math.min(p.nextRetry, p.deadline)
       if (d < at) at = d
     }
-    if (at === this.#timerAt) return
+    // A later deadline keeps the armed timer: it fires early and re-arms.
+    // Re-arming on every flush would cost a timer allocation per packet.
+    if (this.#timer !== null && at >= this.#timerAt) return
+    if (at === Infinity) return
     if (this.#timer !== null) this.#clock.clearTimer(this.#timer)
     this.#timer = null
     this.#timerAt = at

@@ -12,7 +12,7 @@ import { decodeAckRanges, ReceivedPackets } from './acks.js'
 import { RttEstimator, type RttOptions } from './rtt.js'
 import { seqAdd, seqDiff, seqLess } from './seq.js'
 import { QueueFullError, SessionClosedError, type SessionCloseReason } from '../errors.js'
-import { encodeDataEntry } from '../wire/fast.js'
+import { dataEntrySize, writeDataEntry } from '../wire/fast.js'
 import {
   CloseReason, Delivery, encodeFrameEntry, FrameType, frameEntrySize, limits,
   type Frame,
@@ -113,10 +113,27 @@ class OutMessage {
 }
 
 /** One encoded frame waiting to go out or in flight. */
+/**
+ * One DATA frame waiting to go out or in flight. It keeps a view of the
+ * message bytes and is encoded straight into each packet that carries it
+ * (no per-message buffer).
+ */
 class OutFrame {
   acked = false
   queued = true
-  constructor(readonly entry: Uint8Array, readonly bytes: number, readonly message: OutMessage | null) {}
+  /** Encoded size of the frame's entry in a packet. */
+  readonly size: number
+  constructor(
+    readonly channel: number,
+    readonly delivery: number,
+    readonly sequence: number,
+    readonly data: Uint8Array,
+    readonly fragmentIndex: number,
+    readonly fragmentCount: number,
+    readonly message: OutMessage | null,
+  ) {
+    this.size = dataEntrySize(channel, delivery, sequence, data.length, fragmentIndex, fragmentCount)
+  }
 }
 
 class SendStream {
@@ -421,11 +438,11 @@ export class Connection {
       stream.unacked.push(message)
     }
     if (count === 1) {
-      this.#sendQueue.push(new OutFrame(encodeDataEntry(channel, delivery, sequence, data), data.length, message))
+      this.#sendQueue.push(new OutFrame(channel, delivery, sequence, data, 0, 0, message))
     } else {
       for (let i = 0; i < count; i++) {
         const part = data.subarray(i * size, Math.min(data.length, (i + 1) * size))
-        this.#sendQueue.push(new OutFrame(encodeDataEntry(channel, delivery, sequence, part, i, count), part.length, message))
+        this.#sendQueue.push(new OutFrame(channel, delivery, sequence, part, i, count, message))
       }
     }
     this.#queuedBytes += data.length
@@ -495,7 +512,10 @@ export class Connection {
       this.#ackPending = true
       if (++this.#ackElicitingSinceAck >= this.#ackEvery) this.#ackDeadline = now
       else if (this.#ackDeadline === Infinity) this.#ackDeadline = now + this.#maxAckDelay
-      if (this.#ackElicitingSinceAck >= ACK_BURST && this.isOpen) this.#emit([this.#ackEntry(now)], -1, NO_FRAMES, false, now)
+      if (this.#ackElicitingSinceAck >= ACK_BURST && this.isOpen) {
+        const ack = this.#ackEntry(now)
+        this.#emit([ack], ack.length, NO_FRAMES, false, now)
+      }
     }
     return true
   }
@@ -833,7 +853,7 @@ export class Connection {
     let withAck = this.#ackPending && this.#ackDeadline <= now
     for (;;) {
       const frames: OutFrame[] = []
-      const entries: Uint8Array[] = []
+      const entries: (Uint8Array | OutFrame)[] = []
       let size = 0
       let ackEliciting = false
       if (this.#closeFrame !== null) {
@@ -846,11 +866,13 @@ export class Connection {
       const hasData = canSendData &&
         (this.#retransmitQueue.length > 0 || this.#sendQueue.length > 0 || this.#pingPending)
       // The ACK goes first, so data fills what it leaves; a large ACK leaves alone.
+      let ackEntries = 0
       if (this.#ackPending && (withAck || hasData)) {
         const ack = this.#ackEntry(now)
         entries.push(ack)
         size += ack.length
         withAck = false
+        ackEntries = 1
       }
       if (hasData) {
         size = this.#fill(this.#retransmitQueue, frames, entries, size, true)
@@ -860,7 +882,8 @@ export class Connection {
           size += PING_ENTRY.length
           this.#pingPending = false
         }
-        ackEliciting = frames.length > 0 || entries[entries.length - 1] === PING_ENTRY
+        // Any DATA frame (reliable or not) or a PING asks for an ACK.
+        ackEliciting = entries.length > ackEntries
       }
       if (entries.length === 0) return
       this.#emit(entries, size, frames, ackEliciting, now)
@@ -868,7 +891,7 @@ export class Connection {
     }
   }
 
-  #fill(queue: FrameQueue, frames: OutFrame[], entries: Uint8Array[], size: number, retransmit: boolean): number {
+  #fill(queue: FrameQueue, frames: OutFrame[], entries: (Uint8Array | OutFrame)[], size: number, retransmit: boolean): number {
     const budget = this.#maxPayload
     for (;;) {
       const fr = queue.peek()
@@ -878,7 +901,7 @@ export class Connection {
         fr.queued = false
         continue
       }
-      if (size + fr.entry.length > budget) return size
+      if (size + fr.size > budget) return size
       const m = fr.message
       if (!retransmit && m !== null) {
         const oldest = m.stream.oldestUnacked()
@@ -889,11 +912,11 @@ export class Connection {
       if (retransmit) {
         this.stats.framesRetransmitted++
       } else {
-        this.#queuedBytes -= fr.bytes
+        this.#queuedBytes -= fr.data.length
       }
       if (m !== null) frames.push(fr)
-      entries.push(fr.entry)
-      size += fr.entry.length
+      entries.push(fr)
+      size += fr.size
     }
   }
 
@@ -909,13 +932,17 @@ export class Connection {
     })
   }
 
-  #emit(entries: Uint8Array[], size: number, frames: OutFrame[], ackEliciting: boolean, now: number): void {
-    if (size < 0) size = entries.reduce((n, e) => n + e.length, 0)
+  #emit(entries: (Uint8Array | OutFrame)[], size: number, frames: OutFrame[], ackEliciting: boolean, now: number): void {
     const payload = Buffer.allocUnsafe(size)
     let off = 0
     for (let i = 0; i < entries.length; i++) {
-      payload.set(entries[i], off)
-      off += entries[i].length
+      const e = entries[i]
+      if (e instanceof OutFrame) {
+        off = writeDataEntry(payload, off, e.channel, e.delivery, e.sequence, e.data, e.fragmentIndex, e.fragmentCount)
+      } else {
+        payload.set(e, off)
+        off += e.length
+      }
     }
     const pn = this.#nextPacketNumber
     this.#nextPacketNumber = seqAdd(pn, 1)

@@ -29,24 +29,37 @@ function writeFixed32(buf: Uint8Array, o: number, v: number): number {
   return o + 4
 }
 
-/**
- * The `Frames` entry (field 1: tag, length, body) of a DATA frame with
- * type, channel, delivery, sequence, [fragment_index, fragment_count,] data —
- * the same bytes as `encodeFrameEntry({ type: DATA, channel, delivery,
- * sequence, [fragmentIndex, fragmentCount,] data })`.
- */
-export function encodeDataEntry(channel: number, delivery: number, sequence: number,
-  data: Uint8Array, fragmentIndex = 0, fragmentCount = 0): Buffer {
+/** Size of a DATA frame's `Frames` entry (tag, length, body); see {@link writeDataEntry}. */
+export function dataEntrySize(channel: number, delivery: number, sequence: number,
+  dataLength: number, fragmentIndex = 0, fragmentCount = 0): number {
+  const body = dataBodySize(channel, delivery, sequence, dataLength, fragmentIndex, fragmentCount)
+  return 1 + varintSize(body) + body
+}
+
+function dataBodySize(channel: number, delivery: number, sequence: number,
+  dataLength: number, fragmentIndex: number, fragmentCount: number): number {
   let body = 2
   if (channel !== 0) body += 1 + varintSize(channel)
   if (delivery !== 0) body += 1 + varintSize(delivery)
   if (sequence !== 0) body += 5
   if (fragmentIndex !== 0) body += 1 + varintSize(fragmentIndex)
   if (fragmentCount !== 0) body += 1 + varintSize(fragmentCount)
-  if (data.length !== 0) body += 1 + varintSize(data.length) + data.length
-  const out = Buffer.allocUnsafe(1 + varintSize(body) + body)
-  out[0] = 0x0a
-  let o = writeVarint(out, 1, body)
+  if (dataLength !== 0) body += 1 + varintSize(dataLength) + dataLength
+  return body
+}
+
+/**
+ * Write the `Frames` entry (field 1: tag, length, body) of a DATA frame at
+ * `offset` and return the offset after it: the same bytes as
+ * `encodeFrameEntry({ type: DATA, channel, delivery, sequence,
+ * fragmentIndex, fragmentCount, data })`. The caller sized `out` with
+ * {@link dataEntrySize}.
+ */
+export function writeDataEntry(out: Uint8Array, offset: number, channel: number, delivery: number, sequence: number,
+  data: Uint8Array, fragmentIndex = 0, fragmentCount = 0): number {
+  const body = dataBodySize(channel, delivery, sequence, data.length, fragmentIndex, fragmentCount)
+  out[offset] = 0x0a
+  let o = writeVarint(out, offset + 1, body)
   out[o++] = 0x08
   out[o++] = FrameType.DATA
   if (channel !== 0) {
@@ -73,7 +86,16 @@ export function encodeDataEntry(channel: number, delivery: number, sequence: num
     out[o++] = 0x3a
     o = writeVarint(out, o, data.length)
     out.set(data, o)
+    o += data.length
   }
+  return o
+}
+
+/** {@link writeDataEntry} into a new buffer. */
+export function encodeDataEntry(channel: number, delivery: number, sequence: number,
+  data: Uint8Array, fragmentIndex = 0, fragmentCount = 0): Buffer {
+  const out = Buffer.allocUnsafe(dataEntrySize(channel, delivery, sequence, data.length, fragmentIndex, fragmentCount))
+  writeDataEntry(out, 0, channel, delivery, sequence, data, fragmentIndex, fragmentCount)
   return out
 }
 
