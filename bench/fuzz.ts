@@ -33,7 +33,7 @@ import { keyId } from '../lib/security/keys.js'
 import type { DatagramHandler, Transport } from '../lib/transport/transport.js'
 import { bindUdp } from '../lib/transport/udp.js'
 import { createRng } from '../lib/transport/sim.js'
-import { decodePacket, encodePacket, MAGIC, PacketType, VERSION } from '../lib/wire/codec.js'
+import { encodePacket, MAGIC, PacketType, VERSION } from '../lib/wire/codec.js'
 
 /** Options of {@link runFuzz}. */
 export interface FuzzOptions {

@@ -14,7 +14,7 @@ import { seqAdd, seqDiff, seqLess } from './seq.js'
 import { QueueFullError, SessionClosedError, type SessionCloseReason } from '../errors.js'
 import { dataEntrySize, writeDataEntry } from '../wire/fast.js'
 import {
-  CloseReason, Delivery, encodeFrameEntry, FrameType, frameEntrySize, limits,
+  CloseReason, Delivery, encodeFrameEntry, FrameType, limits,
   type Frame,
 } from '../wire/codec.js'
 
@@ -658,7 +658,7 @@ export class Connection {
       sizeCalculation: (a) => Math.max(1, a.count),
       ttl: this.#reassemblyTtlMs,
       perf: { now: () => this.#now },
-      dispose: (a, _k, reason) => {
+      dispose: (_a, _k, reason) => {
         if (reason === 'evict' || reason === 'expire') this.stats.reassembliesExpired++
       },
     })
