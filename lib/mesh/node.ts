@@ -526,8 +526,11 @@ export class MeshNode extends EventEmitter {
     for (const c of [...this.#pending.keys()]) this.#settle(c, new ClosedError({ message: 'node closed before the reply arrived' }))
     const deadline = this.#clock.now() + this.#closeTimeoutMs
     // Flush: every direct session has sent and had acknowledged what it holds.
-    await this.#until(() => [...this.#links.values()].every((l) => l.session === null || !l.session.isOpen ||
-      (l.session.stats().unackedMessages === 0 && l.session.stats().queuedBytes === 0)), deadline)
+    // A link still connecting holds its messages in the outbox: wait for it too,
+    // so a send() right before close() is not dropped.
+    await this.#until(() => [...this.#links.values()].every((l) => l.down ||
+      (l.session === null ? !l.connecting || l.outbox.length === 0
+        : !l.session.isOpen || (l.outbox.length === 0 && l.session.stats().unackedMessages === 0 && l.session.stats().queuedBytes === 0))), deadline)
     const bye = encodeControl({ kind: MeshKind.DEREGISTER, id: this.id, epoch: this.epoch })
     const acks: Promise<unknown>[] = []
     for (const c of this.#coords) {
