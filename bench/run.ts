@@ -6,8 +6,8 @@
  * in bench/report.ts.
  *
  * ```text
- * npm run bench                                   # everything (~10 min here)
- * npm run bench -- --quick                        # short counts (~3 min)
+ * npm run bench                                   # everything (6.8 min on the 2-vCPU dev VM)
+ * npm run bench -- --quick                        # short counts (~5 min: 50 cluster starts dominate)
  * npm run bench -- --json bench/results.json      # also write the JSON
  * options: --quick  --json FILE  --variants a,b  --repetitions N (≥ 3)
  *          --no-loss  --no-report (do not rewrite bench/RESULTS.md and results.svg)
