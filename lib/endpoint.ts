@@ -496,11 +496,17 @@ export class Endpoint extends EventEmitter {
 
   #sendData(s: Session, pn: number, payload: Buffer): void {
     const protector = s.protector
-    const header = encodeDataHeader(s.remoteId, pn, payload.length + (protector !== null ? TAG_LENGTH : 0))
-    const body = protector !== null ? protector.seal(header, pn, payload) : payload
     this.#stats.datagramsSent++
-    this.#stats.bytesSent += header.length + body.length
-    this.transport.send([header, body], s.remotePort, s.remoteAddress)
+    if (protector === null) {
+      const header = encodeDataHeader(s.remoteId, pn, payload.length)
+      this.#stats.bytesSent += header.length + payload.length
+      this.transport.send([header, payload], s.remotePort, s.remoteAddress)
+      return
+    }
+    const header = encodeDataHeader(s.remoteId, pn, payload.length + TAG_LENGTH)
+    const [ciphertext, tag] = protector.sealParts(header, pn, payload)
+    this.#stats.bytesSent += header.length + ciphertext.length + tag.length
+    this.transport.send([header, ciphertext, tag], s.remotePort, s.remoteAddress)
   }
 
   /** @internal Session has something to send: flush before the loop idles. */

@@ -209,6 +209,15 @@ export class PacketProtector {
    *   the session must be re-established. Nothing is sealed then.
    */
   seal(header: Uint8Array, packetNumber: number, plaintext: Uint8Array): Buffer {
+    const [ciphertext, tag] = this.sealParts(header, packetNumber, plaintext)
+    return Buffer.concat([ciphertext, tag], ciphertext.length + tag.length)
+  }
+
+  /**
+   * {@link seal} without joining the result: `[ciphertext, tag]`, ready to go
+   * out as separate chunks of one datagram (no copy). Same rules and errors.
+   */
+  sealParts(header: Uint8Array, packetNumber: number, plaintext: Uint8Array): [Buffer, Buffer] {
     if (!isUint32(packetNumber)) throw new RangeError(`packetNumber must be a uint32; got ${packetNumber}`)
     let offset = 0
     if (this.#sealOffset >= 0) {
@@ -233,13 +242,11 @@ export class PacketProtector {
     cipher.setAAD(header)
     const ciphertext = cipher.update(plaintext)
     cipher.final()
-    const out = Buffer.allocUnsafe(ciphertext.length + TAG_LENGTH)
-    ciphertext.copy(out, 0)
-    cipher.getAuthTag().copy(out, ciphertext.length)
+    const tag = cipher.getAuthTag()
     this.#sealOffset = offset
     this.#lastSealed = packetNumber
     this.#blocks = blocks
-    return out
+    return [ciphertext, tag]
   }
 
   /**
