@@ -5,12 +5,7 @@
  * its default (0, empty) is not written — and test/wire/fast.test.ts proves
  * byte-for-byte equality; decoding stays with protobufjs.
  */
-import { FrameType, MAGIC, PacketType, VERSION } from './codec.js'
-
-/** Encoded size of an unsigned varint. */
-function varintSize(n: number): number {
-  return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5
-}
+import { FrameType, MAGIC, PacketType, varintSize, VERSION } from './codec.js'
 
 function writeVarint(buf: Uint8Array, o: number, v: number): number {
   while (v >= 0x80) {
