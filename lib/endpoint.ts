@@ -21,7 +21,7 @@ import {
   Connection, closeReasonText, type ConnectionHost, type ConnectionOptions, type UndeliveredMessage,
 } from './core/connection.js'
 import {
-  CloseReason, decodeFrames, decodePacket, Delivery, encodePacket, MAGIC, PacketType, varintSize, VERSION,
+  CloseReason, decodeFrames, decodePacket, Delivery, encodePacket, MAGIC, PacketType, payloadOffset, varintSize, VERSION,
   type MalformedReason, type Packet,
 } from './wire/codec.js'
 import { systemClock, type Clock, type TimerHandle, type Transport } from './transport/transport.js'
@@ -612,7 +612,7 @@ export class Endpoint extends EventEmitter {
         s.authFailures++
         return this.#drop('replayed')
       }
-      const opened = s.protector.open(data.subarray(0, data.length - payload.length), pn, payload)
+      const opened = s.protector.open(data.subarray(0, payloadOffset(data, packet)), pn, payload)
       if (opened === null) {
         s.authFailures++
         return this.#drop('auth-failed')

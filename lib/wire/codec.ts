@@ -57,11 +57,6 @@ export const CloseReason = {
 } as const
 export type CloseReason = (typeof CloseReason)[keyof typeof CloseReason]
 
-/** Names for CloseReason values, for logs and errors. */
-export const closeReasonName: Record<number, string> = Object.fromEntries(
-  Object.entries(CloseReason).map(([k, v]) => [v, k.toLowerCase().replace('_', '-')]),
-)
-
 /** Handshake fields (see protocol.proto `Handshake`). */
 export interface Handshake {
   connectionId: number
@@ -114,7 +109,6 @@ function findProto(): string {
 /** The loaded schema root, for tools and tests that decode with the schema alone. */
 export const schema = protobuf.loadSync(findProto())
 const PacketMsg = schema.lookupType('warpmesh.Packet')
-const FrameMsg = schema.lookupType('warpmesh.Frame')
 const FramesMsg = schema.lookupType('warpmesh.Frames')
 
 /** Caps applied to what a peer declares, before the value is used. */
@@ -237,9 +231,3 @@ export function varintSize(n: number): number {
   return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5
 }
 
-/** Size of a `Frames` entry (tag + length + body) whose body is `bodyLength` bytes. */
-export function frameEntrySize(bodyLength: number): number {
-  return 1 + varintSize(bodyLength) + bodyLength
-}
-
-export { FrameMsg as FrameSchema, PacketMsg as PacketSchema, FramesMsg as FramesSchema }

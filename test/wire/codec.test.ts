@@ -2,8 +2,8 @@ import t from 'tap'
 import protobuf from 'protobufjs'
 import { fileURLToPath } from 'node:url'
 import {
-  CloseReason, closeReasonName, decodeFrames, decodePacket, Delivery, encodeFrameEntry, encodeFrames, encodePacket,
-  frameEntrySize, FrameType, hasMagic, limits, MAGIC, PacketType, payloadOffset, varintSize, VERSION, type Frame, type Packet,
+  CloseReason, decodeFrames, decodePacket, Delivery, encodeFrameEntry, encodeFrames, encodePacket,
+  FrameType, hasMagic, limits, MAGIC, PacketType, payloadOffset, varintSize, VERSION, type Frame, type Packet,
 } from '../../lib/wire/codec.js'
 import { A, B, connect, driveUntil, world } from '../endpoint/helpers.js'
 
@@ -73,10 +73,6 @@ t.test('every frame type round-trips', async (t) => {
   // Entries concatenate into a Frames message.
   const joined = Buffer.concat(frames.map((f) => encodeFrameEntry(f)))
   t.same(joined, Buffer.from(encodeFrames(frames)))
-  for (const f of frames) {
-    const e = encodeFrameEntry(f)
-    t.equal(frameEntrySize(e.length - 1 - varintSize(e.length - 2)), e.length)
-  }
 })
 
 t.test('varintSize at every boundary', async (t) => {
@@ -84,8 +80,6 @@ t.test('varintSize at every boundary', async (t) => {
     t.equal(varintSize(n), s, `${n}`)
     t.equal(protobuf.Writer.create().uint32(n).finish().length, s)
   }
-  t.equal(closeReasonName[CloseReason.PROTOCOL_ERROR], 'protocol-error')
-  t.equal(closeReasonName[CloseReason.BAD_COOKIE], 'bad-cookie')
 })
 
 t.test('validation rejects, never throws', async (t) => {
