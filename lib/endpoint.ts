@@ -530,6 +530,8 @@ export class Endpoint extends EventEmitter {
       s.dirty = false
       s.conn.flush(now)
     }
+    // Everything is sent: create the next packets' ciphers now, off the round trip's critical path.
+    for (let i = 0; i < dirty.length; i++) dirty[i].protector?.prepare()
     dirty.length = 0
     this.#schedule()
     this.#turnNow = NaN

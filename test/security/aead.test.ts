@@ -211,3 +211,54 @@ t.test('receive path: check, open, commit only after authentication', async (t) 
   t.equal(window.largest, 2)
   t.equal(b.openFailures, 1)
 })
+
+for (const algorithm of AEAD_ALGORITHMS) {
+  t.test(`${algorithm}: prepare() makes the next cipher ahead; output identical, never misused`, async (t) => {
+    const { a, b } = pair(algorithm)
+    const ref = pair(algorithm) // same keys, never prepared
+    const msg = Buffer.from('prepared ahead of time')
+    a.prepare()
+    b.prepare()
+    t.equal(a.preparedHits + b.preparedHits, 0, 'nothing to prepare before the first seal/open')
+    // Sequential packet numbers: every seal and open after the first finds its cipher ready.
+    for (let pn = 0; pn < 50; pn++) {
+      const sealed = a.seal(HEADER, pn, msg)
+      t.same(sealed, ref.a.seal(HEADER, pn, msg), `pn ${pn}: same bytes as without prepare`)
+      t.same(b.open(HEADER, pn, sealed), msg)
+      t.ok(ref.b.open(HEADER, pn, sealed))
+      a.prepare()
+      b.prepare()
+      a.prepare() // idempotent
+    }
+    t.equal(a.preparedHits, 49, 'seals 1..49 used the prepared cipher')
+    t.equal(b.preparedHits, 49, 'opens 1..49 used the prepared decipher')
+    // A skipped packet number (the prepared one is for 50): a fresh cipher, same result.
+    const skipped = a.seal(HEADER, 52, msg)
+    t.same(skipped, ref.a.seal(HEADER, 52, msg))
+    t.equal(a.preparedHits, 49, 'a prepared cipher for another packet number is not used')
+    // A forged packet with the expected number consumes the prepared decipher; the real one still opens.
+    t.equal(b.open(HEADER, 50, Buffer.alloc(msg.length + TAG_LENGTH, 7)), null)
+    t.same(b.open(HEADER, 52, skipped), msg, 'reordered: opened with a fresh decipher')
+    b.prepare()
+    const next = a.seal(HEADER, 53, msg)
+    t.same(b.open(HEADER, 53, next), msg)
+    t.equal(b.preparedHits, 51, 'the forged 50 and the real 53 used prepared deciphers')
+    // Authentication still fails for a wrong header with a prepared decipher.
+    a.prepare()
+    b.prepare()
+    const bad = a.seal(HEADER, 54, msg)
+    t.equal(a.preparedHits, 50)
+    t.equal(b.open(Buffer.from('other header'), 54, bad), null)
+    t.equal(b.openFailures, 2)
+  })
+}
+
+t.test('prepare() does not prepare past the key limit', async (t) => {
+  const p = new PacketProtector(K1, K2, DEFAULT_AEAD, { maxPackets: 2 })
+  p.seal(HEADER, 0, Buffer.alloc(1))
+  p.prepare()
+  p.seal(HEADER, 1, Buffer.alloc(1))
+  t.equal(p.preparedHits, 1)
+  p.prepare()
+  t.throws(() => p.seal(HEADER, 2, Buffer.alloc(1)), RangeError, 'still refused at the limit')
+})
