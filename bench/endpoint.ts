@@ -4,6 +4,7 @@
  *
  *   npm run bench:endpoint -- [--quick] [--duration S (60)] [--json FILE]
  *                              [--only rtt,throughput,codec,heap] [--cpu-prof DIR]
+ *                              [--rounds N (5; 3 with --quick)]
  *
  * `--cpu-prof DIR` runs every worker process with `node --cpu-prof` and
  * writes its profile into DIR (for finding the hot spots in lib/).
@@ -20,6 +21,12 @@
  * - protobufjs codec ops/s (encode + decode of a DATA packet);
  * - heap of both processes after a full GC, before and after a sustained
  *   protected 64-B stream of `--duration` seconds.
+ *
+ * The RTT and throughput cases run in `--rounds` rounds (at least 3), each
+ * round running every mode once in a rotating order, so a noisy machine's
+ * drift spreads over all of them; a case's figures are the medians over
+ * its rounds (each percentile separately) and a case fails if any round
+ * failed.
  *
  * Prints a table with ratios and the goals, and writes `--json FILE`.
  */
@@ -39,10 +46,11 @@ interface Options {
   json: string | undefined
   only: Set<Part>
   cpuProf: string | undefined
+  rounds: number | undefined
 }
 
 function parseArgs (argv: string[]): Options {
-  const o: Options = { quick: false, durationS: 60, json: undefined, only: new Set(PARTS), cpuProf: undefined }
+  const o: Options = { quick: false, durationS: 60, json: undefined, only: new Set(PARTS), cpuProf: undefined, rounds: undefined }
   let durationSet = false
   for (let i = 0; i < argv.length; i++) {
     switch (argv[i]) {
@@ -50,13 +58,19 @@ function parseArgs (argv: string[]): Options {
       case '--duration': o.durationS = Number(argv[++i]); durationSet = true; break
       case '--json': o.json = argv[++i]; break
       case '--cpu-prof': o.cpuProf = argv[++i]; break
+      case '--rounds': {
+        const n = Number(argv[++i])
+        if (!Number.isInteger(n) || n < 3) throw new TypeError(`--rounds must be an integer ≥ 3 (medians of at least 3); got ${argv[i]}`)
+        o.rounds = n
+        break
+      }
       case '--only': {
         const parts = (argv[++i] ?? '').split(',')
         for (const p of parts) if (!(PARTS as readonly string[]).includes(p)) throw new TypeError(`--only takes a comma-separated list of ${PARTS.join(', ')}; got ${p}`)
         o.only = new Set(parts as Part[])
         break
       }
-      default: throw new TypeError(`unknown argument ${argv[i]}; expected --quick, --duration S, --json FILE, --only PARTS, --cpu-prof DIR`)
+      default: throw new TypeError(`unknown argument ${argv[i]}; expected --quick, --duration S, --json FILE, --only PARTS, --cpu-prof DIR, --rounds N`)
     }
   }
   if (!(o.durationS > 0)) throw new RangeError('--duration must be a positive number of seconds')
@@ -147,6 +161,8 @@ async function pair<T> (fn: (a: Worker, b: Worker) => Promise<T>): Promise<T> {
 type Mode = 'raw' | 'unprotected' | 'protected'
 interface RttResult {
   kind: 'rtt', mode: Mode, size: number, ok: boolean, error?: string, summary?: Summary
+  /** Rounds combined into this result (medians over them) and each round's p50, µs. */
+  rounds?: number, roundP50s?: number[]
   /** Endpoint cases: the client's session counters (a loss-free loopback should retransmit nothing). */
   packetsSent?: number, retransmitted?: number, lost?: number, spurious?: number, rtoExpirations?: number
 }
@@ -155,6 +171,69 @@ interface ThroughputResult {
   seconds?: number, messagesPerSecond?: number, megabytesPerSecond?: number, cpuUsPerMessage?: number,
   senderCpuUs?: number, receiverCpuUs?: number, packetsSent?: number, retransmitted?: number, drainWaits?: number,
   lost?: number, spurious?: number, rtoExpirations?: number, srttMs?: number, rtoMs?: number,
+  /** Rounds combined into this result and each round's msgs/s. */
+  rounds?: number, roundRates?: number[],
+}
+
+function median (xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b)
+  const n = s.length
+  return n === 0 ? NaN : n % 2 === 1 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2
+}
+
+const sum = (xs: readonly (number | undefined)[]): number => xs.reduce<number>((a, x) => a + (x ?? 0), 0)
+
+/** `items` rotated left by `by`: round r of the bench starts with a different mode. */
+function rotate<T> (items: readonly T[], by: number): T[] {
+  const k = by % items.length
+  return [...items.slice(k), ...items.slice(0, k)]
+}
+
+/** One case over its rounds: each percentile the median of the rounds'; failed if any round failed. */
+function combineRtt (rounds: readonly RttResult[]): RttResult {
+  const first = rounds[0]!
+  const failed = rounds.findIndex((r) => !r.ok)
+  if (failed >= 0) return { ...rounds[failed]!, error: `round ${failed + 1} of ${rounds.length}: ${rounds[failed]!.error}`, rounds: rounds.length }
+  const ss = rounds.map((r) => r.summary!)
+  const summary: Summary = {
+    count: sum(ss.map((x) => x.count)),
+    min: Math.min(...ss.map((x) => x.min)),
+    p50: median(ss.map((x) => x.p50)),
+    p90: median(ss.map((x) => x.p90)),
+    p99: median(ss.map((x) => x.p99)),
+    p999: median(ss.map((x) => x.p999)),
+    max: Math.max(...ss.map((x) => x.max)),
+    mean: median(ss.map((x) => x.mean)),
+  }
+  return {
+    kind: 'rtt', mode: first.mode, size: first.size, ok: true, summary, rounds: rounds.length, roundP50s: ss.map((x) => x.p50),
+    ...(first.mode === 'raw' ? {} : {
+      packetsSent: sum(rounds.map((r) => r.packetsSent)), retransmitted: sum(rounds.map((r) => r.retransmitted)),
+      lost: sum(rounds.map((r) => r.lost)), spurious: sum(rounds.map((r) => r.spurious)), rtoExpirations: sum(rounds.map((r) => r.rtoExpirations)),
+    }),
+  }
+}
+
+/** One case over its rounds: median rate and CPU per message; counters summed; failed if any round failed. */
+function combineThroughput (rounds: readonly ThroughputResult[]): ThroughputResult {
+  const first = rounds[0]!
+  const messages = sum(rounds.map((r) => r.messages))
+  const failed = rounds.findIndex((r) => !r.ok)
+  if (failed >= 0) return { ...rounds[failed]!, messages, error: `round ${failed + 1} of ${rounds.length}: ${rounds[failed]!.error}`, rounds: rounds.length }
+  const rates = rounds.map((r) => r.messagesPerSecond!)
+  return {
+    kind: 'throughput', mode: first.mode, size: first.size, ok: true, messages,
+    seconds: sum(rounds.map((r) => r.seconds)),
+    messagesPerSecond: median(rates),
+    megabytesPerSecond: median(rounds.map((r) => r.megabytesPerSecond!)),
+    cpuUsPerMessage: median(rounds.map((r) => r.cpuUsPerMessage!)),
+    senderCpuUs: sum(rounds.map((r) => r.senderCpuUs)), receiverCpuUs: sum(rounds.map((r) => r.receiverCpuUs)),
+    packetsSent: sum(rounds.map((r) => r.packetsSent)), retransmitted: sum(rounds.map((r) => r.retransmitted)),
+    drainWaits: sum(rounds.map((r) => r.drainWaits)), lost: sum(rounds.map((r) => r.lost)),
+    spurious: sum(rounds.map((r) => r.spurious)), rtoExpirations: sum(rounds.map((r) => r.rtoExpirations)),
+    srttMs: median(rounds.map((r) => r.srttMs!)), rtoMs: median(rounds.map((r) => r.rtoMs!)),
+    rounds: rounds.length, roundRates: rates,
+  }
 }
 
 async function rtt (mode: Mode, size: number, count: number, warmup: number, key: string): Promise<RttResult> {
@@ -335,19 +414,31 @@ async function main (): Promise<void> {
   const log = (s: string): void => { process.stderr.write(`[${((Date.now() - started) / 1000).toFixed(0)} s] ${s}\n`) }
 
   if (o.cpuProf !== undefined) workerArgs = ['--expose-gc', '--cpu-prof', '--cpu-prof-dir', o.cpuProf]
-  const rtts: RttResult[] = []
-  if (o.only.has('rtt')) for (const size of sizes) {
-    for (const mode of ['raw', 'unprotected', 'protected'] as const) {
-      log(`rtt ${mode} ${size} B`)
-      rtts.push(await rtt(mode, size, rttCount, rttWarmup, key))
+  const rounds = o.rounds ?? (o.quick ? 3 : 5)
+  const rttModes = ['raw', 'unprotected', 'protected'] as const
+  const tpModes = ['unprotected', 'protected'] as const
+  const rttRounds = new Map<string, RttResult[]>()
+  const tpRounds = new Map<string, ThroughputResult[]>()
+  const push = <T>(m: Map<string, T[]>, k: string, v: T): void => { const a = m.get(k); if (a === undefined) m.set(k, [v]); else a.push(v) }
+  for (let r = 0; r < rounds; r++) {
+    if (o.only.has('rtt')) for (const size of sizes) {
+      for (const mode of rotate(rttModes, r)) {
+        log(`round ${r + 1}/${rounds}: rtt ${mode} ${size} B`)
+        push(rttRounds, `${mode} ${size}`, await rtt(mode, size, Math.ceil(rttCount / rounds), rttWarmup, key))
+      }
+    }
+    if (o.only.has('throughput')) for (const size of sizes) {
+      for (const mode of rotate(tpModes, r)) {
+        log(`round ${r + 1}/${rounds}: throughput ${mode} ${size} B`)
+        push(tpRounds, `${mode} ${size}`, await throughput(mode, size, Math.ceil(tpCount[size]! / rounds), key))
+      }
     }
   }
+  const rtts: RttResult[] = []
   const tps: ThroughputResult[] = []
-  if (o.only.has('throughput')) for (const size of sizes) {
-    for (const mode of ['unprotected', 'protected'] as const) {
-      log(`throughput ${mode} ${size} B`)
-      tps.push(await throughput(mode, size, tpCount[size]!, key))
-    }
+  for (const size of sizes) {
+    for (const mode of rttModes) { const rs = rttRounds.get(`${mode} ${size}`); if (rs !== undefined) rtts.push(combineRtt(rs)) }
+    for (const mode of tpModes) { const rs = tpRounds.get(`${mode} ${size}`); if (rs !== undefined) tps.push(combineThroughput(rs)) }
   }
   if (o.only.has('codec')) log('codec')
   const cod = o.only.has('codec') ? codec(o.quick ? 300 : 2000) : { opsPerSecond: NaN, packetBytes: 0 }
@@ -364,7 +455,7 @@ async function main (): Promise<void> {
   const out: string[] = []
   out.push(`warpmesh endpoint benchmark — ${o.quick ? 'quick' : 'full'} run, node ${process.version}, ${new Date().toISOString()}`)
   out.push('')
-  out.push(`Ping-pong RTT over 127.0.0.1, two processes, µs (${int(rttCount)} samples after ${int(rttWarmup)} warm-up)`)
+  out.push(`Ping-pong RTT over 127.0.0.1, two processes, µs: ${rounds} rounds × ${int(Math.ceil(rttCount / rounds))} samples (after ${int(rttWarmup)} warm-up each), modes alternating; medians over the rounds`)
   const rttRows: string[][] = [['case', 'size', 'p50', 'p99', 'p99.9', 'max', 'p50 ÷ raw', 'p50 prot ÷ unprot', 'retx']]
   for (const r of rtts) {
     const s = r.summary
@@ -378,7 +469,7 @@ async function main (): Promise<void> {
   }
   out.push(table(rttRows, [false, true, true, true, true, true, true, true, true]))
   out.push('')
-  out.push('One-way reliable-ordered throughput, batched sender, every message checked (sequence, length, content)')
+  out.push(`One-way reliable-ordered throughput, batched sender, every message checked (sequence, length, content); medians of ${rounds} rounds`)
   const tpRows: string[][] = [['case', 'size', 'messages', 'msgs/s', 'MB/s', 'CPU µs/msg', 'CPU prot ÷ unprot', 'packets', 'retx', 'lost (spurious)', 'RTO exp']]
   for (const r of tps) {
     const u = tpOf('unprotected', r.size)
@@ -436,7 +527,7 @@ async function main (): Promise<void> {
 
   if (o.json !== undefined) {
     writeFileSync(o.json, JSON.stringify({
-      node: process.version, quick: o.quick, durationS: o.durationS, date: new Date().toISOString(),
+      node: process.version, quick: o.quick, durationS: o.durationS, rounds, date: new Date().toISOString(),
       rtt: rtts, throughput: tps, codec: cod, heap, goals,
     }, null, 2) + '\n')
     log(`wrote ${o.json}`)
