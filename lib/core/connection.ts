@@ -705,8 +705,11 @@ export class Connection {
           }
         }
       } else {
+        // #sent holds packets in packet-number order (each is added once, when
+        // sent): stop at the first one above the range.
         for (const sp of this.#sent.values()) {
-          if (seqDiff(sp.packetNumber, r.low) >= 0 && seqDiff(sp.packetNumber, r.high) <= 0) {
+          if (seqDiff(sp.packetNumber, r.high) > 0) break
+          if (seqDiff(sp.packetNumber, r.low) >= 0) {
             this.#onPacketAcked(sp)
             newlyAcked = true
           }
