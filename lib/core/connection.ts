@@ -97,59 +97,71 @@ interface Waiter {
   reject(err: unknown): void
 }
 
-/** A message being sent. Reliable ones live until every fragment is acked. */
+/** A reliable message sent in two or more fragments: lives until every fragment is acked. */
 class OutMessage {
   remaining: number
   waiter: Waiter | null = null
   acked = false
   constructor(
-    readonly stream: SendStream,
     readonly sequence: number,
     readonly data: Uint8Array,
-    fragments: number,
+    readonly fragmentCount: number,
   ) {
-    this.remaining = fragments
+    this.remaining = fragmentCount
   }
 }
 
-/** One encoded frame waiting to go out or in flight. */
 /**
  * One DATA frame waiting to go out or in flight. It keeps a view of the
  * message bytes and is encoded straight into each packet that carries it
- * (no per-message buffer).
+ * (no per-message buffer). A message that fits one frame is that frame
+ * alone: a reliable one is tracked in its stream's `unacked` as itself (one
+ * object per message); the fragments of a larger one share an
+ * {@link OutMessage}.
  */
 class OutFrame {
   acked = false
   queued = true
+  /** A single-frame reliable message's waiter (fragments use their message's). */
+  waiter: Waiter | null = null
   /** Encoded size of the frame's entry in a packet. */
   readonly size: number
   constructor(
-    readonly channel: number,
-    readonly delivery: number,
+    readonly stream: SendStream,
     readonly sequence: number,
     readonly data: Uint8Array,
     readonly fragmentIndex: number,
-    readonly fragmentCount: number,
+    /** The message this is a fragment of; null when the frame is the whole message. */
     readonly message: OutMessage | null,
   ) {
-    this.size = dataEntrySize(channel, delivery, sequence, data.length, fragmentIndex, fragmentCount)
+    this.size = dataEntrySize(stream.channel, stream.delivery, sequence, data.length, fragmentIndex, message?.fragmentCount ?? 0)
   }
 }
+
+/** A reliable message not yet fully acknowledged: a single frame or a fragmented message. */
+type Unacked = OutFrame | OutMessage
 
 class SendStream {
   nextSequence = 0
   /** Reliable messages not yet fully acked, oldest first (for the stream window). */
-  readonly unacked: OutMessage[] = []
-  unackedHead = 0
-  constructor(readonly channel: number, readonly delivery: Delivery) {}
+  readonly unacked = new Ring<Unacked>()
+  /** Never after the oldest unacked message's sequence (it only moves forward): a cheap first check of the window. */
+  windowBase = 0
+  readonly reliable: boolean
+  constructor(readonly channel: number, readonly delivery: Delivery) {
+    this.reliable = delivery >= Delivery.RELIABLE_UNORDERED
+  }
 
-  oldestUnacked(): OutMessage | undefined {
-    while (this.unackedHead < this.unacked.length && this.unacked[this.unackedHead].acked) this.unackedHead++
-    if (this.unackedHead > 1024 && this.unackedHead * 2 > this.unacked.length) {
-      this.unacked.splice(0, this.unackedHead)
-      this.unackedHead = 0
+  /** Drop acknowledged messages at the head; return the oldest unacknowledged one. */
+  oldestUnacked(): Unacked | undefined {
+    const q = this.unacked
+    let m = q.peek()
+    while (m !== undefined && m.acked) {
+      q.shift()
+      m = q.peek()
     }
-    return this.unacked[this.unackedHead]
+    if (m !== undefined) this.windowBase = m.sequence
+    return m
   }
 }
 
@@ -223,41 +235,73 @@ const NO_FRAMES: OutFrame[] = []
 const MAX_REORDER_THRESHOLD = 512
 const PING_ENTRY = encodeFrameEntry({ type: FrameType.PING })
 
-/** Queue of frames with O(1) push/shift. */
-class FrameQueue {
-  #items: OutFrame[] = []
+/** Smallest capacity of a {@link Ring}. */
+const RING_MIN = 16
+/** A ring that empties while holding more slots than this gives them back. */
+const RING_KEEP = 4096
+
+/**
+ * FIFO queue with O(1) push/shift and indexed reads: a power-of-two ring that
+ * doubles when full (no copying in steady state) and is released when it
+ * empties while large, so an idle connection holds little.
+ */
+export class Ring<T> {
+  #items: (T | undefined)[] = new Array<T | undefined>(RING_MIN)
+  #mask = RING_MIN - 1
   #head = 0
+  #length = 0
+
   get length(): number {
-    return this.#items.length - this.#head
+    return this.#length
   }
 
-  push(f: OutFrame): void {
-    this.#items.push(f)
+  /** Slots held (for tests). */
+  get capacity(): number {
+    return this.#mask + 1
   }
 
-  peek(): OutFrame | undefined {
-    return this.#items[this.#head]
+  push(item: T): void {
+    if (this.#length > this.#mask) this.#grow()
+    this.#items[(this.#head + this.#length) & this.#mask] = item
+    this.#length++
   }
 
-  shift(): OutFrame | undefined {
-    const f = this.#items[this.#head]
-    if (f === undefined) return undefined
-    this.#items[this.#head++] = undefined as unknown as OutFrame
-    if (this.#head === this.#items.length) {
-      this.#items = []
+  peek(): T | undefined {
+    return this.#length === 0 ? undefined : this.#items[this.#head]
+  }
+
+  /** The i-th item from the head, 0 ≤ i < length. */
+  at(i: number): T {
+    return this.#items[(this.#head + i) & this.#mask] as T
+  }
+
+  shift(): T | undefined {
+    if (this.#length === 0) return undefined
+    const item = this.#items[this.#head]
+    this.#items[this.#head] = undefined
+    this.#head = (this.#head + 1) & this.#mask
+    if (--this.#length === 0) {
       this.#head = 0
-    } else if (this.#head > 4096 && this.#head * 2 > this.#items.length) {
-      this.#items = this.#items.slice(this.#head)
-      this.#head = 0
+      if (this.#mask >= RING_KEEP) this.clear()
     }
-    return f
+    return item
   }
 
-  drainAll(): OutFrame[] {
-    const rest = this.#items.slice(this.#head)
-    this.#items = []
+  clear(): void {
+    this.#items = new Array<T | undefined>(RING_MIN)
+    this.#mask = RING_MIN - 1
     this.#head = 0
-    return rest
+    this.#length = 0
+  }
+
+  #grow(): void {
+    const old = this.#items
+    const cap = old.length
+    const items = new Array<T | undefined>(cap * 2)
+    for (let i = 0; i < cap; i++) items[i] = old[(this.#head + i) & this.#mask]
+    this.#items = items
+    this.#mask = cap * 2 - 1
+    this.#head = 0
   }
 }
 
@@ -309,8 +353,8 @@ export class Connection {
   #lastAckedTime = 0
   #lastSentTime: number
   readonly #sendStreams: (SendStream | undefined)[]
-  readonly #retransmitQueue = new FrameQueue()
-  readonly #sendQueue = new FrameQueue()
+  readonly #retransmitQueue = new Ring<OutFrame>()
+  readonly #sendQueue = new Ring<OutFrame>()
   #queuedBytes = 0
   #needDrain = false
   #pingPending = false
@@ -391,7 +435,7 @@ export class Connection {
   /** Reliable messages sent and not yet fully acknowledged. */
   get unackedMessages(): number {
     let n = 0
-    for (const s of this.#sendStreams) if (s !== undefined) n += s.unacked.length - s.unackedHead
+    for (const s of this.#sendStreams) if (s !== undefined) n += s.unacked.length
     return n
   }
 
@@ -427,22 +471,26 @@ export class Connection {
     const stream = this.#sendStreams[streamIndex] ?? (this.#sendStreams[streamIndex] = new SendStream(channel, delivery))
     const sequence = stream.nextSequence
     stream.nextSequence = seqAdd(sequence, 1)
-    const reliable = delivery >= Delivery.RELIABLE_UNORDERED
+    const reliable = stream.reliable
     const size = this.#fragmentSize
-    const count = data.length <= size ? 1 : Math.ceil(data.length / size)
     if (waiter !== null && !reliable) throw new RangeError('only reliable messages can be awaited')
-    let message: OutMessage | null = null
-    if (reliable) {
-      message = new OutMessage(stream, sequence, data, count)
-      message.waiter = waiter
-      stream.unacked.push(message)
-    }
-    if (count === 1) {
-      this.#sendQueue.push(new OutFrame(channel, delivery, sequence, data, 0, 0, message))
+    if (data.length <= size) {
+      const fr = new OutFrame(stream, sequence, data, 0, null)
+      if (reliable) {
+        fr.waiter = waiter
+        stream.unacked.push(fr)
+      }
+      this.#sendQueue.push(fr)
     } else {
+      const count = Math.ceil(data.length / size)
+      const message = new OutMessage(sequence, data, count)
+      if (reliable) {
+        message.waiter = waiter
+        stream.unacked.push(message)
+      }
       for (let i = 0; i < count; i++) {
         const part = data.subarray(i * size, Math.min(data.length, (i + 1) * size))
-        this.#sendQueue.push(new OutFrame(channel, delivery, sequence, part, i, count, message))
+        this.#sendQueue.push(new OutFrame(stream, sequence, part, i, message))
       }
     }
     this.#queuedBytes += data.length
@@ -743,14 +791,21 @@ export class Connection {
       if (fr.acked) continue
       fr.acked = true
       const m = fr.message
-      if (m !== null && --m.remaining === 0) {
+      if (m === null) this.#messageAcked(fr.stream, fr)
+      else if (--m.remaining === 0) {
         m.acked = true
-        m.stream.oldestUnacked()
-        if (m.waiter !== null) {
-          m.waiter.resolve()
-          m.waiter = null
-        }
+        this.#messageAcked(fr.stream, m)
       }
+    }
+  }
+
+  /** A reliable message is fully acknowledged (`u.acked` is set). */
+  #messageAcked(stream: SendStream, u: Unacked): void {
+    // Only the head's ack lets the head move (releasing what is acked).
+    if (stream.unacked.peek() === u) stream.oldestUnacked()
+    if (u.waiter !== null) {
+      u.waiter.resolve()
+      u.waiter = null
     }
   }
 
@@ -787,7 +842,7 @@ export class Connection {
     if (frames === null) return
     for (let i = 0; i < frames.length; i++) {
       const fr = frames[i]
-      if (fr.acked || fr.queued || fr.message === null) continue
+      if (fr.acked || fr.queued) continue
       fr.queued = true
       this.#retransmitQueue.push(fr)
     }
@@ -894,7 +949,7 @@ export class Connection {
     }
   }
 
-  #fill(queue: FrameQueue, frames: OutFrame[], entries: (Uint8Array | OutFrame)[], size: number, retransmit: boolean): number {
+  #fill(queue: Ring<OutFrame>, frames: OutFrame[], entries: (Uint8Array | OutFrame)[], size: number, retransmit: boolean): number {
     const budget = this.#maxPayload
     for (;;) {
       const fr = queue.peek()
@@ -905,10 +960,13 @@ export class Connection {
         continue
       }
       if (size + fr.size > budget) return size
-      const m = fr.message
-      if (!retransmit && m !== null) {
-        const oldest = m.stream.oldestUnacked()
-        if (oldest !== undefined && seqDiff(m.sequence, oldest.sequence) >= this.#streamWindow) return size
+      const stream = fr.stream
+      const reliable = stream.reliable
+      // windowBase is never after the oldest unacked sequence: when even it
+      // is within the window, the oldest is too.
+      if (!retransmit && reliable && seqDiff(fr.sequence, stream.windowBase) >= this.#streamWindow) {
+        const oldest = stream.oldestUnacked()
+        if (oldest !== undefined && seqDiff(fr.sequence, oldest.sequence) >= this.#streamWindow) return size
       }
       queue.shift()
       fr.queued = false
@@ -917,7 +975,7 @@ export class Connection {
       } else {
         this.#queuedBytes -= fr.data.length
       }
-      if (m !== null) frames.push(fr)
+      if (reliable) frames.push(fr)
       entries.push(fr)
       size += fr.size
     }
@@ -941,7 +999,8 @@ export class Connection {
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i]
       if (e instanceof OutFrame) {
-        off = writeDataEntry(payload, off, e.channel, e.delivery, e.sequence, e.data, e.fragmentIndex, e.fragmentCount)
+        const s = e.stream
+        off = writeDataEntry(payload, off, s.channel, s.delivery, e.sequence, e.data, e.fragmentIndex, e.message?.fragmentCount ?? 0)
       } else {
         payload.set(e, off)
         off += e.length
@@ -984,8 +1043,8 @@ export class Connection {
     const err = new SessionClosedError(closeReasonText(reason, byPeer))
     for (const s of this.#sendStreams) {
       if (s === undefined) continue
-      for (let i = s.unackedHead; i < s.unacked.length; i++) {
-        const m = s.unacked[i]
+      for (let i = 0; i < s.unacked.length; i++) {
+        const m = s.unacked.at(i)
         if (m.acked) continue
         undelivered.push({ channel: s.channel, delivery: s.delivery, data: m.data })
         if (m.waiter !== null) {
@@ -994,8 +1053,8 @@ export class Connection {
         }
       }
     }
-    this.#sendQueue.drainAll()
-    this.#retransmitQueue.drainAll()
+    this.#sendQueue.clear()
+    this.#retransmitQueue.clear()
     this.#sent.clear()
     this.#inFlight = 0
     this.#queuedBytes = 0

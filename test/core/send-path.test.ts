@@ -1,0 +1,143 @@
+// The send side's bookkeeping: the ring queue, one tracked object per
+// single-frame message vs. a shared one for fragments, waiters, the stream
+// window and ACK ranges wider than what is in flight.
+import t from 'tap'
+import { Connection, Ring, type ConnectionHost, type UndeliveredMessage } from '../../lib/core/connection.js'
+import { decodeFrames, Delivery, FrameType, type Frame } from '../../lib/wire/codec.js'
+import { wirePair } from './wire-pair.js'
+
+function frame(f: Partial<Frame>): Frame {
+  return {
+    type: 0, channel: 0, delivery: 0, sequence: 0, fragmentIndex: 0, fragmentCount: 0, data: new Uint8Array(0),
+    largest: 0, ackDelayUs: 0, firstRange: 0, ranges: [], reason: 0, ...f,
+  }
+}
+
+interface Lone {
+  conn: Connection
+  out: { pn: number, frames: Frame[] }[]
+  closed: UndeliveredMessage[] | null
+}
+
+function lone(options = {}): Lone {
+  const l: Lone = { conn: undefined as unknown as Connection, out: [], closed: null }
+  const host: ConnectionHost = {
+    output: (_c, pn, payload) => { l.out.push({ pn, frames: decodeFrames(payload) as Frame[] }) },
+    deliver() {}, drain() {},
+    closed: (_c, _r, _b, undelivered) => { l.closed = undelivered },
+  }
+  l.conn = new Connection(host, 0, options)
+  return l
+}
+
+const ack = (largest: number, firstRange: number, ranges: number[] = []): Frame =>
+  frame({ type: FrameType.ACK, largest, firstRange, ranges })
+
+t.test('Ring: FIFO across wraparound and growth, indexed reads, released when it empties large', async (t) => {
+  const r = new Ring<number>()
+  t.equal(r.length, 0)
+  t.equal(r.peek(), undefined)
+  t.equal(r.shift(), undefined)
+  const start = r.capacity
+  // Wrap the head around a small ring several times.
+  let next = 0
+  let expect = 0
+  for (let round = 0; round < 10; round++) {
+    for (let i = 0; i < 5; i++) r.push(next++)
+    for (let i = 0; i < 3; i++) t.equal(r.shift(), expect++)
+  }
+  t.equal(r.length, 20)
+  t.ok(r.capacity >= 20, 'grew to hold everything')
+  for (let i = 0; i < r.length; i++) if (r.at(i) !== expect + i) t.fail(`at(${i})`)
+  t.equal(r.peek(), expect)
+  while (r.length > 0) t.equal(r.shift(), expect++)
+  t.equal(expect, next)
+  // A large ring gives its slots back when it empties.
+  for (let i = 0; i < 10_000; i++) r.push(i)
+  t.ok(r.capacity >= 10_000)
+  for (let i = 0; i < 10_000; i++) if (r.shift() !== i) t.fail(`shift ${i}`)
+  t.equal(r.capacity, start, 'released')
+  r.push(1)
+  r.push(2)
+  r.clear()
+  t.equal(r.length, 0)
+  t.equal(r.peek(), undefined)
+})
+
+t.test('waiters: single-frame and fragmented messages resolve when acked', async (t) => {
+  const { a, b, pass } = wirePair()
+  const done: string[] = []
+  const w = (name: string) => ({ resolve: () => done.push(name), reject: () => done.push(`${name} rejected`) })
+  a.conn.send(Buffer.alloc(10, 1), 0, Delivery.RELIABLE_ORDERED, w('small'))
+  a.conn.send(Buffer.alloc(5000, 2), 1, Delivery.RELIABLE_UNORDERED, w('large'))
+  a.conn.send(Buffer.alloc(10, 3), 0, Delivery.UNRELIABLE)
+  t.equal(a.conn.unackedMessages, 2, 'the unreliable message is not tracked')
+  a.conn.flush(0)
+  t.ok(a.out.length >= 5, 'the large message went in fragments')
+  pass(a, b, 1)
+  b.conn.flush(1)
+  t.same(done, [])
+  pass(b, a, 2)
+  t.same(done.sort(), ['large', 'small'])
+  t.equal(a.conn.unackedMessages, 0)
+  t.equal(a.conn.inFlight, 0)
+  t.same(b.got.map((g) => g.data.length).sort((x, y) => x - y), [10, 10, 5000])
+})
+
+t.test('close reports whole messages undelivered (single-frame and fragmented) and rejects waiters', async (t) => {
+  const l = lone()
+  const rejected: unknown[] = []
+  const w = { resolve: () => t.fail('not acked'), reject: (e: unknown) => rejected.push(e) }
+  const big = Buffer.alloc(3000, 7)
+  l.conn.send(Buffer.alloc(20, 1), 2, Delivery.RELIABLE_ORDERED, w)
+  l.conn.send(big, 2, Delivery.RELIABLE_ORDERED, w)
+  l.conn.send(Buffer.alloc(20, 2), 2, Delivery.UNRELIABLE_SEQUENCED)
+  l.conn.flush(0)
+  l.conn.close()
+  t.equal(rejected.length, 2)
+  t.ok(l.closed !== null)
+  t.same(l.closed!.map((u) => [u.channel, u.delivery, u.data.length]), [[2, Delivery.RELIABLE_ORDERED, 20], [2, Delivery.RELIABLE_ORDERED, 3000]])
+  t.equal(l.closed![1].data, big, 'the message itself, not a fragment')
+})
+
+t.test('stream window: no reliable message more than streamWindow ahead of the oldest unacked', async (t) => {
+  const l = lone({ streamWindow: 3 })
+  for (let i = 0; i < 6; i++) l.conn.send(Buffer.alloc(1000, i), 0, Delivery.RELIABLE_ORDERED)
+  for (let i = 0; i < 6; i++) l.conn.send(Buffer.alloc(10, i), 1, Delivery.UNRELIABLE)
+  l.conn.flush(0)
+  t.equal(l.out.length, 3, 'three 1000 B messages, one packet each, then the window is full')
+  t.equal(l.conn.queuedBytes, 3000 + 60, 'the unreliable ones wait behind in the same queue')
+  // Ack the second and third packets only: the oldest is still unacked.
+  l.conn.receive(0, [ack(l.out[2].pn, 1)], 10, 1)
+  l.conn.flush(1)
+  t.equal(l.out.length, 3, 'still blocked behind message 0')
+  t.equal(l.conn.unackedMessages, 6, 'counted from the oldest unacked message, queued ones included')
+  l.conn.receive(1, [ack(l.out[0].pn, 0)], 10, 2)
+  t.equal(l.conn.unackedMessages, 3, 'messages 3..5')
+  l.conn.flush(2)
+  t.equal(l.conn.queuedBytes, 0, 'window opened: the rest went out')
+  const seqs = l.out.flatMap((p) => p.frames.filter((f) => f.type === FrameType.DATA && f.delivery === Delivery.RELIABLE_ORDERED).map((f) => f.sequence))
+  t.same(seqs, [0, 1, 2, 3, 4, 5])
+})
+
+t.test('an ACK range wider than what is in flight acks only the packets inside it', async (t) => {
+  const l = lone()
+  for (let i = 0; i < 10; i++) l.conn.send(Buffer.alloc(1000, i), 0, Delivery.RELIABLE_ORDERED)
+  l.conn.flush(0)
+  t.equal(l.out.length, 10)
+  t.same(l.out.map((p) => p.pn), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+  const pn = l.out.map((p) => p.pn)
+  l.conn.receive(0, [ack(pn[4], 4)], 10, 1) // packets 0..4, walked one by one
+  t.equal(l.conn.inFlight, 5)
+  // 0..7 covers 8 packet numbers, more than the 5 in flight: the map is walked instead.
+  l.conn.receive(1, [ack(pn[7], 7)], 10, 2)
+  t.equal(l.conn.inFlight, 2, 'packets 8 and 9 are not acked by a range ending at 7')
+  t.equal(l.conn.unackedMessages, 2)
+  // A wide range with a hole below it: [9..9] and [0..7] (gap of one: packet 8).
+  l.conn.receive(2, [ack(pn[9], 0, [1, 7])], 10, 3)
+  t.equal(l.conn.inFlight, 1)
+  t.equal(l.conn.unackedMessages, 2, 'message 8 is unacked, so 9 still counts behind it')
+  l.conn.receive(3, [ack(pn[9], 9)], 10, 4)
+  t.equal(l.conn.inFlight, 0)
+  t.equal(l.conn.unackedMessages, 0)
+})
