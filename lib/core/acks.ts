@@ -25,8 +25,14 @@ export class ReceivedPackets {
   readonly ranges: AckRange[] = []
   readonly #maxRanges: number
   readonly #window: number
-  /** Bit i set: packet `largest - i` arrived. */
+  /**
+   * A ring of `window` bits: packet `largest - i` (0 ≤ i < window) is bit
+   * `(#top - i) mod window`. A new largest clears only the bits it steps
+   * over instead of shifting the whole bitmap.
+   */
   readonly #bits: Uint32Array
+  /** Bit index of `#largest`. */
+  #top = 0
   #largest = 0
   #any = false
 
@@ -56,7 +62,14 @@ export class ReceivedPackets {
     const behind = seqDiff(this.#largest, pn)
     if (behind < 0) return false
     if (behind >= this.#window) return true
-    return (this.#bits[behind >>> 5] & (1 << (behind & 31))) !== 0
+    const i = this.#index(behind)
+    return (this.#bits[i >>> 5] & (1 << (i & 31))) !== 0
+  }
+
+  /** Bit index of the packet `behind` (0 ≤ behind < window) packets before the largest. */
+  #index(behind: number): number {
+    const i = this.#top - behind
+    return i < 0 ? i + this.#window : i
   }
 
   /** Record `pn` as received. Call only when `has(pn)` is false. */
@@ -95,17 +108,32 @@ export class ReceivedPackets {
     if (!this.#any) {
       this.#any = true
       this.#largest = pn
+      this.#top = 0
       bits[0] = 1
       return
     }
     const ahead = seqDiff(pn, this.#largest)
     if (ahead > 0) {
-      shiftLeft(bits, ahead)
-      bits[0] |= 1
+      // Step the top over the packet numbers skipped, clearing their bits.
+      const window = this.#window
+      if (ahead >= window) {
+        bits.fill(0)
+        this.#top = 0
+      } else {
+        let top = this.#top
+        for (let k = 1; k < ahead; k++) {
+          if (++top === window) top = 0
+          bits[top >>> 5] &= ~(1 << (top & 31))
+        }
+        if (++top === window) top = 0
+        this.#top = top
+      }
+      const t = this.#top
+      bits[t >>> 5] |= 1 << (t & 31)
       this.#largest = pn
     } else {
-      const behind = -ahead
-      bits[behind >>> 5] |= 1 << (behind & 31)
+      const i = this.#index(-ahead)
+      bits[i >>> 5] |= 1 << (i & 31)
     }
   }
 
@@ -150,21 +178,4 @@ export function decodeAckRanges(ack: AckFields, maxRanges: number): AckRange[] |
     low = lo
   }
   return out
-}
-
-/** Shift a little-endian bitmap towards higher indices by `n` bits (bit 0 = newest). */
-function shiftLeft(bits: Uint32Array, n: number): void {
-  const words = bits.length
-  if (n >= words * 32) {
-    bits.fill(0)
-    return
-  }
-  const w = n >>> 5
-  const b = n & 31
-  for (let i = words - 1; i >= 0; i--) {
-    const src = i - w
-    let v = src >= 0 ? bits[src] << b : 0
-    if (b !== 0 && src - 1 >= 0) v |= bits[src - 1] >>> (32 - b)
-    bits[i] = v >>> 0
-  }
 }

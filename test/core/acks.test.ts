@@ -62,6 +62,42 @@ t.test('ReceivedPackets: older than the window counts as seen; range count bound
   t.equal(toAck.ranges.length, 4, 'toAck reports at most maxRanges extra ranges')
 })
 
+t.test('ReceivedPackets.has matches a model over random arrivals, jumps and the 2^32 wrap', async (t) => {
+  let seed = 11
+  const rand = (): number => { seed = (seed * 1103515245 + 12345) >>> 0; return seed / 4294967296 }
+  for (const window of [32, 64, 96, 8192]) {
+    for (const start of [0, 0xfffff000, 0xffffffff - 40]) {
+      const r = new ReceivedPackets(16, window)
+      const got = new Set<number>()
+      let largest = start
+      let wrong = 0
+      for (let i = 0; i < 3000; i++) {
+        const x = rand()
+        // Mostly small steps ahead, some reordering behind, now and then a jump.
+        const step = x < 0.6 ? 1 + Math.floor(rand() * 3) : x < 0.95 ? -Math.floor(rand() * window * 1.2) : Math.floor(rand() * window * 1.5)
+        const pn = (largest + step) >>> 0
+        const behind = (largest - pn) | 0
+        const expected = i === 0 ? false : behind >= window ? true : got.has(pn)
+        if (r.has(pn) !== expected) wrong++
+        if (!r.has(pn)) {
+          r.add(pn)
+          got.add(pn)
+          if (i === 0 || ((pn - largest) | 0) > 0) largest = pn
+        }
+        if (r.largest !== largest) wrong++
+        // Spot-check the whole window behind the largest.
+        if (i % 500 === 499) {
+          for (let b = 0; b < window + 2; b++) {
+            const q = (largest - b) >>> 0
+            if (r.has(q) !== (b >= window ? true : got.has(q))) wrong++
+          }
+        }
+      }
+      t.equal(wrong, 0, `window ${window}, start ${start}`)
+    }
+  }
+})
+
 t.test('ack encode/decode round trip over random sets', async (t) => {
   let seed = 7
   const rand = (): number => { seed = (seed * 1103515245 + 12345) >>> 0; return seed / 4294967296 }
