@@ -237,13 +237,14 @@ const PING_ENTRY = encodeFrameEntry({ type: FrameType.PING })
 
 /** Smallest capacity of a {@link Ring}. */
 const RING_MIN = 16
-/** A ring that empties while holding more slots than this gives them back. */
+/** An empty ring holding more slots than this gives them back on `trim()`. */
 const RING_KEEP = 4096
 
 /**
  * FIFO queue with O(1) push/shift and indexed reads: a power-of-two ring that
- * doubles when full (no copying in steady state) and is released when it
- * empties while large, so an idle connection holds little.
+ * doubles when full and keeps its slots while in use (no copying in steady
+ * state, even when it empties between bursts); {@link trim} gives a large
+ * empty ring's slots back.
  */
 export class Ring<T> {
   #items: (T | undefined)[] = new Array<T | undefined>(RING_MIN)
@@ -280,11 +281,13 @@ export class Ring<T> {
     const item = this.#items[this.#head]
     this.#items[this.#head] = undefined
     this.#head = (this.#head + 1) & this.#mask
-    if (--this.#length === 0) {
-      this.#head = 0
-      if (this.#mask >= RING_KEEP) this.clear()
-    }
+    if (--this.#length === 0) this.#head = 0
     return item
+  }
+
+  /** Release the slots of an empty ring holding more than a few thousand. */
+  trim(): void {
+    if (this.#length === 0 && this.#mask >= RING_KEEP) this.clear()
   }
 
   clear(): void {
@@ -902,6 +905,11 @@ export class Connection {
     } else if (this.#inFlight === 0 && now - this.#lastSentTime >= this.#keepaliveMs) {
       this.#pingPending = true
     }
+    // A quiet moment (timers fire at least every keepalive while idle): give
+    // back the slots of queues that grew in a burst and are empty now.
+    this.#sendQueue.trim()
+    this.#retransmitQueue.trim()
+    for (const st of this.#sendStreams) st?.unacked.trim()
   }
 
   /** Emit as many packets as there is something to send and room in flight. */

@@ -33,7 +33,7 @@ function lone(options = {}): Lone {
 const ack = (largest: number, firstRange: number, ranges: number[] = []): Frame =>
   frame({ type: FrameType.ACK, largest, firstRange, ranges })
 
-t.test('Ring: FIFO across wraparound and growth, indexed reads, released when it empties large', async (t) => {
+t.test('Ring: FIFO across wraparound and growth, indexed reads, trimmed when empty and large', async (t) => {
   const r = new Ring<number>()
   t.equal(r.length, 0)
   t.equal(r.peek(), undefined)
@@ -52,11 +52,20 @@ t.test('Ring: FIFO across wraparound and growth, indexed reads, released when it
   t.equal(r.peek(), expect)
   while (r.length > 0) t.equal(r.shift(), expect++)
   t.equal(expect, next)
-  // A large ring gives its slots back when it empties.
+  // A large ring keeps its slots when it empties, and gives them back on trim().
   for (let i = 0; i < 10_000; i++) r.push(i)
-  t.ok(r.capacity >= 10_000)
+  const big = r.capacity
+  t.ok(big >= 10_000)
+  r.trim()
+  t.equal(r.capacity, big, 'not trimmed while in use')
   for (let i = 0; i < 10_000; i++) if (r.shift() !== i) t.fail(`shift ${i}`)
+  t.equal(r.capacity, big, 'kept while the connection is busy')
+  r.trim()
   t.equal(r.capacity, start, 'released')
+  r.push(1)
+  r.shift()
+  r.trim()
+  t.equal(r.capacity, start, 'a small ring stays')
   r.push(1)
   r.push(2)
   r.clear()
@@ -140,4 +149,30 @@ t.test('an ACK range wider than what is in flight acks only the packets inside i
   l.conn.receive(3, [ack(pn[9], 9)], 10, 4)
   t.equal(l.conn.inFlight, 0)
   t.equal(l.conn.unackedMessages, 0)
+})
+
+t.test('after a burst, a timer trims the emptied queues and the connection carries on', async (t) => {
+  const { a, b, pass } = wirePair()
+  let now = 0
+  let sent = 0
+  const burst = (n: number): void => {
+    for (let i = 0; i < n; i++, sent++) a.conn.send(Buffer.from([sent & 0xff, sent >>> 8]), 0, Delivery.RELIABLE_ORDERED)
+    for (let i = 0; i < 50 && (a.conn.unackedMessages > 0 || a.conn.queuedBytes > 0); i++) {
+      a.conn.flush(now)
+      pass(a, b, now + 0.1)
+      b.conn.onTimer(now + 2)
+      b.conn.flush(now + 2)
+      pass(b, a, now + 2)
+      now += 2
+    }
+  }
+  burst(20_000)
+  t.equal(a.conn.unackedMessages, 0)
+  a.conn.onTimer(now)
+  burst(100)
+  t.equal(a.conn.unackedMessages, 0)
+  t.equal(b.got.length, 20_100)
+  let wrong = 0
+  for (let i = 0; i < b.got.length; i++) if (b.got[i].data[0] !== (i & 0xff) || b.got[i].data[1] !== ((i >>> 8) & 0xff)) wrong++
+  t.equal(wrong, 0, 'every message once, in order')
 })
