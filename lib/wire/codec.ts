@@ -4,6 +4,8 @@
  * decoder functions at run time that static code would contain). This module
  * also validates what protobuf cannot: magic, version, enum ranges and the
  * caps on every declared length and count. It knows nothing of sockets or time.
+ * Received datagrams are decoded by the hand-written lib/wire/decode.ts,
+ * which returns what protobufjs plus this validation returns.
  */
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
@@ -153,10 +155,11 @@ export function hasMagic(data: Uint8Array): boolean {
 }
 
 /**
- * Decode and validate a datagram. Returns the packet, or the reason it was
- * rejected. Never throws.
+ * Decode and validate a datagram with protobufjs: the reference that
+ * {@link decodePacket} (lib/wire/decode.ts) is tested against. Returns the
+ * packet, or the reason it was rejected. Never throws.
  */
-export function decodePacket(data: Uint8Array): Packet | MalformedReason {
+export function decodePacketReference(data: Uint8Array): Packet | MalformedReason {
   if (data.length < 5) return 'short'
   if (!hasMagic(data)) return 'bad-magic'
   let p: Packet
@@ -177,6 +180,10 @@ export function decodePacket(data: Uint8Array): Packet | MalformedReason {
   }
   return p
 }
+
+// The decoders used per datagram: hand-written, with the same results as
+// decodePacketReference and decodeFramesReference.
+export { decodeFrames, decodePacket } from './decode.js'
 
 /** Byte offset where `payload` starts: everything before it is the header. */
 export function payloadOffset(data: Uint8Array, packet: Packet): number {
@@ -215,8 +222,11 @@ function validateFrame(f: Frame): void {
   }
 }
 
-/** Decode and validate a `Frames` payload. Never throws. */
-export function decodeFrames(payload: Uint8Array): Frame[] | MalformedReason {
+/**
+ * Decode and validate a `Frames` payload with protobufjs: the reference that
+ * {@link decodeFrames} (lib/wire/decode.ts) is tested against. Never throws.
+ */
+export function decodeFramesReference(payload: Uint8Array): Frame[] | MalformedReason {
   try {
     const frames = (FramesMsg.decode(payload) as unknown as { frames: Frame[] }).frames
     for (let i = 0; i < frames.length; i++) validateFrame(frames[i])
