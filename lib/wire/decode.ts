@@ -31,8 +31,13 @@ import {
   type Frame, type Handshake, type MalformedReason, type Packet,
 } from './codec.js'
 
-/** protobufjs's value for an unset bytes field (a frozen empty array). */
-const EMPTY = Object.freeze([]) as unknown as Uint8Array
+/**
+ * Every empty or unset bytes field: one zero-length Buffer (nothing can be
+ * written into it). protobufjs returns a frozen empty *array* there, which
+ * reached applications as the data of an empty message; this decoder
+ * returns a real Uint8Array.
+ */
+const EMPTY: Uint8Array = Buffer.alloc(0)
 /** `ranges` of every frame that carries none. */
 const NO_RANGES = Object.freeze([]) as unknown as number[]
 /** protobufjs's Reader.recursionLimit: deepest nesting of skipped groups. */

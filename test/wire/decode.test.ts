@@ -19,7 +19,8 @@ const BYTES = new Set(['payload', 'nonce', 'cookie', 'proof', 'padding', 'data']
 
 /** What a bytes field is: its kind (frozen empty array, Buffer, Uint8Array) and where it points into `input`. */
 function describeBytes(v: unknown, input: Uint8Array): unknown {
-  if (Array.isArray(v)) return { array: v.length, frozen: Object.isFrozen(v) }
+  // Empty: protobufjs gives a frozen empty array, the new decoder a zero-length Buffer (checked separately).
+  if ((v as ArrayLike<number>).length === 0) return { empty: true }
   const u = v as Uint8Array
   return {
     kind: u.constructor.name, len: u.length, sameMemory: u.buffer === input.buffer,
@@ -49,10 +50,11 @@ function describeFrames(r: Frame[] | string, input: Uint8Array): string {
   return JSON.stringify({ isArray: Array.isArray(r), frames: r.map((f) => describeMessage(f as unknown as Record<string, unknown>, FRAME_KEYS, input)) })
 }
 
-/** The new decoder's objects are plain, with exactly the schema's fields as own properties. */
+/** The new decoder's objects are plain, with exactly the schema's fields as own properties, and every bytes field a Uint8Array. */
 function plainShape(r: unknown, keys: string[]): boolean {
   if (typeof r === 'string') return true
   const o = r as Record<string, unknown>
+  for (const k of keys) if (BYTES.has(k) && !(o[k] instanceof Uint8Array)) return false
   return Object.getPrototypeOf(o) === Object.prototype && Object.keys(o).join() === keys.join()
 }
 
@@ -547,7 +549,11 @@ t.test('the decoded objects behave like protobufjs messages where the endpoint l
   t.equal(Buffer.isBuffer(p.payload), true, 'payload of a Buffer is a Buffer view')
   const frames = decodeFrames(p.payload) as Frame[]
   t.same(Array.from(frames[0].data), [], 'empty data reads as empty')
-  t.equal(Array.isArray(frames[0].data), true, 'and is protobufjs\'s default (a frozen empty array)')
+  t.ok(Buffer.isBuffer(frames[0].data) && frames[0].data.length === 0, 'as a zero-length Buffer, not protobufjs\'s frozen empty array')
+  t.ok(Array.isArray((decodeFramesReference(p.payload) as Frame[])[0].data), '(protobufjs: an array)')
+  const hs = decodePacket(encodePacket({ magic: MAGIC, version: VERSION, type: PacketType.HELLO, handshake: {} as never }))
+  if (typeof hs === 'string') throw new Error(hs)
+  t.ok(hs.handshake!.nonce instanceof Uint8Array && hs.handshake!.nonce.length === 0, 'unset bytes fields are empty Uint8Arrays too')
   t.same(frames[1].ranges, [])
   t.same(Buffer.from(encodePacket({ ...p })), Buffer.from(encodePacket({ magic: MAGIC, version: VERSION, type: PacketType.DATA, payload })), 're-encodes to the same bytes')
 })
