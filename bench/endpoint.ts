@@ -18,7 +18,8 @@
  *   length and content marks: a run with a lost, reordered or corrupt message
  *   is FAILED, never reported as a rate; CPU time of sender + receiver per
  *   message;
- * - protobufjs codec ops/s (encode + decode of a DATA packet);
+ * - codec ops/s: protobufjs encode + the endpoint's decoder (lib/wire/decode.ts)
+ *   of a DATA packet;
  * - heap of both processes after a full GC, before and after a sustained
  *   protected 64-B stream of `--duration` seconds.
  *
@@ -358,7 +359,7 @@ async function sustained (durationS: number, key: string): Promise<HeapResult> {
 
 interface CodecResult { opsPerSecond: number, packetBytes: number }
 
-/** protobufjs encode + decode of a DATA packet carrying one 64-B DATA frame and an ACK frame. */
+/** protobufjs encode + lib/wire/decode.ts decode of a DATA packet carrying one 64-B DATA frame and an ACK frame. */
 function codec (ms: number): CodecResult {
   const data = randomBytes(64)
   let ops = 0
@@ -485,7 +486,7 @@ async function main (): Promise<void> {
   out.push(table(tpRows, [false, true, true, true, true, true, true, true, true, true, true]))
   out.push('  (loopback drops nothing: retx/lost here are spurious retransmissions or receive-buffer overflow)')
   out.push('')
-  out.push(`Codec (protobufjs): encode + decode of a ${cod.packetBytes}-B DATA packet (64-B DATA frame + ACK frame): ${int(cod.opsPerSecond)} ops/s (${fmt(1e6 / cod.opsPerSecond, 2)} µs each)`)
+  out.push(`Codec (protobufjs encode + lib/wire/decode.ts decode) of a ${cod.packetBytes}-B DATA packet (64-B DATA frame + ACK frame): ${int(cod.opsPerSecond)} ops/s (${fmt(1e6 / cod.opsPerSecond, 2)} µs each)`)
   out.push('')
   if (heap.ok) {
     out.push(`Heap after full GC, sustained protected 64-B stream: ${fmt(heap.seconds, 0)} s, ${int(heap.messages)} messages (${int(heap.messagesPerSecond)}/s), all checked`)
