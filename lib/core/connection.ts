@@ -97,48 +97,55 @@ interface Waiter {
   reject(err: unknown): void
 }
 
-/** A reliable message sent in two or more fragments: lives until every fragment is acked. */
+/**
+ * A message sent in two or more fragments, or an awaited single-frame one:
+ * reliable ones live until every fragment is acked.
+ */
 class OutMessage {
   remaining: number
   waiter: Waiter | null = null
   acked = false
+  /** The frames' `fragmentCount` field: 0 for a message sent whole. */
+  readonly fragmentCount: number
   constructor(
     readonly sequence: number,
     readonly data: Uint8Array,
-    readonly fragmentCount: number,
+    frames: number,
   ) {
-    this.remaining = fragmentCount
+    this.remaining = frames
+    this.fragmentCount = frames > 1 ? frames : 0
   }
 }
 
 /**
  * One DATA frame waiting to go out or in flight. It keeps a view of the
  * message bytes and is encoded straight into each packet that carries it
- * (no per-message buffer). A message that fits one frame is that frame
- * alone: a reliable one is tracked in its stream's `unacked` as itself (one
- * object per message); the fragments of a larger one share an
- * {@link OutMessage}.
+ * (no per-message buffer). A message that fits one frame, unawaited, is that
+ * frame alone: a reliable one is tracked in its stream's `unacked` as itself
+ * (one small object per message, which matters to the scavenger while
+ * thousands are queued or in flight); the fragments of a larger one, or an
+ * awaited one, share an {@link OutMessage}.
  */
 class OutFrame {
   acked = false
   queued = true
-  /** A single-frame reliable message's waiter (fragments use their message's). */
-  waiter: Waiter | null = null
-  /** Encoded size of the frame's entry in a packet. */
-  readonly size: number
   constructor(
     readonly stream: SendStream,
     readonly sequence: number,
     readonly data: Uint8Array,
     readonly fragmentIndex: number,
-    /** The message this is a fragment of; null when the frame is the whole message. */
+    /** The message this frame belongs to; null when the frame is the whole (unawaited) message. */
     readonly message: OutMessage | null,
-  ) {
-    this.size = dataEntrySize(stream.channel, stream.delivery, sequence, data.length, fragmentIndex, message?.fragmentCount ?? 0)
+  ) {}
+
+  /** Encoded size of the frame's entry in a packet. */
+  get size(): number {
+    const s = this.stream
+    return dataEntrySize(s.channel, s.delivery, this.sequence, this.data.length, this.fragmentIndex, this.message?.fragmentCount ?? 0)
   }
 }
 
-/** A reliable message not yet fully acknowledged: a single frame or a fragmented message. */
+/** A reliable message not yet fully acknowledged: a lone frame or an {@link OutMessage}. */
 type Unacked = OutFrame | OutMessage
 
 class SendStream {
@@ -477,15 +484,12 @@ export class Connection {
     const reliable = stream.reliable
     const size = this.#fragmentSize
     if (waiter !== null && !reliable) throw new RangeError('only reliable messages can be awaited')
-    if (data.length <= size) {
+    if (data.length <= size && waiter === null) {
       const fr = new OutFrame(stream, sequence, data, 0, null)
-      if (reliable) {
-        fr.waiter = waiter
-        stream.unacked.push(fr)
-      }
+      if (reliable) stream.unacked.push(fr)
       this.#sendQueue.push(fr)
     } else {
-      const count = Math.ceil(data.length / size)
+      const count = data.length <= size ? 1 : Math.ceil(data.length / size)
       const message = new OutMessage(sequence, data, count)
       if (reliable) {
         message.waiter = waiter
@@ -806,7 +810,8 @@ export class Connection {
   #messageAcked(stream: SendStream, u: Unacked): void {
     // Only the head's ack lets the head move (releasing what is acked).
     if (stream.unacked.peek() === u) stream.oldestUnacked()
-    if (u.waiter !== null) {
+    // A lone frame is never awaited (an awaited message has an OutMessage).
+    if (u instanceof OutMessage && u.waiter !== null) {
       u.waiter.resolve()
       u.waiter = null
     }
@@ -967,7 +972,8 @@ export class Connection {
         fr.queued = false
         continue
       }
-      if (size + fr.size > budget) return size
+      const frSize = fr.size
+      if (size + frSize > budget) return size
       const stream = fr.stream
       const reliable = stream.reliable
       // windowBase is never after the oldest unacked sequence: when even it
@@ -985,7 +991,7 @@ export class Connection {
       }
       if (reliable) frames.push(fr)
       entries.push(fr)
-      size += fr.size
+      size += frSize
     }
   }
 
@@ -1055,7 +1061,7 @@ export class Connection {
         const m = s.unacked.at(i)
         if (m.acked) continue
         undelivered.push({ channel: s.channel, delivery: s.delivery, data: m.data })
-        if (m.waiter !== null) {
+        if (m instanceof OutMessage && m.waiter !== null) {
           m.waiter.reject(err)
           m.waiter = null
         }

@@ -83,6 +83,13 @@ t.test('waiters: single-frame and fragmented messages resolve when acked', async
   t.equal(a.conn.unackedMessages, 2, 'the unreliable message is not tracked')
   a.conn.flush(0)
   t.ok(a.out.length >= 5, 'the large message went in fragments')
+  const data = a.out.flatMap((c) => c.frames).filter((f) => f.type === FrameType.DATA)
+  const small = data.filter((f) => f.channel === 0)
+  t.same(small.map((f) => [f.delivery, f.fragmentIndex, f.fragmentCount, f.data.length]),
+    [[Delivery.RELIABLE_ORDERED, 0, 0, 10], [Delivery.UNRELIABLE, 0, 0, 10]], 'an awaited small message is one plain frame on the wire')
+  const large = data.filter((f) => f.channel === 1)
+  t.same(large.map((f) => f.fragmentIndex), [0, 1, 2, 3, 4])
+  t.ok(large.every((f) => f.fragmentCount === 5))
   pass(a, b, 1)
   b.conn.flush(1)
   t.same(done, [])
