@@ -179,6 +179,85 @@ interface SentPacket {
   readonly frames: OutFrame[] | null
   /** Declared lost; kept a while so a late ack reveals reordering (a spurious loss). */
   lost: boolean
+  /** Acked or forgotten: no longer one of the {@link SentPackets}. */
+  removed: boolean
+}
+
+/**
+ * Packets sent and not yet acked (or, once declared lost, not yet
+ * forgotten), in packet-number order: a ring in which a removed packet
+ * stays as a hole until it reaches the head. Replaces a Map, whose
+ * iteration from the oldest entry walked over every entry deleted since its
+ * last rehash (up to its capacity: ~1000 with a full window) on each ACK.
+ * Lookup is a binary search; an ACK range is a search and a walk.
+ *
+ * `remove` only marks: indices stay valid while a caller walks the ring, and
+ * `compact` (after the walk) drops the removed head and, when holes
+ * outnumber live packets, rebuilds the ring without them.
+ */
+class SentPackets {
+  #ring = new Ring<SentPacket>()
+  #live = 0
+
+  /** Slots in the walk, holes included: `at(0)`..`at(length - 1)`. */
+  get length(): number {
+    return this.#ring.length
+  }
+
+  at(i: number): SentPacket {
+    return this.#ring.at(i)
+  }
+
+  /** Append a packet numbered after every packet held. */
+  add(sp: SentPacket): void {
+    this.#ring.push(sp)
+    this.#live++
+  }
+
+  remove(sp: SentPacket): void {
+    if (sp.removed) return
+    sp.removed = true
+    this.#live--
+  }
+
+  /** Index of the first slot whose packet number is `pn` or later (serial order); `length` if none. */
+  lowerBound(pn: number): number {
+    const ring = this.#ring
+    let lo = 0
+    let hi = ring.length
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if (seqDiff(ring.at(mid).packetNumber, pn) < 0) lo = mid + 1
+      else hi = mid
+    }
+    return lo
+  }
+
+  get(pn: number): SentPacket | undefined {
+    const i = this.lowerBound(pn)
+    if (i === this.#ring.length) return undefined
+    const sp = this.#ring.at(i)
+    return sp.packetNumber === pn && !sp.removed ? sp : undefined
+  }
+
+  /** Drop removed packets from the head; rebuild when holes outnumber live packets (bounded memory). */
+  compact(): void {
+    const ring = this.#ring
+    for (let sp = ring.peek(); sp !== undefined && sp.removed; sp = ring.peek()) ring.shift()
+    if (ring.length > 2 * this.#live + 1024) {
+      const next = new Ring<SentPacket>()
+      for (let i = 0; i < ring.length; i++) {
+        const sp = ring.at(i)
+        if (!sp.removed) next.push(sp)
+      }
+      this.#ring = next
+    }
+  }
+
+  clear(): void {
+    this.#ring = new Ring<SentPacket>()
+    this.#live = 0
+  }
 }
 
 /**
@@ -351,7 +430,7 @@ export class Connection {
 
   // send side
   #nextPacketNumber = 0
-  readonly #sent = new Map<number, SentPacket>()
+  readonly #sent = new SentPackets()
   #inFlight = 0
   #largestAcked = 0
   #hasLargestAcked = false
@@ -745,30 +824,19 @@ export class Connection {
       }
     }
     let newlyAcked = false
-    const largest = this.#sent.get(f.largest)
+    const sent = this.#sent
+    const largest = sent.get(f.largest)
     if (largest !== undefined && largest.ackEliciting) {
       this.rtt.sample(now - largest.sentTime, f.ackDelayUs / 1000)
     }
     for (const r of ranges) {
-      const span = seqDiff(r.high, r.low) + 1
-      if (span <= this.#sent.size) {
-        for (let i = 0, pn = r.low; i < span; i++, pn = (pn + 1) >>> 0) {
-          const sp = this.#sent.get(pn)
-          if (sp !== undefined) {
-            this.#onPacketAcked(sp)
-            newlyAcked = true
-          }
-        }
-      } else {
-        // #sent holds packets in packet-number order (each is added once, when
-        // sent): stop at the first one above the range.
-        for (const sp of this.#sent.values()) {
-          if (seqDiff(sp.packetNumber, r.high) > 0) break
-          if (seqDiff(sp.packetNumber, r.low) >= 0) {
-            this.#onPacketAcked(sp)
-            newlyAcked = true
-          }
-        }
+      // From the first packet in the range to the first one above it.
+      for (let i = sent.lowerBound(r.low); i < sent.length; i++) {
+        const sp = sent.at(i)
+        if (seqDiff(sp.packetNumber, r.high) > 0) break
+        if (sp.removed) continue
+        this.#onPacketAcked(sp)
+        newlyAcked = true
       }
     }
     const ackLargest = seqDiff(f.largest, largestSent) > 0 ? largestSent : f.largest
@@ -780,10 +848,11 @@ export class Connection {
       this.#lastAckedTime = now
       this.#detectLosses(now)
     }
+    sent.compact()
   }
 
   #onPacketAcked(sp: SentPacket): void {
-    this.#sent.delete(sp.packetNumber)
+    this.#sent.remove(sp)
     if (sp.lost) {
       // Declared lost, yet it arrived: reordering. Be more patient from now on.
       this.stats.spuriousLosses++
@@ -822,9 +891,12 @@ export class Connection {
     if (!this.#hasLargestAcked) return
     const lossDelay = this.rtt.lossDelay * this.#timeFactor * (8 / 9)
     const forgetBefore = now - 4 * this.rtt.rto
-    for (const sp of this.#sent.values()) {
+    const sent = this.#sent
+    for (let i = 0; i < sent.length; i++) {
+      const sp = sent.at(i)
+      if (sp.removed) continue
       if (sp.lost) {
-        if (sp.sentTime < forgetBefore) this.#sent.delete(sp.packetNumber)
+        if (sp.sentTime < forgetBefore) sent.remove(sp)
         continue
       }
       const behind = seqDiff(this.#largestAcked, sp.packetNumber)
@@ -836,11 +908,12 @@ export class Connection {
         break
       }
     }
+    sent.compact()
   }
 
   #onPacketLost(sp: SentPacket): void {
     if (!sp.ackEliciting) {
-      this.#sent.delete(sp.packetNumber)
+      this.#sent.remove(sp)
       return
     }
     sp.lost = true
@@ -874,8 +947,10 @@ export class Connection {
 
   #rtoDeadline(): number {
     let oldest = Infinity
-    for (const sp of this.#sent.values()) {
-      if (sp.ackEliciting && !sp.lost) {
+    const sent = this.#sent
+    for (let i = 0; i < sent.length; i++) {
+      const sp = sent.at(i)
+      if (!sp.removed && sp.ackEliciting && !sp.lost) {
         oldest = sp.sentTime
         break
       }
@@ -898,8 +973,10 @@ export class Connection {
       // must not cost a whole window of retransmissions. Its ack lets the
       // packet and time thresholds find whatever else is really missing.
       this.stats.rtoExpirations++
-      for (const sp of this.#sent.values()) {
-        if (sp.ackEliciting && !sp.lost) {
+      const sent = this.#sent
+      for (let i = 0; i < sent.length; i++) {
+        const sp = sent.at(i)
+        if (!sp.removed && sp.ackEliciting && !sp.lost) {
           this.#onPacketLost(sp)
           break
         }
@@ -1023,7 +1100,7 @@ export class Connection {
     const pn = this.#nextPacketNumber
     this.#nextPacketNumber = seqAdd(pn, 1)
     if (ackEliciting) {
-      this.#sent.set(pn, { packetNumber: pn, sentTime: now, ackEliciting, frames: frames.length > 0 ? frames : null, lost: false })
+      this.#sent.add({ packetNumber: pn, sentTime: now, ackEliciting, frames: frames.length > 0 ? frames : null, lost: false, removed: false })
       this.#inFlight++
     }
     this.#lastSentTime = now
