@@ -408,7 +408,7 @@ export class MeshNode extends EventEmitter {
     let n = 0
     for (const p of this.#table.values()) {
       if (filter.role !== undefined && p.role !== filter.role) continue
-      if (filter.tag !== undefined && !(p.meta.tags ?? '').split(',').map((s) => s.trim()).includes(filter.tag)) continue
+      if (filter.tag !== undefined && !tagsOf(p).includes(filter.tag)) continue
       try {
         this.#sendOn(this.#link(p.id), data, channel, delivery)
         this.#totals.messagesSent++
@@ -1119,6 +1119,22 @@ function checkOptions(o: MeshNodeOptions): void {
     const problem = metaProblem(o.meta)
     if (problem !== undefined) throw new RangeError(`meta: ${problem}`)
   }
+}
+
+/**
+ * Tags of table entries (`meta.tags` split on commas, trimmed), parsed once
+ * per entry: an entry is replaced, never modified, when the peer's record
+ * changes, so a cached list never goes stale and is dropped with its entry.
+ */
+const TAGS = new WeakMap<PeerInfo, readonly string[]>()
+
+function tagsOf(p: PeerInfo): readonly string[] {
+  let tags = TAGS.get(p)
+  if (tags === undefined) {
+    tags = (p.meta.tags ?? '').split(',').map((s) => s.trim())
+    TAGS.set(p, tags)
+  }
+  return tags
 }
 
 function checkChannel(channel: number | undefined): number {
