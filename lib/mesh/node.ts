@@ -24,7 +24,7 @@
  * coordinators down: views, table and sessions stay; sending goes on.
  */
 import { EventEmitter } from 'node:events'
-import { Endpoint, formatAddress, type Session, type SessionStats } from '../endpoint.js'
+import { Endpoint, formatAddress, type SendOptions, type Session, type SessionStats } from '../endpoint.js'
 import { systemClock, type Clock, type TimerHandle } from '../transport/transport.js'
 import { silentLogger, type Logger } from '../log.js'
 import { Delivery } from '../wire/codec.js'
@@ -33,7 +33,7 @@ import {
   WarpmeshError,
 } from '../errors.js'
 import {
-  APP_CHANNELS, CONTROL_CHANNEL, copyPeer, decodeControl, encodeControl, MAX_TOPICS, MeshKind, meshEndpointOptions,
+  APP_CHANNELS, CONTROL_CHANNEL, copyPeer, decodeControl, encodeControl, MAX_TOPICS, MESH_CHANNELS, MeshKind, meshEndpointOptions,
   metaProblem, samePeer, TOPIC_MAX_LENGTH, type MeshControl, type PeerInfo,
 } from './control.js'
 
@@ -47,12 +47,20 @@ export const OUTBOX_HIGH_WATER = 256 * 1024
 const EARLY_LIMIT = 256
 const ID_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/
 const ROLE_PATTERN = /^[a-z0-9_-]{1,32}$/
+/**
+ * `Session.send` options for every (channel, delivery), indexed
+ * `[channel][delivery]`: one shared object each instead of one per message
+ * (`Session.send` only reads them).
+ */
+const SEND_OPTIONS: readonly (readonly SendOptions[])[] = Array.from({ length: MESH_CHANNELS }, (_, channel) =>
+  [Delivery.UNRELIABLE, Delivery.UNRELIABLE_SEQUENCED, Delivery.RELIABLE_UNORDERED, Delivery.RELIABLE_ORDERED]
+    .map((delivery) => Object.freeze({ channel, delivery })))
 
 /** A message received from a peer. */
 export interface MeshMessage {
   /** Sender's node id. */
   from: string
-  /** The payload (a copy the receiver owns). */
+  /** The payload, the receiver's own (the node keeps no reference to it and never writes it). */
   data: Uint8Array
   /** Application channel 0..15. */
   channel: number
@@ -591,7 +599,7 @@ export class MeshNode extends EventEmitter {
 
   #sendOn(l: Link, data: Uint8Array, channel: number, delivery: Delivery): boolean {
     const s = l.session
-    if (s !== null && s.isOpen) return s.send(data, { channel, delivery })
+    if (s !== null && s.isOpen) return s.send(data, SEND_OPTIONS[channel][delivery])
     if (l.outboxBytes + data.length > OUTBOX_LIMIT) {
       throw new QueueFullError({ limit: OUTBOX_LIMIT, message: `queue to "${l.id}" full while its session opens (limit ${OUTBOX_LIMIT} bytes)` })
     }
@@ -682,7 +690,7 @@ export class MeshNode extends EventEmitter {
     l.outboxBytes = 0
     for (let i = 0; i < out.length; i++) {
       try {
-        s.send(out[i].data, { channel: out[i].channel, delivery: out[i].delivery })
+        s.send(out[i].data, SEND_OPTIONS[out[i].channel][out[i].delivery])
       } catch {
         this.#totals.undeliverable += out.length - i
         break
@@ -769,7 +777,7 @@ export class MeshNode extends EventEmitter {
       return
     }
     const from = sd.id
-    if (m === null) return this.#deliver({ from, data: data.slice(), channel, delivery })
+    if (m === null) return this.#deliver({ from, data: owned(data), channel, delivery })
     switch (m.kind) {
       case MeshKind.PUBLISH:
         return this.#deliver({ from, data: m.data.slice(), channel: m.channel, delivery, topic: m.topic })
@@ -792,7 +800,7 @@ export class MeshNode extends EventEmitter {
 
   #deliver(msg: MeshMessage): void {
     this.#totals.messagesReceived++
-    for (const it of this.#iters) {
+    if (this.#iters.size !== 0) for (const it of this.#iters) {
       if (it.queue.length >= this.#messageBufferSize) {
         it.queue.shift()
         this.#totals.iteratorDropped++
@@ -1135,6 +1143,17 @@ function tagsOf(p: PeerInfo): readonly string[] {
     TAGS.set(p, tags)
   }
   return tags
+}
+
+/**
+ * Received data as the application gets it. The endpoint delivers each
+ * message as its own Buffer view (of a datagram or decrypted payload it
+ * keeps no reference to), which is passed on as is: `Buffer#slice()`, used
+ * here before, made another view of the same bytes, not a copy. Anything
+ * else is copied.
+ */
+function owned(data: Uint8Array): Uint8Array {
+  return Buffer.isBuffer(data) ? data : data.slice()
 }
 
 function checkChannel(channel: number | undefined): number {
