@@ -704,7 +704,9 @@ export class Connection {
       return
     }
     const fragmented = f.fragmentCount > 1
-    let entry = stream.pending.get(f.sequence)
+    // In order and whole, the common case, finds nothing pending: skip the lookups.
+    const pending = stream.pending
+    let entry = pending.size === 0 ? undefined : pending.get(f.sequence)
     if (entry === undefined) {
       if (fragmented) {
         entry = new Assembly(f.fragmentCount)
@@ -750,8 +752,8 @@ export class Connection {
     stream.base = seqAdd(stream.base, 1)
     this.#deliver(complete, f.channel, f.delivery)
     for (;;) {
-      if (!this.isOpen) return
-      const next = stream.pending.get(stream.base)
+      if (!this.isOpen || pending.size === 0) return
+      const next = pending.get(stream.base)
       if (next === undefined || next instanceof Assembly) return
       stream.pending.delete(stream.base)
       this.#bufferedBytes -= next.length + ENTRY_OVERHEAD
