@@ -254,6 +254,11 @@ class SentPackets {
     }
   }
 
+  /** Give back the slots of an empty ring that grew large (see {@link Ring.trim}). */
+  trim(): void {
+    this.#ring.trim()
+  }
+
   clear(): void {
     this.#ring = new Ring<SentPacket>()
     this.#live = 0
@@ -993,6 +998,7 @@ export class Connection {
     // back the slots of queues that grew in a burst and are empty now.
     this.#sendQueue.trim()
     this.#retransmitQueue.trim()
+    this.#sent.trim()
     for (const st of this.#sendStreams) st?.unacked.trim()
   }
 
