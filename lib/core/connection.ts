@@ -321,7 +321,6 @@ const ACK_RANGES = 160
 const ACK_BURST = 16
 /** Largest encoding overhead of one DATA frame entry besides its data. */
 export const FRAME_OVERHEAD = 32
-const NO_FRAMES: OutFrame[] = []
 /** Upper bound of the adaptive packet-reordering threshold. */
 const MAX_REORDER_THRESHOLD = 512
 const PING_ENTRY = encodeFrameEntry({ type: FrameType.PING })
@@ -449,6 +448,8 @@ export class Connection {
   readonly #sendStreams: (SendStream | undefined)[]
   readonly #retransmitQueue = new Ring<OutFrame>()
   readonly #sendQueue = new Ring<OutFrame>()
+  /** Reliable frames in the packet being built (set by #fill). */
+  #reliableFrames = 0
   #queuedBytes = 0
   #needDrain = false
   #pingPending = false
@@ -653,7 +654,7 @@ export class Connection {
       else if (this.#ackDeadline === Infinity) this.#ackDeadline = now + this.#maxAckDelay
       if (this.#ackElicitingSinceAck >= ACK_BURST && this.isOpen) {
         const ack = this.#ackEntry(now)
-        this.#emit([ack], ack.length, NO_FRAMES, false, now)
+        this.#emit(ack, null, null, ack.length, false, now)
       }
     }
     return true
@@ -871,7 +872,7 @@ export class Connection {
     if (frames === null) return
     for (let i = 0; i < frames.length; i++) {
       const fr = frames[i]
-      if (fr.acked) continue
+      if (fr.acked || !fr.stream.reliable) continue // unreliable frames ride along untracked
       fr.acked = true
       const m = fr.message
       if (m === null) this.#messageAcked(fr.stream, fr)
@@ -930,7 +931,7 @@ export class Connection {
     if (frames === null) return
     for (let i = 0; i < frames.length; i++) {
       const fr = frames[i]
-      if (fr.acked || fr.queued) continue
+      if (fr.acked || fr.queued || !fr.stream.reliable) continue
       fr.queued = true
       this.#retransmitQueue.push(fr)
     }
@@ -1008,13 +1009,9 @@ export class Connection {
     this.#now = now
     let withAck = this.#ackPending && this.#ackDeadline <= now
     for (;;) {
-      const frames: OutFrame[] = []
-      const entries: (Uint8Array | OutFrame)[] = []
       let size = 0
-      let ackEliciting = false
       if (this.#closeFrame !== null) {
-        entries.push(this.#closeFrame)
-        this.#emit(entries, this.#closeFrame.length, frames, true, now)
+        this.#emit(this.#closeFrame, null, null, this.#closeFrame.length, true, now)
         this.#closeFrame = null
         return
       }
@@ -1022,32 +1019,35 @@ export class Connection {
       const hasData = canSendData &&
         (this.#retransmitQueue.length > 0 || this.#sendQueue.length > 0 || this.#pingPending)
       // The ACK goes first, so data fills what it leaves; a large ACK leaves alone.
-      let ackEntries = 0
+      let ack: Uint8Array | null = null
       if (this.#ackPending && (withAck || hasData)) {
-        const ack = this.#ackEntry(now)
-        entries.push(ack)
+        ack = this.#ackEntry(now)
         size += ack.length
         withAck = false
-        ackEntries = 1
       }
+      let frames: OutFrame[] | null = null
+      let ping: Uint8Array | null = null
       if (hasData) {
-        size = this.#fill(this.#retransmitQueue, frames, entries, size, true)
-        size = this.#fill(this.#sendQueue, frames, entries, size, false)
+        frames = []
+        this.#reliableFrames = 0
+        size = this.#fill(this.#retransmitQueue, frames, size, true)
+        size = this.#fill(this.#sendQueue, frames, size, false)
         if (this.#pingPending && size + PING_ENTRY.length <= this.#maxPayload) {
-          entries.push(PING_ENTRY)
+          ping = PING_ENTRY
           size += PING_ENTRY.length
           this.#pingPending = false
         }
-        // Any DATA frame (reliable or not) or a PING asks for an ACK.
-        ackEliciting = entries.length > ackEntries
       }
-      if (entries.length === 0) return
-      this.#emit(entries, size, frames, ackEliciting, now)
+      // Any DATA frame (reliable or not) or a PING asks for an ACK.
+      const ackEliciting = ping !== null || (frames !== null && frames.length > 0)
+      if (!ackEliciting && ack === null) return
+      this.#emit(ack, frames, ping, size, ackEliciting, now)
       if (!hasData) return
     }
   }
 
-  #fill(queue: Ring<OutFrame>, frames: OutFrame[], entries: (Uint8Array | OutFrame)[], size: number, retransmit: boolean): number {
+  /** Move frames from `queue` into the packet being built (`frames`: every DATA frame in order; reliable ones counted in #reliableFrames). */
+  #fill(queue: Ring<OutFrame>, frames: OutFrame[], size: number, retransmit: boolean): number {
     const budget = this.#maxPayload
     for (;;) {
       const fr = queue.peek()
@@ -1074,8 +1074,8 @@ export class Connection {
       } else {
         this.#queuedBytes -= fr.data.length
       }
-      if (reliable) frames.push(fr)
-      entries.push(fr)
+      if (reliable) this.#reliableFrames++
+      frames.push(fr)
       size += frSize
     }
   }
@@ -1092,23 +1092,31 @@ export class Connection {
     })
   }
 
-  #emit(entries: (Uint8Array | OutFrame)[], size: number, frames: OutFrame[], ackEliciting: boolean, now: number): void {
+  /**
+   * Send one packet: `first` (an ACK or CLOSE entry), then the DATA frames,
+   * then `last` (a PING entry). The packet keeps `frames` for acks and
+   * losses when any of them is reliable.
+   */
+  #emit(first: Uint8Array | null, frames: OutFrame[] | null, last: Uint8Array | null, size: number, ackEliciting: boolean, now: number): void {
     const payload = Buffer.allocUnsafe(size)
     let off = 0
-    for (let i = 0; i < entries.length; i++) {
-      const e = entries[i]
-      if (e instanceof OutFrame) {
+    if (first !== null) {
+      payload.set(first, off)
+      off += first.length
+    }
+    if (frames !== null) {
+      for (let i = 0; i < frames.length; i++) {
+        const e = frames[i]
         const s = e.stream
         off = writeDataEntry(payload, off, s.channel, s.delivery, e.sequence, e.data, e.fragmentIndex, e.message?.fragmentCount ?? 0)
-      } else {
-        payload.set(e, off)
-        off += e.length
       }
     }
+    if (last !== null) payload.set(last, off)
     const pn = this.#nextPacketNumber
     this.#nextPacketNumber = seqAdd(pn, 1)
     if (ackEliciting) {
-      this.#sent.add({ packetNumber: pn, sentTime: now, ackEliciting, frames: frames.length > 0 ? frames : null, lost: false, removed: false })
+      const tracked = frames !== null && this.#reliableFrames > 0 ? frames : null
+      this.#sent.add({ packetNumber: pn, sentTime: now, ackEliciting, frames: tracked, lost: false, removed: false })
       this.#inFlight++
     }
     this.#lastSentTime = now

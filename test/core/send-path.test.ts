@@ -255,3 +255,26 @@ t.test('RTO probes, then an ACK with gaps: losses by threshold, later acked as s
   l.conn.receive(1, [ack(newest, newest)], 10, 2200)
   t.same(counters(l.conn), { inFlight: 0, unacked: 0, queued: 0, lost: 32, spurious: 32, retx: 32, rto: 4, deadline: 3100 })
 })
+
+t.test('a lost packet with reliable and unreliable frames resends only the reliable one', async (t) => {
+  const l = lone()
+  l.conn.send(Buffer.alloc(30, 1), 0, Delivery.RELIABLE_ORDERED)
+  l.conn.send(Buffer.alloc(30, 2), 1, Delivery.UNRELIABLE)
+  l.conn.send(Buffer.alloc(30, 3), 2, Delivery.UNRELIABLE_SEQUENCED)
+  l.conn.flush(0)
+  t.equal(l.out.length, 1, 'one packet carries all three')
+  for (let i = 0; i < 3; i++) l.conn.send(Buffer.alloc(1000, i), 3, Delivery.RELIABLE_UNORDERED)
+  l.conn.flush(0)
+  t.same(l.out.map((p) => p.pn), [0, 1, 2, 3])
+  l.conn.receive(0, [ack(3, 2)], 10, 1) // 1..3: packet 0 is three behind, lost
+  t.equal(l.conn.stats.packetsLost, 1)
+  l.conn.flush(1)
+  t.equal(l.out.length, 5)
+  const resent = l.out[4].frames.filter((f) => f.type === FrameType.DATA)
+  t.same(resent.map((f) => [f.channel, f.delivery, f.data[0]]), [[0, Delivery.RELIABLE_ORDERED, 1]])
+  t.equal(l.conn.stats.framesRetransmitted, 1)
+  l.conn.receive(1, [ack(4, 4)], 10, 2) // the resend and the original (late) are both acked
+  t.equal(l.conn.inFlight, 0)
+  t.equal(l.conn.unackedMessages, 0)
+  t.equal(l.conn.stats.spuriousLosses, 1)
+})
