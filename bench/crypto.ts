@@ -11,10 +11,18 @@
  * process's CPU time (robust to other load on a shared VM) and of wall time,
  * then the median of the per-slice speed ratios of the two algorithms. Every
  * case checks its results: sealed lengths, opened plaintexts, verify outcomes.
+ *
+ * Then the **idle** section: the wall time of one seal + open of a 64-B
+ * payload with the default AEAD (a) with no idle before it, (b) right after a 1 ms
+ * idle (`setTimeout`), as a request–response exchange meets it, and (c)
+ * after the idle with the cipher and decipher made before it
+ * (`PacketProtector.prepare`, what the endpoint does after each flush).
+ * The three are interleaved, `--idle-samples` each (1000); medians in µs.
  */
 import { createCipheriv, createSecretKey, randomBytes, type CipherGCMTypes } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
-import { AEAD_ALGORITHMS, type AeadAlgorithm, PacketProtector, TAG_LENGTH } from '../lib/security/aead.js'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { AEAD_ALGORITHMS, type AeadAlgorithm, DEFAULT_AEAD, PacketProtector, TAG_LENGTH } from '../lib/security/aead.js'
 import { CookieJar } from '../lib/security/cookie.js'
 import { createNonce, deriveSessionKeys, proveInitiator, verifyInitiator, type InitiatorTranscript } from '../lib/security/handshake.js'
 import { keyId } from '../lib/security/keys.js'
@@ -23,21 +31,24 @@ import { ReplayWindow } from '../lib/security/replay.js'
 interface Options {
   timeMs: number
   rounds: number
+  idleSamples: number
   json: string | undefined
 }
 
 function parseArgs(argv: string[]): Options {
-  const options: Options = { timeMs: 100, rounds: 21, json: undefined }
+  const options: Options = { timeMs: 100, rounds: 21, idleSamples: 1000, json: undefined }
   for (let i = 0; i < argv.length; i++) {
     const value = argv[i + 1]
     switch (argv[i]) {
       case '--time': options.timeMs = Number(value); i++; break
       case '--rounds': options.rounds = Number(value); i++; break
       case '--json': options.json = value; i++; break
-      default: throw new TypeError(`unknown argument ${argv[i]}; expected --time MS, --rounds N, --json FILE`)
+      case '--idle-samples': options.idleSamples = Number(value); i++; break
+      default: throw new TypeError(`unknown argument ${argv[i]}; expected --time MS, --rounds N, --idle-samples N, --json FILE`)
     }
   }
   if (!(options.timeMs > 0) || !(options.rounds >= 1)) throw new RangeError('--time and --rounds must be positive')
+  if (!Number.isInteger(options.idleSamples) || options.idleSamples < 1) throw new RangeError('--idle-samples must be a positive integer')
   return options
 }
 
@@ -272,7 +283,52 @@ function formatLine(r: Result): string {
     `${n(r.opsPerSec).padStart(11)} ops/s wall  (cpu ${n(Math.min(...cpu))}..${n(Math.max(...cpu))})`
 }
 
-function main(): void {
+interface IdleResult {
+  /** Median wall µs of seal + open, back to back. */
+  hotUs: number
+  /** Median wall µs of seal + open right after a 1 ms idle. */
+  idleUs: number
+  /** The same with the cipher and decipher prepared before the idle. */
+  idlePreparedUs: number
+  samples: number
+}
+
+/** Seal + open of 64 B: hot, after a 1 ms idle, and after the idle with prepared ciphers; interleaved. */
+async function idleCosts(samples: number): Promise<IdleResult> {
+  const key1 = randomBytes(32)
+  const key2 = randomBytes(32)
+  const header = randomBytes(19)
+  const plaintext = randomBytes(64)
+  const a = new PacketProtector(key1, key2, DEFAULT_AEAD)
+  const b = new PacketProtector(key2, key1, DEFAULT_AEAD)
+  let pn = 0
+  const once = (): number => {
+    const t0 = process.hrtime.bigint()
+    const sealed = a.seal(header, pn, plaintext)
+    const opened = b.open(header, pn, sealed)
+    const t1 = process.hrtime.bigint()
+    pn++
+    if (opened === null || !opened.equals(plaintext)) fail('idle: open failed')
+    return Number(t1 - t0) / 1000
+  }
+  for (let i = 0; i < 2000; i++) once() // JIT and first-use warm-up
+  const hot: number[] = []
+  const idle: number[] = []
+  const prepared: number[] = []
+  for (let i = 0; i < samples; i++) {
+    hot.push(once())
+    await sleep(1)
+    idle.push(once())
+    a.prepare()
+    b.prepare()
+    await sleep(1)
+    prepared.push(once())
+  }
+  if (a.preparedHits < samples || b.preparedHits < samples) fail('idle: prepared ciphers were not used')
+  return { hotUs: median(hot), idleUs: median(idle), idlePreparedUs: median(prepared), samples }
+}
+
+async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2))
   const groups: Case[][] = []
   for (const size of [64, 1200]) {
@@ -315,9 +371,16 @@ function main(): void {
   }
   console.log('')
   for (const line of ratios) console.log(line)
+  const idle = await idleCosts(options.idleSamples)
+  console.log('')
+  console.log(`seal + open, 64 B, ${DEFAULT_AEAD}, median wall µs over ${idle.samples} interleaved samples each:`)
+  console.log(`  no idle before it ${idle.hotUs.toFixed(2)}   after a 1 ms idle ${idle.idleUs.toFixed(2)}   after a 1 ms idle, cipher + decipher prepared before it ${idle.idlePreparedUs.toFixed(2)}`)
   if (options.json !== undefined) {
-    writeFileSync(options.json, JSON.stringify({ node: process.version, timeMs: options.timeMs, rounds: options.rounds, results }, null, 2))
+    writeFileSync(options.json, JSON.stringify({ node: process.version, timeMs: options.timeMs, rounds: options.rounds, results, idle }, null, 2))
   }
 }
 
-main()
+main().catch((err) => {
+  console.error(err)
+  process.exit(1)
+})
