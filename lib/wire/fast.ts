@@ -3,7 +3,7 @@
  * frame inside `Frames`, and the header of a DATA packet. They write exactly
  * the bytes protobufjs writes for the same fields — proto3: a field equal to
  * its default (0, empty) is not written — and test/wire/fast.test.ts proves
- * byte-for-byte equality; decoding stays with protobufjs.
+ * byte-for-byte equality. Decoding is hand-written too, in decode.ts.
  */
 import { FrameType, MAGIC, PacketType, varintSize, VERSION } from './codec.js'
 
