@@ -298,6 +298,8 @@ export class Endpoint extends EventEmitter {
   readonly #log: Logger
   readonly #options: EndpointOptions
   readonly #maxDatagram: number
+  /** Where protected packets' payloads are built (sealed at once, so one buffer serves every packet). */
+  readonly #scratch: Buffer
   readonly #keys: Uint8Array[]
   readonly #aead: AeadAlgorithm
   readonly #handshakeTimeout: number
@@ -331,6 +333,7 @@ export class Endpoint extends EventEmitter {
     if (!Number.isInteger(this.#maxDatagram) || this.#maxDatagram < 576 || this.#maxDatagram > 65000) {
       throw new RangeError(`maxDatagram must be an integer 576..65000, got ${this.#maxDatagram}`)
     }
+    this.#scratch = Buffer.allocUnsafe(this.#maxDatagram)
     this.#keys = [...(options.keys ?? [])]
     for (const k of this.#keys) {
       if (k.length < 32) throw new RangeError('every network key must be at least 32 bytes')
@@ -351,6 +354,11 @@ export class Endpoint extends EventEmitter {
     new Connection({ output() {}, deliver() {}, drain() {}, closed() {} }, 0, this.#connectionOptions())
     this.#host = {
       output: (conn, pn, payload) => this.#sendData(conn.owner as Session, pn, payload),
+      // A protected packet's payload is consumed by the seal (the ciphertext is a new buffer): build
+      // it in one preallocated scratch. An unprotected payload goes to the socket, which may hold it.
+      packetBuffer: (conn, size) => (conn.owner as Session).protector !== null && size <= this.#scratch.length
+        ? this.#scratch.subarray(0, size)
+        : Buffer.allocUnsafe(size),
       deliver: (conn, data, channel, delivery) => this.emit('message', data, conn.owner as Session, channel, delivery),
       drain: (conn) => {
         const s = conn.owner as Session

@@ -54,8 +54,19 @@ export interface ConnectionOptions {
 
 /** Callbacks from a connection to its owner. Implemented once per endpoint, not per packet. */
 export interface ConnectionHost {
-  /** Send one packet: `payload` is an encoded `Frames` message. The buffer is the host's to keep. */
+  /**
+   * Send one packet: `payload` is an encoded `Frames` message. The buffer is
+   * the host's to keep — unless it came from {@link packetBuffer}.
+   */
   output(conn: Connection, packetNumber: number, payload: Buffer): void
+  /**
+   * Optional: a buffer of exactly `size` bytes to build the next packet's
+   * payload in, handed to `output` right after; the connection does not
+   * touch it afterwards. A host that consumes the payload inside `output`
+   * (the endpoint seals it: the ciphertext is a new buffer) can return the
+   * same preallocated scratch every time. Without it: `Buffer.allocUnsafe`.
+   */
+  packetBuffer?(conn: Connection, size: number): Buffer
   /** A complete message arrived. `data` may be a view into a received datagram. */
   deliver(conn: Connection, data: Uint8Array, channel: number, delivery: Delivery): void
   /** The send queue fell below its low-water mark after `send()` returned false. */
@@ -1098,7 +1109,8 @@ export class Connection {
    * losses when any of them is reliable.
    */
   #emit(first: Uint8Array | null, frames: OutFrame[] | null, last: Uint8Array | null, size: number, ackEliciting: boolean, now: number): void {
-    const payload = Buffer.allocUnsafe(size)
+    const host = this.#host
+    const payload = host.packetBuffer !== undefined ? host.packetBuffer(this, size) : Buffer.allocUnsafe(size)
     let off = 0
     if (first !== null) {
       payload.set(first, off)

@@ -32,3 +32,29 @@ for (const loss of [0, 0.1]) {
     t.equal(sa.protector!.openFailures + sb.protector!.openFailures, 0, 'no authentication failures')
   })
 }
+
+t.test('protected packets are built in one scratch buffer; unprotected payloads stay intact after send', async (t) => {
+  for (const keyed of [true, false]) {
+    const w = world({ keyed, seed: 9 })
+    const { sa } = await connect(w)
+    const plaintextBuffers = new Set<ArrayBufferLike>()
+    if (keyed) {
+      const p = sa.protector!
+      const seal = p.sealParts.bind(p)
+      p.sealParts = (header, pn, plaintext) => { plaintextBuffers.add(plaintext.buffer); return seal(header, pn, plaintext) }
+    }
+    // What the socket was handed, kept by reference (a real socket may hold chunks until sent).
+    const held: { chunks: Uint8Array[], copy: Buffer }[] = []
+    const send = w.ta.send.bind(w.ta)
+    w.ta.send = (chunks, port, address) => {
+      held.push({ chunks: [...chunks], copy: Buffer.concat(chunks as Uint8Array[]) })
+      send(chunks, port, address)
+    }
+    for (let i = 0; i < 300; i++) sa.send(Buffer.alloc(50 + (i % 200), i & 0xff), ORDERED)
+    t.ok(await driveUntil(w, () => w.gotB.length === 300, 10_000))
+    t.ok(w.gotB.every((m, i) => m.data.length === 50 + (i % 200) && m.data.every((x) => x === (i & 0xff))), 'every message intact')
+    if (keyed) t.equal(plaintextBuffers.size, 1, 'every sealed payload was built in the same scratch')
+    t.ok(held.length > 10)
+    t.ok(held.every((h) => Buffer.concat(h.chunks).equals(h.copy)), 'no chunk handed to the socket was overwritten later')
+  }
+})
