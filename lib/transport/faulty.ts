@@ -175,15 +175,7 @@ export class FaultyTransport implements Transport {
   }
 
   #hold(chunks: readonly Uint8Array[], port: number, address: string): void {
-    let length = 0
-    for (let i = 0; i < chunks.length; i++) length += chunks[i]!.byteLength
-    const data = Buffer.allocUnsafe(length)
-    let offset = 0
-    for (let i = 0; i < chunks.length; i++) {
-      const chunk = chunks[i]!
-      data.set(chunk, offset)
-      offset += chunk.byteLength
-    }
+    const data = Buffer.concat(chunks)
     const i = this.stats.held++
     this.#heldData[i] = data
     this.#heldPort[i] = port

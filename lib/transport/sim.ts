@@ -855,13 +855,7 @@ export class SimNetwork<C extends Clock = FakeClock> {
       stats.dropped.loss++
       return
     }
-    const data = Buffer.allocUnsafe(length)
-    let offset = 0
-    for (let i = 0; i < chunks.length; i++) {
-      const chunk = chunks[i]!
-      data.set(chunk, offset)
-      offset += chunk.byteLength
-    }
+    const data = Buffer.concat(chunks, length)
     const copy = conditions.duplicate > 0 && rng() < conditions.duplicate ? Buffer.from(data) : undefined
     this.#schedule(data, departAt, now, conditions, from, address, port)
     if (copy !== undefined) {

@@ -127,17 +127,6 @@ function lookupAddress(hostname: string, options: LookupOneOptions | number, cal
   else dnsLookup(hostname, options as number, callback)
 }
 
-function concat(chunks: readonly Uint8Array[], length: number): Buffer {
-  const data = Buffer.allocUnsafe(length)
-  let offset = 0
-  for (let i = 0; i < chunks.length; i++) {
-    const chunk = chunks[i]!
-    data.set(chunk, offset)
-    offset += chunk.byteLength
-  }
-  return data
-}
-
 /** setsockopt takes an int. */
 const MAX_BUFFER_SIZE = 2 ** 31 - 1
 
@@ -249,7 +238,7 @@ export class UdpTransport implements Transport {
         socket.send(chunks, port, address)
       } else {
         stats.copiedSends++
-        socket.send(concat(chunks, length), port, address)
+        socket.send(Buffer.concat(chunks, length), port, address)
       }
     } catch {
       stats.sendErrors++
