@@ -279,6 +279,8 @@ export function meshNodeOptions(config: NodeEnvConfig, logger: Logger) {
     insecure: config.insecure,
     heartbeatMs: config.heartbeatMs,
     leaseMisses: config.leaseMisses,
+    maxDatagram: config.maxDatagram,
+    loopbackDatagram: config.loopbackDatagram,
     logger,
   }
 }
@@ -293,6 +295,8 @@ export function coordinatorStartOptions(config: CoordinatorEnvConfig, logger: Lo
     insecure: config.insecure,
     heartbeatMs: config.heartbeatMs,
     leaseMisses: config.leaseMisses,
+    maxDatagram: config.maxDatagram,
+    loopbackDatagram: config.loopbackDatagram,
     logger,
   }
 }

@@ -41,6 +41,14 @@ export const HEARTBEAT_MIN_MS = 10
 export const HEARTBEAT_MAX_MS = 60_000
 /** Most missed heartbeats before a lease expires. */
 export const LEASE_MISSES_MAX = 100
+/** Smallest datagram size, in bytes: every IPv4 host accepts 576. */
+export const DATAGRAM_MIN_BYTES = 576
+/** Largest datagram size, in bytes: under the largest IPv4 UDP payload (65507). */
+export const DATAGRAM_MAX_BYTES = 65_000
+/** Default `WARPMESH_MAX_DATAGRAM`, in bytes: fits every IPv6 path without IP fragmentation. */
+export const DEFAULT_MAX_DATAGRAM = 1200
+/** Default `WARPMESH_LOOPBACK_DATAGRAM`, in bytes. */
+export const DEFAULT_LOOPBACK_DATAGRAM = 32_768
 
 // ---------------------------------------------------------------- expected forms
 
@@ -468,6 +476,7 @@ const EXPECTED_KEY_LIST = KEY_LIST_FORM
 
 const HEARTBEAT_RANGE = { min: HEARTBEAT_MIN_MS, max: HEARTBEAT_MAX_MS } as const
 const LEASE_RANGE = { min: 1, max: LEASE_MISSES_MAX } as const
+const DATAGRAM_RANGE = { min: DATAGRAM_MIN_BYTES, max: DATAGRAM_MAX_BYTES } as const
 const NO_UNSPECIFIED = { allowUnspecified: false } as const
 const METRICS_EXAMPLE = '127.0.0.1:9464'
 const ADVERTISE_EXAMPLE = '203.0.113.10:7401'
@@ -498,7 +507,7 @@ export const ENV_VARS: readonly EnvVarSpec[] = Object.freeze([
   {
     name: 'WARPMESH_BIND',
     expected: expectedHostPort(),
-    description: 'Local UDP address to listen on. Port 0 picks a free port.',
+    description: 'Local UDP address to listen on. Port 0 picks a free port. An IPv6 address binds IPv6.',
     node: { default: '0.0.0.0:0' },
     coordinator: { default: `0.0.0.0:${DEFAULT_COORDINATOR_PORT}` },
   },
@@ -547,6 +556,22 @@ export const ENV_VARS: readonly EnvVarSpec[] = Object.freeze([
     description: 'Heartbeats missed in a row before a node is declared down.',
     node: { default: '3' },
     coordinator: { default: '3' },
+  },
+  {
+    name: 'WARPMESH_MAX_DATAGRAM',
+    expected: expectedInt(DATAGRAM_RANGE.min, DATAGRAM_RANGE.max),
+    description:
+      'Largest datagram sent to peers on other hosts, in bytes. 1200 fits every IPv6 path without IP fragmentation; raise it only where the path MTU is known, e.g. 8972 on a jumbo-frame LAN.',
+    node: { default: String(DEFAULT_MAX_DATAGRAM) },
+    coordinator: { default: String(DEFAULT_MAX_DATAGRAM) },
+  },
+  {
+    name: 'WARPMESH_LOOPBACK_DATAGRAM',
+    expected: expectedInt(DATAGRAM_RANGE.min, DATAGRAM_RANGE.max),
+    description:
+      'Largest datagram sent to peers at loopback addresses (127.0.0.0/8, ::1), in bytes: on one host there is no link MTU. Set it to WARPMESH_MAX_DATAGRAM for small datagrams everywhere.',
+    node: { default: String(DEFAULT_LOOPBACK_DATAGRAM) },
+    coordinator: { default: String(DEFAULT_LOOPBACK_DATAGRAM) },
   },
   {
     name: 'WARPMESH_KEY',
@@ -609,6 +634,10 @@ export interface NodeEnvConfig {
   heartbeatMs: number
   /** `WARPMESH_LEASE_MISSES`: missed heartbeats before a lease expires. Default 3. */
   leaseMisses: number
+  /** `WARPMESH_MAX_DATAGRAM`: largest datagram sent to peers on other hosts, bytes (576..65000). Default 1200. */
+  maxDatagram: number
+  /** `WARPMESH_LOOPBACK_DATAGRAM`: largest datagram sent to peers at loopback addresses, bytes (576..65000). Default 32768. */
+  loopbackDatagram: number
   /**
    * `WARPMESH_KEY` or `WARPMESH_KEY_FILE`: network keys, newest first (read by
    * `loadKeys()`). Empty only when {@link NodeEnvConfig.insecure} is true.
@@ -632,6 +661,10 @@ export interface CoordinatorEnvConfig {
   heartbeatMs: number
   /** `WARPMESH_LEASE_MISSES`: missed heartbeats before a node's lease expires. Default 3. */
   leaseMisses: number
+  /** `WARPMESH_MAX_DATAGRAM`; see {@link NodeEnvConfig.maxDatagram}. Default 1200. */
+  maxDatagram: number
+  /** `WARPMESH_LOOPBACK_DATAGRAM`; see {@link NodeEnvConfig.loopbackDatagram}. Default 32768. */
+  loopbackDatagram: number
   /** Network keys, newest first; see {@link NodeEnvConfig.keys}. */
   keys: Buffer[]
   /** No key and `WARPMESH_INSECURE` set; see {@link NodeEnvConfig.insecure}. */
@@ -668,6 +701,18 @@ function readTiming(env: Env): { heartbeatMs: number; leaseMisses: number } {
   }
 }
 
+function readDatagrams(env: Env): { maxDatagram: number; loopbackDatagram: number } {
+  const max = readEnv(env, 'WARPMESH_MAX_DATAGRAM')
+  const loopback = readEnv(env, 'WARPMESH_LOOPBACK_DATAGRAM')
+  return {
+    maxDatagram: max === undefined ? DEFAULT_MAX_DATAGRAM : parsePositiveInt('WARPMESH_MAX_DATAGRAM', max, DATAGRAM_RANGE),
+    loopbackDatagram:
+      loopback === undefined
+        ? DEFAULT_LOOPBACK_DATAGRAM
+        : parsePositiveInt('WARPMESH_LOOPBACK_DATAGRAM', loopback, DATAGRAM_RANGE),
+  }
+}
+
 /**
  * Read a node's configuration from the environment, checking variables in
  * {@link ENV_VARS} order and stopping at the first bad one. Empty variables
@@ -691,6 +736,8 @@ export function nodeOptionsFromEnv(env: Env = process.env): NodeEnvConfig {
     logLevel: 'info',
     heartbeatMs: 1000,
     leaseMisses: 3,
+    maxDatagram: DEFAULT_MAX_DATAGRAM,
+    loopbackDatagram: DEFAULT_LOOPBACK_DATAGRAM,
     keys: [],
     insecure: false,
   }
@@ -708,7 +755,7 @@ export function nodeOptionsFromEnv(env: Env = process.env): NodeEnvConfig {
   if (log !== undefined) config.logLevel = parseLogLevel('WARPMESH_LOG', log)
   const metrics = optionalHostPort(env, 'WARPMESH_METRICS', METRICS_EXAMPLE)
   if (metrics !== undefined) config.metrics = metrics
-  Object.assign(config, readTiming(env), readKeys(env))
+  Object.assign(config, readTiming(env), readDatagrams(env), readKeys(env))
   return config
 }
 
@@ -734,12 +781,14 @@ export function coordinatorOptionsFromEnv(env: Env = process.env): CoordinatorEn
     logLevel: log === undefined ? 'info' : parseLogLevel('WARPMESH_LOG', log),
     heartbeatMs: 1000,
     leaseMisses: 3,
+    maxDatagram: DEFAULT_MAX_DATAGRAM,
+    loopbackDatagram: DEFAULT_LOOPBACK_DATAGRAM,
     keys: [],
     insecure: false,
   }
   const metrics = optionalHostPort(env, 'WARPMESH_METRICS', METRICS_EXAMPLE)
   if (metrics !== undefined) config.metrics = metrics
-  Object.assign(config, readTiming(env), readKeys(env))
+  Object.assign(config, readTiming(env), readDatagrams(env), readKeys(env))
   return config
 }
 

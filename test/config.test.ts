@@ -1,7 +1,12 @@
+import { readFileSync } from 'node:fs'
 import t, { type Test } from 'tap'
 import {
   coordinatorOptionsFromEnv,
+  DATAGRAM_MAX_BYTES,
+  DATAGRAM_MIN_BYTES,
   DEFAULT_COORDINATOR_PORT,
+  DEFAULT_LOOPBACK_DATAGRAM,
+  DEFAULT_MAX_DATAGRAM,
   DURATION_MAX_MS,
   ENV_VARS,
   type Env,
@@ -30,7 +35,12 @@ import {
   parsePositiveInt,
   parseRole,
 } from '../lib/config.js'
+import { coordinatorStartOptions, meshNodeOptions } from '../lib/cli.js'
+import { Endpoint } from '../lib/endpoint.js'
 import { CONFIG_VALUE_QUOTE_MAX, ConfigError } from '../lib/errors.js'
+import { createLogger } from '../lib/log.js'
+import { Coordinator } from '../lib/mesh/coordinator.js'
+import { MeshNode } from '../lib/mesh/node.js'
 import { KEY_LIST_FORM } from '../lib/security/keys.js'
 
 /** Assert `fn` throws a ConfigError with exactly these fields, and a message naming them all. */
@@ -400,6 +410,8 @@ t.test('nodeOptionsFromEnv: defaults', async (t) => {
     logLevel: 'info',
     heartbeatMs: 1000,
     leaseMisses: 3,
+    maxDatagram: 1200,
+    loopbackDatagram: 32768,
     ...INSECURE,
   })
   const config = nodeOptionsFromEnv(NODE_ENV)
@@ -416,6 +428,8 @@ t.test('nodeOptionsFromEnv: defaults', async (t) => {
     WARPMESH_METRICS: '',
     WARPMESH_HEARTBEAT_MS: '',
     WARPMESH_LEASE_MISSES: '',
+    WARPMESH_MAX_DATAGRAM: '',
+    WARPMESH_LOOPBACK_DATAGRAM: ' \r',
   })
   t.same(blank, config)
 })
@@ -433,6 +447,8 @@ t.test('nodeOptionsFromEnv: every variable set', async (t) => {
       WARPMESH_METRICS: '127.0.0.1:9464',
       WARPMESH_HEARTBEAT_MS: '500ms',
       WARPMESH_LEASE_MISSES: '5',
+      WARPMESH_MAX_DATAGRAM: '8972',
+      WARPMESH_LOOPBACK_DATAGRAM: '1200',
       WARPMESH_KEY: KEY_HEX,
       UNRELATED: 'ignored',
     }),
@@ -450,6 +466,8 @@ t.test('nodeOptionsFromEnv: every variable set', async (t) => {
       metrics: { host: '127.0.0.1', port: 9464, family: 4 },
       heartbeatMs: 500,
       leaseMisses: 5,
+      maxDatagram: 8972,
+      loopbackDatagram: 1200,
       keys: [Buffer.from(KEY_HEX, 'hex')],
       insecure: false,
     },
@@ -551,6 +569,8 @@ t.test('coordinatorOptionsFromEnv', async (t) => {
     logLevel: 'info',
     heartbeatMs: 1000,
     leaseMisses: 3,
+    maxDatagram: 1200,
+    loopbackDatagram: 32768,
     ...INSECURE,
   })
   t.same(
@@ -561,6 +581,8 @@ t.test('coordinatorOptionsFromEnv', async (t) => {
       WARPMESH_METRICS: '[::1]:9464',
       WARPMESH_HEARTBEAT_MS: '2s',
       WARPMESH_LEASE_MISSES: '4',
+      WARPMESH_MAX_DATAGRAM: '1400',
+      WARPMESH_LOOPBACK_DATAGRAM: '65000',
       WARPMESH_COORDINATORS: 'not even parsed',
       WARPMESH_ROLE: 'Not Parsed Either',
       WARPMESH_KEY: KEY_HEX,
@@ -572,6 +594,8 @@ t.test('coordinatorOptionsFromEnv', async (t) => {
       metrics: { host: '::1', port: 9464, family: 6 },
       heartbeatMs: 2000,
       leaseMisses: 4,
+      maxDatagram: 1400,
+      loopbackDatagram: 65000,
       keys: [Buffer.from(KEY_HEX, 'hex')],
       insecure: false,
     },
@@ -607,6 +631,149 @@ t.test('coordinatorOptionsFromEnv', async (t) => {
   })
 })
 
+t.test('WARPMESH_MAX_DATAGRAM and WARPMESH_LOOPBACK_DATAGRAM', async (t) => {
+  t.equal(DATAGRAM_MIN_BYTES, 576)
+  t.equal(DATAGRAM_MAX_BYTES, 65000)
+  t.equal(DEFAULT_MAX_DATAGRAM, 1200)
+  t.equal(DEFAULT_LOOPBACK_DATAGRAM, 32768)
+  const expected = 'a whole number from 576 to 65000'
+  const readers = [
+    ['node', (env: Env) => nodeOptionsFromEnv({ ...NODE_ENV, ...env })],
+    ['coordinator', (env: Env) => coordinatorOptionsFromEnv({ WARPMESH_INSECURE: '1', ...env })],
+  ] as const
+  const fields = [
+    ['WARPMESH_MAX_DATAGRAM', 'maxDatagram', DEFAULT_MAX_DATAGRAM],
+    ['WARPMESH_LOOPBACK_DATAGRAM', 'loopbackDatagram', DEFAULT_LOOPBACK_DATAGRAM],
+  ] as const
+  for (const [who, read] of readers) {
+    for (const [name, field, byDefault] of fields) {
+      const label = `${who} ${name}`
+      t.equal(read({})[field], byDefault, `${label}: unset is the default`)
+      for (const blank of ['', ' ', '\r', '\t\n']) {
+        t.equal(read({ [name]: blank })[field], byDefault, `${label}=${JSON.stringify(blank)} counts as unset`)
+      }
+      for (const [value, want] of [['576', 576], ['65000', 65000], ['8972', 8972], [' 1400\r', 1400], ['01500', 1500]] as const) {
+        t.equal(read({ [name]: value })[field], want, `${label}=${JSON.stringify(value)}`)
+      }
+      // The other variable keeps its default.
+      const other = fields.find(([n]) => n !== name)!
+      t.equal(read({ [name]: '9000' })[other[1]], other[2], `${label}: ${other[0]} untouched`)
+      const notInteger = ['abc', '1200.5', '1.5k', '-1200', '+1200', '1e3', '0x4b0', '1200 bytes', '1_200', '12 00', '∞']
+      for (const value of notInteger) {
+        throwsConfig(t, () => read({ [name]: value }), { variable: name, value, expected })
+      }
+      for (const value of ['0', '575', '65001', '65536', '99999999999999999999']) {
+        throwsConfig(t, () => read({ [name]: value }), { variable: name, value, expected, reason: `${value} is out of range` })
+      }
+      throwsConfig(t, () => read({ [name]: ' 575\r' }), { variable: name, value: ' 575\r', expected, reason: '575 is out of range' })
+    }
+  }
+  // The parser itself rejects an empty value (the *FromEnv functions treat it as unset).
+  const range = { min: DATAGRAM_MIN_BYTES, max: DATAGRAM_MAX_BYTES }
+  for (const [name] of fields) {
+    throwsConfig(t, () => parsePositiveInt(name, '', range), { variable: name, value: '', expected })
+    throwsConfig(t, () => parsePositiveInt(name, '  ', range), { variable: name, value: '  ', expected })
+  }
+  // The exact messages.
+  t.throws(() => nodeOptionsFromEnv({ ...NODE_ENV, WARPMESH_MAX_DATAGRAM: '575' }), {
+    message: 'WARPMESH_MAX_DATAGRAM="575" is invalid: 575 is out of range; expected a whole number from 576 to 65000',
+  })
+  t.throws(() => coordinatorOptionsFromEnv({ WARPMESH_INSECURE: '1', WARPMESH_LOOPBACK_DATAGRAM: '64k' }), {
+    message: 'WARPMESH_LOOPBACK_DATAGRAM="64k" is invalid: expected a whole number from 576 to 65000',
+  })
+  // ENV_VARS order: the heartbeat variables, then WARPMESH_MAX_DATAGRAM, then WARPMESH_LOOPBACK_DATAGRAM, then the keys.
+  const both = { WARPMESH_MAX_DATAGRAM: 'x', WARPMESH_LOOPBACK_DATAGRAM: 'y' }
+  t.throws(() => nodeOptionsFromEnv({ ...NODE_ENV, ...both }), { variable: 'WARPMESH_MAX_DATAGRAM' })
+  t.throws(() => coordinatorOptionsFromEnv({ WARPMESH_INSECURE: '1', ...both }), { variable: 'WARPMESH_MAX_DATAGRAM' })
+  t.throws(() => nodeOptionsFromEnv({ ...NODE_ENV, ...both, WARPMESH_LEASE_MISSES: '0' }), { variable: 'WARPMESH_LEASE_MISSES' })
+  t.throws(() => coordinatorOptionsFromEnv({ WARPMESH_LOOPBACK_DATAGRAM: 'y', WARPMESH_KEY: 'abcd' }), {
+    variable: 'WARPMESH_LOOPBACK_DATAGRAM',
+  })
+  // The table rows.
+  const byName = new Map(ENV_VARS.map((spec) => [spec.name, spec]))
+  for (const [name, , byDefault] of fields) {
+    const spec = byName.get(name)
+    t.equal(spec?.expected, expected, `${name}: expected form`)
+    t.same(spec?.node, { default: String(byDefault) }, `${name}: node default`)
+    t.same(spec?.coordinator, { default: String(byDefault) }, `${name}: coordinator default`)
+  }
+  const table = formatEnvTable()
+  t.match(table, '| `WARPMESH_MAX_DATAGRAM` | 1200 | a whole number from 576 to 65000 | Largest datagram sent to peers on other hosts')
+  t.match(table, '| `WARPMESH_LOOPBACK_DATAGRAM` | 32768 | a whole number from 576 to 65000 | Largest datagram sent to peers at loopback addresses')
+})
+
+t.test('the datagram sizes reach the endpoints of a node and a coordinator', async (t) => {
+  const logger = createLogger({ level: 'silent' })
+  const coordinatorConfig = coordinatorOptionsFromEnv({
+    WARPMESH_INSECURE: '1',
+    WARPMESH_BIND: '127.0.0.1:0',
+    WARPMESH_MAX_DATAGRAM: '1300',
+    WARPMESH_LOOPBACK_DATAGRAM: '1400',
+  })
+  const coordinatorOptions = coordinatorStartOptions(coordinatorConfig, logger)
+  t.equal(coordinatorOptions.maxDatagram, 1300)
+  t.equal(coordinatorOptions.loopbackDatagram, 1400)
+  const defaults = meshNodeOptions(nodeOptionsFromEnv(NODE_ENV), logger)
+  t.equal(defaults.maxDatagram, 1200, 'meshNodeOptions: default maxDatagram')
+  t.equal(defaults.loopbackDatagram, 32768, 'meshNodeOptions: default loopbackDatagram')
+
+  // Record what Endpoint.create is given.
+  const created: NonNullable<Parameters<typeof Endpoint.create>[0]>[] = []
+  const create = Endpoint.create
+  Endpoint.create = async (options = {}) => {
+    created.push(options)
+    return create.call(Endpoint, options)
+  }
+  t.teardown(() => {
+    Endpoint.create = create
+  })
+
+  const coordinator = await Coordinator.start(coordinatorOptions)
+  t.teardown(() => coordinator.close())
+  const nodeEnv = (id: string, max: string, loopback: string): Env => ({
+    WARPMESH_ID: id,
+    WARPMESH_INSECURE: '1',
+    WARPMESH_BIND: '127.0.0.1:0',
+    WARPMESH_COORDINATORS: `127.0.0.1:${coordinator.port}`,
+    WARPMESH_MAX_DATAGRAM: max,
+    WARPMESH_LOOPBACK_DATAGRAM: loopback,
+  })
+  const aOptions = meshNodeOptions(nodeOptionsFromEnv(nodeEnv('a', '1250', '1300')), logger)
+  t.equal(aOptions.maxDatagram, 1250)
+  t.equal(aOptions.loopbackDatagram, 1300)
+  const a = await MeshNode.start(aOptions)
+  t.teardown(() => a.close())
+  const b = await MeshNode.start(meshNodeOptions(nodeOptionsFromEnv(nodeEnv('b', '1200', '1500')), logger))
+  t.teardown(() => b.close())
+
+  t.same(
+    created.map((o) => [o.port, o.maxDatagram, o.loopbackDatagram]),
+    [[0, 1300, 1400], [0, 1250, 1300], [0, 1200, 1500]],
+    'Endpoint.create got each configuration',
+  )
+  // Sessions on loopback use the smaller loopbackDatagram of the two sides.
+  t.equal(a.endpoint.session('127.0.0.1', coordinator.port)?.maxDatagram, 1300, 'a -> coordinator: a\'s 1300')
+  t.equal(b.endpoint.session('127.0.0.1', coordinator.port)?.maxDatagram, 1400, 'b -> coordinator: the coordinator\'s 1400')
+  t.equal(coordinator.endpoint.session('127.0.0.1', a.port)?.maxDatagram, 1300, 'coordinator -> a')
+  t.equal(coordinator.endpoint.session('127.0.0.1', b.port)?.maxDatagram, 1400, 'coordinator -> b')
+  // a learns of b through the coordinator; then a direct session carries a message.
+  if (!a.peers().some((p) => p.id === 'b')) {
+    await new Promise<void>((resolve) => {
+      const up = (p: { id: string }): void => {
+        if (p.id !== 'b') return
+        a.off('peer-up', up)
+        resolve()
+      }
+      a.on('peer-up', up)
+    })
+  }
+  const got = new Promise<string>((resolve) => b.once('message', (m: { data: Uint8Array }) => resolve(Buffer.from(m.data).toString())))
+  a.send('b', Buffer.from('hello'))
+  t.equal(await got, 'hello')
+  t.equal(a.endpoint.session('127.0.0.1', b.port)?.maxDatagram, 1300, 'a -> b: a\'s 1300')
+  t.equal(b.endpoint.session('127.0.0.1', a.port)?.maxDatagram, 1300, 'b -> a: a\'s 1300')
+})
+
 t.test('ENV_VARS agrees with what the parsers print', async (t) => {
   const byName = new Map(ENV_VARS.map((spec) => [spec.name, spec]))
   t.equal(byName.size, ENV_VARS.length, 'names are unique')
@@ -621,6 +788,8 @@ t.test('ENV_VARS agrees with what the parsers print', async (t) => {
     WARPMESH_METRICS: 'x',
     WARPMESH_HEARTBEAT_MS: 'x',
     WARPMESH_LEASE_MISSES: 'x',
+    WARPMESH_MAX_DATAGRAM: 'x',
+    WARPMESH_LOOPBACK_DATAGRAM: 'x',
   }
   const seen: string[] = []
   for (const [name, value] of [['WARPMESH_ID', '?'], ...Object.entries(bad)] as const) {
@@ -644,9 +813,13 @@ t.test('ENV_VARS agrees with what the parsers print', async (t) => {
   t.equal(byName.get('WARPMESH_LOG')?.node?.default, node.logLevel)
   t.equal(byName.get('WARPMESH_HEARTBEAT_MS')?.node?.default, String(node.heartbeatMs))
   t.equal(byName.get('WARPMESH_LEASE_MISSES')?.node?.default, String(node.leaseMisses))
+  t.equal(byName.get('WARPMESH_MAX_DATAGRAM')?.node?.default, String(node.maxDatagram))
+  t.equal(byName.get('WARPMESH_LOOPBACK_DATAGRAM')?.node?.default, String(node.loopbackDatagram))
   const coordinator = coordinatorOptionsFromEnv({ WARPMESH_INSECURE: '1' })
   t.equal(byName.get('WARPMESH_ID')?.coordinator?.default, coordinator.id)
   t.equal(byName.get('WARPMESH_BIND')?.coordinator?.default, formatHostPort(coordinator.bind))
+  t.equal(byName.get('WARPMESH_MAX_DATAGRAM')?.coordinator?.default, String(coordinator.maxDatagram))
+  t.equal(byName.get('WARPMESH_LOOPBACK_DATAGRAM')?.coordinator?.default, String(coordinator.loopbackDatagram))
   t.equal(byName.get('WARPMESH_ID')?.node?.required, true)
   t.equal(byName.get('WARPMESH_COORDINATORS')?.node?.required, true)
 })
@@ -679,6 +852,19 @@ t.test('formatEnvTable', async (t) => {
   t.notMatch(coordinator, 'WARPMESH_ROLE')
   t.notMatch(coordinator, 'WARPMESH_COORDINATORS')
   t.notMatch(coordinator, 'WARPMESH_ADVERTISE')
+})
+
+t.test('the README table is formatEnvTable()', async (t) => {
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
+  const table = formatEnvTable()
+  const start = readme.indexOf('| Variable | Default | Expected | Description |\n')
+  t.ok(start >= 0, 'README has the table')
+  t.equal(
+    readme.slice(start, start + table.length),
+    table,
+    'README.md is up to date (regenerate the table with formatEnvTable() from lib/config.ts)',
+  )
+  t.notOk(readme.slice(start + table.length).startsWith('|'), 'no stale rows after it')
 })
 
 t.test('formatEnvTable: custom rows, escaping, coordinator-only', async (t) => {

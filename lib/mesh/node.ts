@@ -96,6 +96,16 @@ export interface MeshNodeOptions {
   meta?: Record<string, string>
   /** Network keys, newest first. Required unless `insecure`. Ignored with `endpoint`. */
   keys?: Uint8Array[]
+  /**
+   * Largest datagram sent to peers on other hosts, bytes (576..65000); sets the
+   * endpoint's `maxDatagram`. Default 1200. Ignored with `endpoint`.
+   */
+  maxDatagram?: number
+  /**
+   * Largest datagram sent to peers at loopback addresses, bytes (576..65000);
+   * sets the endpoint's `loopbackDatagram`. Default: the endpoint's (32768). Ignored with `endpoint`.
+   */
+  loopbackDatagram?: number
   /** Run without keys (no authentication, no encryption). Default false. */
   insecure?: boolean
   /** Heartbeat interval, ms. Default 1000. */
@@ -293,6 +303,8 @@ export class MeshNode extends EventEmitter {
         address: o.address ?? '0.0.0.0',
         port: o.port ?? 0,
         keys: o.keys,
+        maxDatagram: o.maxDatagram,
+        loopbackDatagram: o.loopbackDatagram,
         insecure: o.insecure,
         logger: o.logger,
         clock: o.clock,

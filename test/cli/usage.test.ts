@@ -94,6 +94,8 @@ const BAD: Record<string, { value: string; command: 'listen' | 'coordinator'; sh
   WARPMESH_METRICS: { value: 'localhost', command: 'coordinator' },
   WARPMESH_HEARTBEAT_MS: { value: '5', command: 'coordinator' },
   WARPMESH_LEASE_MISSES: { value: 'many', command: 'coordinator' },
+  WARPMESH_MAX_DATAGRAM: { value: '575', command: 'listen' },
+  WARPMESH_LOOPBACK_DATAGRAM: { value: '64k', command: 'coordinator' },
   // Key values are secrets: the message shows their length, never the value.
   WARPMESH_KEY: { value: 'deadbeef', command: 'coordinator', shown: /\[redacted: 8 characters\]/ },
   WARPMESH_KEY_FILE: { value: '/nonexistent/warpmesh.key', command: 'coordinator' },
