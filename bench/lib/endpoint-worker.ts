@@ -3,6 +3,13 @@
  * IPC. Each command makes this process one side of one case:
  *
  *   raw-echo / raw-ping        node:dgram ping-pong (the baseline)
+ *   raw-aead-echo / raw-aead-ping
+ *                              the same ping-pong with every datagram sealed
+ *                              and opened by a PacketProtector: the floor of
+ *                              the protected endpoint's RTT (no protocol, only
+ *                              node:crypto's AEAD)
+ *   aead-stats                 open failures and prepared hits of this
+ *                              process's raw-aead protector
  *   ep-echo / ep-ping          endpoint ping-pong on a reliable-ordered channel
  *   ep-sink / ep-flood         one-way reliable-ordered stream; the sink checks
  *                              every message (sequence, length, content marks)
@@ -11,8 +18,10 @@
  * Replies carry `ev`. Latencies are measured here with process.hrtime and
  * summarised here, so only summaries cross IPC.
  */
+import { createHash } from 'node:crypto'
 import * as dgram from 'node:dgram'
 import { Delivery, Endpoint, type Session } from '../../lib/index.js'
+import { DEFAULT_AEAD, PacketProtector, TAG_LENGTH } from '../../lib/security/aead.js'
 import { summarize, type Summary } from '../harness/stats.js'
 
 type Cmd = { cmd: string, [k: string]: unknown }
@@ -89,6 +98,114 @@ async function rawPing (m: Cmd): Promise<void> {
   s.close()
   raw = null
   reply({ ev: 'rtt', summary: summarize(samples), bad })
+}
+
+// ---- raw + AEAD: the ping-pong above, each datagram sealed and opened ----
+
+/**
+ * Header (associated data) of a raw+AEAD datagram: 20 bytes, about the size
+ * of the endpoint's DATA header (lib/wire/fast.ts: magic, version, type,
+ * connection id, packet number, payload length), with the packet number at
+ * AEAD_PN_OFFSET so the receiver can read it back.
+ */
+const AEAD_HEADER = 20
+const AEAD_PN_OFFSET = 15
+// Field tags and values as protobuf lays them out: magic, version, type, connection id, packet number, payload's tag.
+const HEADER_TEMPLATE = Buffer.from('0d' + '57524d4d' + '10' + '01' + '18' + '02' + '25' + '7a3a6b4c' + '2d' + '00000000' + '7a', 'hex')
+
+function aeadHeader (pn: number): Buffer {
+  const h = Buffer.allocUnsafe(AEAD_HEADER)
+  HEADER_TEMPLATE.copy(h)
+  h.writeUInt32BE(pn, AEAD_PN_OFFSET)
+  return h
+}
+
+/** The protector of the current raw-aead side (for `aead-stats`). */
+let aead: PacketProtector | null = null
+
+/**
+ * This side's protector, as the endpoint's sessions make them: the key for
+ * ping → echo is the command's key, echo → ping a hash of it (two traffic
+ * keys, like a handshake's), and the endpoint's default AEAD.
+ */
+function protectorFor (m: Cmd, side: 'ping' | 'echo'): PacketProtector {
+  const toEcho = Buffer.from(m.key as string, 'hex')
+  const toPing = createHash('sha256').update(toEcho).digest()
+  return aead = side === 'ping' ? new PacketProtector(toEcho, toPing, DEFAULT_AEAD) : new PacketProtector(toPing, toEcho, DEFAULT_AEAD)
+}
+
+/**
+ * Seal `plaintext` under the next packet number and send header ‖ ciphertext
+ * ‖ tag as chunks of one datagram (as lib/endpoint.ts does: no join), then
+ * prepare the next ciphers while the datagram is in flight (as the
+ * endpoint does after its flush).
+ */
+function sealAndSend (s: dgram.Socket, p: PacketProtector, pn: number, plaintext: Uint8Array, port: number, address: string): void {
+  const header = aeadHeader(pn)
+  const [ciphertext, tag] = p.sealParts(header, pn, plaintext)
+  s.send([header, ciphertext, tag], port, address)
+  p.prepare()
+}
+
+/** Open a raw+AEAD datagram; null if it does not authenticate (counted in the protector's openFailures). */
+function openDatagram (p: PacketProtector, data: Buffer): Buffer | null {
+  if (data.length < AEAD_HEADER + TAG_LENGTH) return p.open(data, 0, data.subarray(0, 0))
+  return p.open(data.subarray(0, AEAD_HEADER), data.readUInt32BE(AEAD_PN_OFFSET), data.subarray(AEAD_HEADER))
+}
+
+async function rawAeadEcho (m: Cmd): Promise<void> {
+  const p = protectorFor(m, 'echo')
+  const s = raw = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 })
+  let pn = 0
+  s.on('message', (data, rinfo) => {
+    // A datagram that fails to open is counted and still answered (with its
+    // ciphertext as the "plaintext"), so the ping sees a wrong reply and
+    // goes on instead of stalling; the case is FAILED by the count.
+    const plain = openDatagram(p, data) ?? data.subarray(Math.min(AEAD_HEADER, data.length), Math.max(AEAD_HEADER, data.length - TAG_LENGTH))
+    sealAndSend(s, p, pn++, plain, rinfo.port, rinfo.address)
+  })
+  await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve))
+  reply({ ev: 'ready', port: s.address().port })
+}
+
+async function rawAeadPing (m: Cmd): Promise<void> {
+  const size = m.size as number
+  const total = (m.count as number) + (m.warmup as number)
+  const p = protectorFor(m, 'ping')
+  const s = raw = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 })
+  await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve))
+  const tpl = template(size)
+  const samples = new Float64Array(m.count as number)
+  let seq = 0
+  let pn = 0
+  let sentAt = 0n
+  let bad = 0
+  await new Promise<void>((resolve) => {
+    const ping = (): void => {
+      const b = message(tpl, seq)
+      // The clock starts before sealing and stops after opening: both are
+      // on the round trip's path, as in the protected endpoint.
+      sentAt = nowNs()
+      sealAndSend(s, p, pn++, b, m.port as number, '127.0.0.1')
+    }
+    s.on('message', (data) => {
+      const plain = openDatagram(p, data)
+      const rtt = Number(nowNs() - sentAt) / 1000
+      if (plain === null || plain.length !== size || plain.readUInt32LE(0) !== seq) bad++
+      const i = seq - (m.warmup as number)
+      if (i >= 0) samples[i] = rtt
+      if (++seq === total) resolve()
+      else ping()
+    })
+    // A lost datagram (rare on loopback) would stall the loop: resend after a
+    // while (under a new packet number: the protector refuses to reuse one).
+    const guard = setInterval(() => { if (Number(nowNs() - sentAt) > 200e6) ping() }, 200)
+    guard.unref()
+    ping()
+  })
+  s.close()
+  raw = null
+  reply({ ev: 'rtt', summary: summarize(samples), bad, openFailures: p.openFailures, preparedHits: p.preparedHits })
 }
 
 async function epEcho (m: Cmd): Promise<void> {
@@ -214,6 +331,10 @@ process.on('message', (m: Cmd) => {
     switch (m.cmd) {
       case 'raw-echo': return rawEcho()
       case 'raw-ping': return rawPing(m)
+      case 'raw-aead-echo': return rawAeadEcho(m)
+      case 'raw-aead-ping': return rawAeadPing(m)
+      case 'aead-stats':
+        return reply({ ev: 'aead-stats', openFailures: aead?.openFailures ?? 0, preparedHits: aead?.preparedHits ?? 0 })
       case 'ep-echo': return epEcho(m)
       case 'ep-ping': return epPing(m)
       case 'ep-sink': return epSink(m)
