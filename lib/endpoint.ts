@@ -17,6 +17,7 @@
 import { EventEmitter } from 'node:events'
 import { LRUCache } from 'lru-cache'
 import { randomInt } from 'node:crypto'
+import { isIP } from 'node:net'
 import {
   Connection, closeReasonText, type ConnectionHost, type ConnectionOptions, type UndeliveredMessage,
 } from './core/connection.js'
@@ -41,8 +42,29 @@ import type { ConnectionStats } from './core/connection.js'
 
 /** Options of an {@link Endpoint}. Times in milliseconds, sizes in bytes. */
 export interface EndpointOptions extends ConnectionOptions {
-  /** Largest datagram sent, and the size HELLO is padded to. Default 1200. */
+  /**
+   * Largest datagram sent to a peer on another host (576..65000), and the
+   * size HELLO is padded to. 1200 fits every IPv6 path and common tunnels
+   * without IP fragmentation. Default 1200.
+   */
   maxDatagram?: number
+  /**
+   * Largest datagram sent to a peer at a loopback address (127.0.0.0/8,
+   * `::1`, `::ffff:127.x.y.z`), 576..65000: on one host there is no link MTU
+   * to respect (Linux's `lo` carries 64 KiB), and one `sendmsg` per 32 KiB
+   * instead of per 1200 B is what lets a stream of small messages reach
+   * millions per second. Set it to `maxDatagram` for 1200-B datagrams
+   * everywhere. Each side advertises the size it accepts in the handshake
+   * and a session uses the smaller of the two. Default 32768.
+   */
+  loopbackDatagram?: number
+  /**
+   * Most payload bytes in flight per session (see `ConnectionOptions`).
+   * Default: half the transport's reported receive buffer (peers on one
+   * network usually share a configuration), between 64 KiB and 2 MiB; 2 MiB
+   * when the transport reports none.
+   */
+  maxInFlightBytes?: number
   /** Network keys, newest first; the first starts sessions, all are accepted. Default none. */
   keys?: readonly Uint8Array[]
   /** Allow running without a key (no authentication, no encryption). Default false. */
@@ -59,6 +81,39 @@ export interface EndpointOptions extends ConnectionOptions {
   clock?: Clock
   /** Logger. Default silent. */
   logger?: Logger
+}
+
+/** Datagram size assumed for a peer that advertises none. */
+const DEFAULT_DATAGRAM = 1200
+/** Every IPv4 host accepts datagrams of 576 bytes; no smaller size is ever used. */
+const MIN_DATAGRAM = 576
+/** Largest `maxDatagram`/`loopbackDatagram`: under the largest IPv4 UDP payload (65507). */
+const MAX_DATAGRAM = 65000
+
+/** True for addresses that never leave this host: 127.0.0.0/8, ::1 and IPv4-mapped 127.x. */
+export function isLoopbackAddress(address: string): boolean {
+  if (address.startsWith('127.')) return isIP(address) === 4
+  if (address === '::1') return true
+  const a = address.toLowerCase()
+  if (a.startsWith('::ffff:127.')) return isIP(a.slice(7)) === 4
+  // Other spellings of ::1 (0:0:0:0:0:0:0:1, 0::1, ...).
+  return isIP(a) === 6 && a.endsWith(':1') && /^[0:]*:1$/.test(a)
+}
+
+/** A host for connections built only to validate options. */
+const NO_HOST: ConnectionHost = { output() {}, deliver() {}, drain() {}, closed() {} }
+
+/** Half the reported receive buffer, within 64 KiB .. 2 MiB (2 MiB if unknown). */
+function defaultInFlightBytes(recvBufferSize: number | undefined): number {
+  if (recvBufferSize === undefined || !(recvBufferSize > 0)) return 2 << 20
+  return Math.min(2 << 20, Math.max(64 << 10, Math.floor(recvBufferSize / 2)))
+}
+
+function datagramSize(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < MIN_DATAGRAM || value > MAX_DATAGRAM) {
+    throw new RangeError(`${name} must be an integer ${MIN_DATAGRAM}..${MAX_DATAGRAM}, got ${value}`)
+  }
+  return value
 }
 
 /** How long a handshake cookie is accepted, ms. */
@@ -104,9 +159,13 @@ export interface SessionStats extends ConnectionStats {
   bufferedBytes: number
   /** Packets that failed authentication or replay checks. */
   authFailures: number
+  /** Payload bytes of the packets in flight. */
+  inFlightBytes: number
+  /** Largest datagram this session sends ({@link Session.maxDatagram}). */
+  maxDatagram: number
 }
 
-type DropReason = MalformedReason | 'unknown-connection' | 'auth-failed' | 'replayed' | 'bad-cookie' | 'bad-key'
+type DropReason = MalformedReason | 'unknown-connection' | 'auth-failed' | 'replayed' | 'replayed-connect' | 'bad-cookie' | 'bad-key'
   | 'unexpected' | 'session-limit' | 'address-mismatch' | 'refused' | 'closed'
 
 /**
@@ -143,7 +202,7 @@ export class Session {
   /** @internal */
   constructor(endpoint: Endpoint, conn: Connection, init: {
     localId: number, remoteId: number, remoteEpoch: number, initiator: boolean,
-    address: string, port: number, protector: PacketProtector | null,
+    address: string, port: number, protector: PacketProtector | null, maxDatagram: number,
   }) {
     this.#endpoint = endpoint
     this.conn = conn
@@ -154,6 +213,7 @@ export class Session {
     this.initiator = init.initiator
     this.remoteAddress = init.address
     this.remotePort = init.port
+    this.maxDatagram = init.maxDatagram
     this.protector = init.protector
     this.replay = init.protector === null ? null : new ReplayWindow(4096)
   }
@@ -162,6 +222,12 @@ export class Session {
   readonly remoteAddress: string
   /** Peer's port. */
   readonly remotePort: number
+  /**
+   * Largest datagram this session sends: the smaller of what each side
+   * accepts for this path (`loopbackDatagram` for a loopback peer, else
+   * `maxDatagram`), exchanged in the handshake.
+   */
+  readonly maxDatagram: number
 
   /** `address:port` of the peer (IPv6 in brackets). */
   get remote(): string {
@@ -254,6 +320,8 @@ export class Session {
       rto: c.rtt.rto,
       queuedBytes: c.queuedBytes,
       inFlight: c.inFlight,
+      inFlightBytes: c.inFlightBytes,
+      maxDatagram: this.maxDatagram,
       unackedMessages: c.unackedMessages,
       bufferedBytes: c.bufferedBytes,
       authFailures: this.authFailures,
@@ -298,6 +366,9 @@ export class Endpoint extends EventEmitter {
   readonly #log: Logger
   readonly #options: EndpointOptions
   readonly #maxDatagram: number
+  readonly #loopbackDatagram: number
+  /** Smallest datagram whose fragments carry a `maxMessageSize` message: no session goes below it. */
+  readonly #minDatagram: number
   /** Where protected packets' payloads are built (sealed at once, so one buffer serves every packet). */
   readonly #scratch: Buffer
   readonly #keys: Uint8Array[]
@@ -329,11 +400,9 @@ export class Endpoint extends EventEmitter {
     this.#options = options
     this.#clock = options.clock ?? systemClock
     this.#log = options.logger ?? silentLogger
-    this.#maxDatagram = options.maxDatagram ?? 1200
-    if (!Number.isInteger(this.#maxDatagram) || this.#maxDatagram < 576 || this.#maxDatagram > 65000) {
-      throw new RangeError(`maxDatagram must be an integer 576..65000, got ${this.#maxDatagram}`)
-    }
-    this.#scratch = Buffer.allocUnsafe(this.#maxDatagram)
+    this.#maxDatagram = datagramSize('maxDatagram', options.maxDatagram ?? DEFAULT_DATAGRAM)
+    this.#loopbackDatagram = datagramSize('loopbackDatagram', options.loopbackDatagram ?? 32768)
+    this.#scratch = Buffer.allocUnsafe(Math.max(this.#maxDatagram, this.#loopbackDatagram))
     this.#keys = [...(options.keys ?? [])]
     for (const k of this.#keys) {
       if (k.length < 32) throw new RangeError('every network key must be at least 32 bytes')
@@ -350,8 +419,11 @@ export class Endpoint extends EventEmitter {
     this.#accepted = new LRUCache<string, true>({
       max: Math.min(this.#maxSessions, 1024), ttl: COOKIE_LIFETIME_MS + 1000, perf: { now: () => this.#now() },
     })
-    // Validate connection options now rather than at the first session.
-    new Connection({ output() {}, deliver() {}, drain() {}, closed() {} }, 0, this.#connectionOptions())
+    // Validate connection options now rather than at the first session, with the smallest
+    // datagram a session uses (maxMessageSize must fit in limits.maxFragments fragments).
+    const smallest = Math.min(this.#maxDatagram, this.#loopbackDatagram)
+    new Connection(NO_HOST, 0, this.#connectionOptions(smallest))
+    this.#minDatagram = this.#smallestValidDatagram(smallest)
     this.#host = {
       output: (conn, pn, payload) => this.#sendData(conn.owner as Session, pn, payload),
       // A protected packet's payload is consumed by the seal (the ciphertext is a new buffer): build
@@ -404,12 +476,46 @@ export class Endpoint extends EventEmitter {
     return this.transport.address
   }
 
-  #connectionOptions(): ConnectionOptions {
-    const header = 5 + 2 + 2 + 5 + 5 + 1 + varintSize(this.#maxDatagram)
+  /** Connection options for a session whose datagrams are at most `datagram` bytes. */
+  #connectionOptions(datagram: number): ConnectionOptions {
+    const header = 5 + 2 + 2 + 5 + 5 + 1 + varintSize(datagram)
     return {
       ...this.#options,
-      maxPayload: this.#maxDatagram - header - (this.secure ? TAG_LENGTH : 0),
+      maxInFlightBytes: this.#options.maxInFlightBytes ?? defaultInFlightBytes(this.transport.recvBufferSize),
+      maxPayload: datagram - header - (this.secure ? TAG_LENGTH : 0),
     }
+  }
+
+  /** The largest datagram this endpoint sends to and accepts from `address`. */
+  #datagramFor(address: string): number {
+    return isLoopbackAddress(address) ? this.#loopbackDatagram : this.#maxDatagram
+  }
+
+  /**
+   * A session's datagram size: the smaller of ours for the path and the
+   * peer's (0: it named none, 1200 assumed), but never below the smallest
+   * that still carries a `maxMessageSize` message in `limits.maxFragments`
+   * fragments (576 unless maxMessageSize is tens of MiB).
+   */
+  #negotiateDatagram(address: string, advertised: number): number {
+    const theirs = advertised === 0 ? DEFAULT_DATAGRAM : advertised
+    return Math.min(this.#datagramFor(address), Math.max(theirs, this.#minDatagram))
+  }
+
+  /** Binary search of MIN_DATAGRAM .. `valid` (known valid) for the smallest datagram the connection options accept. */
+  #smallestValidDatagram(valid: number): number {
+    let lo = MIN_DATAGRAM
+    let hi = valid
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      try {
+        new Connection(NO_HOST, 0, this.#connectionOptions(mid))
+        hi = mid
+      } catch {
+        lo = mid + 1
+      }
+    }
+    return lo
   }
 
   #now(): number {
@@ -482,7 +588,7 @@ export class Endpoint extends EventEmitter {
       nonce: p.nonce,
       cookie: p.cookie ?? undefined,
       keyId: first !== undefined ? keyId(first) : 0,
-      maxDatagram: this.#maxDatagram,
+      maxDatagram: this.#datagramFor(p.address),
       proof: p.cookie !== null && first !== undefined
         ? proveInitiator(first, {
           initiatorNonce: p.nonce, initiatorConnId: p.localId, initiatorEpoch: this.epoch,
@@ -689,13 +795,13 @@ export class Endpoint extends EventEmitter {
     const existing = this.#byAddress.get(key)
     if (existing !== undefined && existing.remoteId === hs.connectionId) {
       // CONNECT repeated: our ACCEPT was lost. (A restarted peer picks a new connection id.)
-      if (existing.remoteEpoch !== hs.epoch) return this.#drop('replayed')
+      if (existing.remoteEpoch !== hs.epoch) return this.#drop('replayed-connect')
       if (existing.acceptPacket !== null) this.#sendRaw(existing.acceptPacket, port, address)
       return
     }
     // A CONNECT accepted once must not open a second session while its cookie lives.
     const connectKey = `${hs.connectionId}:${Buffer.from(hs.nonce).toString('base64')}`
-    if (this.#accepted.has(connectKey)) return this.#drop('replayed')
+    if (this.#accepted.has(connectKey)) return this.#drop('replayed-connect')
     const mine = this.#pending.get(key)
     if (mine !== undefined && Buffer.compare(mine.nonce, hs.nonce) > 0) {
       // Both sides connect at once: the side with the larger nonce stays initiator.
@@ -734,13 +840,14 @@ export class Endpoint extends EventEmitter {
       const k = deriveSessionKeys(sessionKey, hs.nonce, nonce, hs.connectionId, localId)
       protector = new PacketProtector(k.responderToInitiator, k.initiatorToResponder, this.#aead)
     }
-    const s = this.#createSession(localId, hs.connectionId, hs.epoch, false, address, port, protector)
+    const s = this.#createSession(localId, hs.connectionId, hs.epoch, false, address, port, protector,
+      this.#negotiateDatagram(address, hs.maxDatagram))
     this.#accepted.set(connectKey, true)
     s.acceptPacket = encodePacket({
       magic: MAGIC, version: VERSION, type: PacketType.ACCEPT, connectionId: hs.connectionId,
       handshake: {
         connectionId: localId, epoch: this.epoch, nonce, proof, keyId: sessionKey !== null ? keyId(sessionKey) : 0,
-        maxDatagram: this.#maxDatagram,
+        maxDatagram: this.#datagramFor(address),
       } as never,
     })
     this.#sendRaw(s.acceptPacket, port, address)
@@ -777,7 +884,8 @@ export class Endpoint extends EventEmitter {
     this.#pending.delete(key)
     const old = this.#byAddress.get(key)
     if (old !== undefined) old.conn.close(CloseReason.SUPERSEDED)
-    const s = this.#createSession(p.localId, hs.connectionId, hs.epoch, true, address, port, protector)
+    const s = this.#createSession(p.localId, hs.connectionId, hs.epoch, true, address, port, protector,
+      this.#negotiateDatagram(address, hs.maxDatagram))
     this.#stats.handshakesCompleted++
     // Tell the responder at once that ACCEPT arrived (it stops keeping it).
     s.conn.ping()
@@ -787,9 +895,9 @@ export class Endpoint extends EventEmitter {
   }
 
   #createSession(localId: number, remoteId: number, remoteEpoch: number, initiator: boolean,
-    address: string, port: number, protector: PacketProtector | null): Session {
-    const conn = new Connection(this.#host, this.#now(), this.#connectionOptions())
-    const s = new Session(this, conn, { localId, remoteId, remoteEpoch, initiator, address, port, protector })
+    address: string, port: number, protector: PacketProtector | null, maxDatagram: number): Session {
+    const conn = new Connection(this.#host, this.#now(), this.#connectionOptions(maxDatagram))
+    const s = new Session(this, conn, { localId, remoteId, remoteEpoch, initiator, address, port, protector, maxDatagram })
     this.#byId.set(localId, s)
     this.#byAddress.set(formatAddress(address, port), s)
     this.#log.debug('session up', { peer: s.remote, initiator, epoch: remoteEpoch })

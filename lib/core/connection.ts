@@ -28,6 +28,13 @@ export interface ConnectionOptions {
   maxMessageSize?: number
   /** Most ack-eliciting packets in flight, 1..2048 (a receiver refuses packet numbers 4096 ahead). Default 1024. */
   maxInFlightPackets?: number
+  /**
+   * Most payload bytes of ack-eliciting packets in flight, ≥ 1 (a packet is
+   * sent while fewer are in flight, so the total can exceed it by one
+   * packet). Keeps a burst within the receiver's socket buffer, which
+   * overflows (and drops) long before 1024 large datagrams. Default 2 MiB.
+   */
+  maxInFlightBytes?: number
   /** `send()` returns false once this many bytes wait to be sent; `drain` follows. Default 1 MiB. */
   sendQueueHighWater?: number
   /** Hard cap of waiting bytes: `send()` throws `QueueFullError` beyond it. Default max(4 × high water, high water + maxMessageSize). */
@@ -187,6 +194,8 @@ interface SentPacket {
   readonly packetNumber: number
   readonly sentTime: number
   readonly ackEliciting: boolean
+  /** Payload bytes, counted in flight while ack-eliciting and neither acked nor lost. */
+  readonly size: number
   readonly frames: OutFrame[] | null
   /** Declared lost; kept a while so a late ack reveals reordering (a spurious loss). */
   lost: boolean
@@ -431,6 +440,7 @@ export class Connection {
   readonly #channels: number
   readonly #maxMessageSize: number
   readonly #maxInFlight: number
+  readonly #maxInFlightBytes: number
   readonly #highWater: number
   readonly #lowWater: number
   readonly #queueLimit: number
@@ -447,6 +457,7 @@ export class Connection {
   #nextPacketNumber = 0
   readonly #sent = new SentPackets()
   #inFlight = 0
+  #inFlightBytes = 0
   #largestAcked = 0
   #hasLargestAcked = false
   #lossTime = Infinity
@@ -489,6 +500,7 @@ export class Connection {
       throw new RangeError(`maxMessageSize ${this.#maxMessageSize} needs more than ${limits.maxFragments} fragments of ${this.#fragmentSize} bytes`)
     }
     this.#maxInFlight = int(options.maxInFlightPackets ?? 1024, 'maxInFlightPackets', 1, 2048)
+    this.#maxInFlightBytes = int(options.maxInFlightBytes ?? 2 << 20, 'maxInFlightBytes', 1, 2 ** 31)
     this.#highWater = int(options.sendQueueHighWater ?? 1 << 20, 'sendQueueHighWater', 1, 1 << 30)
     this.#lowWater = this.#highWater >>> 1
     this.#queueLimit = int(options.sendQueueLimit ?? Math.max(4 * this.#highWater, this.#highWater + this.#maxMessageSize),
@@ -526,6 +538,16 @@ export class Connection {
   /** Ack-eliciting packets sent and not yet acknowledged or declared lost. */
   get inFlight(): number {
     return this.#inFlight
+  }
+
+  /** Payload bytes of the packets counted in {@link inFlight}. */
+  get inFlightBytes(): number {
+    return this.#inFlightBytes
+  }
+
+  /** Most payload bytes one packet carries. */
+  get maxPayload(): number {
+    return this.#maxPayload
   }
 
   /** Reliable data held for reordering or reassembly, bytes. */
@@ -878,7 +900,10 @@ export class Connection {
       const behind = seqDiff(this.#largestAcked, sp.packetNumber) + 1
       if (behind > this.#reorderThreshold) this.#reorderThreshold = Math.min(behind, MAX_REORDER_THRESHOLD)
       if (this.#timeFactor < 2) this.#timeFactor = Math.min(2, this.#timeFactor * 1.25)
-    } else if (sp.ackEliciting) this.#inFlight--
+    } else if (sp.ackEliciting) {
+      this.#inFlight--
+      this.#inFlightBytes -= sp.size
+    }
     const frames = sp.frames
     if (frames === null) return
     for (let i = 0; i < frames.length; i++) {
@@ -937,6 +962,7 @@ export class Connection {
     }
     sp.lost = true
     this.#inFlight--
+    this.#inFlightBytes -= sp.size
     this.stats.packetsLost++
     const frames = sp.frames
     if (frames === null) return
@@ -1026,7 +1052,7 @@ export class Connection {
         this.#closeFrame = null
         return
       }
-      const canSendData = this.#inFlight < this.#maxInFlight
+      const canSendData = this.#inFlight < this.#maxInFlight && this.#inFlightBytes < this.#maxInFlightBytes
       const hasData = canSendData &&
         (this.#retransmitQueue.length > 0 || this.#sendQueue.length > 0 || this.#pingPending)
       // The ACK goes first, so data fills what it leaves; a large ACK leaves alone.
@@ -1128,8 +1154,9 @@ export class Connection {
     this.#nextPacketNumber = seqAdd(pn, 1)
     if (ackEliciting) {
       const tracked = frames !== null && this.#reliableFrames > 0 ? frames : null
-      this.#sent.add({ packetNumber: pn, sentTime: now, ackEliciting, frames: tracked, lost: false, removed: false })
+      this.#sent.add({ packetNumber: pn, sentTime: now, ackEliciting, size, frames: tracked, lost: false, removed: false })
       this.#inFlight++
+      this.#inFlightBytes += size
     }
     this.#lastSentTime = now
     this.stats.packetsSent++
@@ -1176,6 +1203,7 @@ export class Connection {
     this.#retransmitQueue.clear()
     this.#sent.clear()
     this.#inFlight = 0
+    this.#inFlightBytes = 0
     this.#queuedBytes = 0
     this.#sendStreams.fill(undefined)
     this.#recvStreams.fill(undefined)

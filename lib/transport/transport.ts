@@ -16,6 +16,12 @@ export interface Transport {
   /** Local port as bound (the real one when 0 was asked for). */
   readonly port: number
   /**
+   * The socket's receive buffer as the OS reports it (Linux: twice what it
+   * granted), bytes, if known. The endpoint keeps a session's bytes in
+   * flight within half of it by default.
+   */
+  readonly recvBufferSize?: number
+  /**
    * Send one datagram made of the concatenation of `chunks`. Never throws for
    * network conditions: a datagram that cannot be sent is simply lost, like
    * any other datagram.

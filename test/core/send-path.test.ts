@@ -278,3 +278,20 @@ t.test('a lost packet with reliable and unreliable frames resends only the relia
   t.equal(l.conn.unackedMessages, 0)
   t.equal(l.conn.stats.spuriousLosses, 1)
 })
+
+t.test('maxInFlightBytes: the packet that crosses it is the last until an ack frees room', async (t) => {
+  t.throws(() => lone({ maxInFlightBytes: 0 }), RangeError, 'at least 1')
+  t.throws(() => lone({ maxInFlightBytes: 1.5 }), RangeError, 'an integer')
+  const l = lone({ maxInFlightBytes: 3000, maxPayload: 1162 })
+  for (let i = 0; i < 20; i++) l.conn.send(Buffer.alloc(500, i), 0, Delivery.RELIABLE_ORDERED)
+  l.conn.flush(0)
+  const first = l.out.length
+  t.ok(l.conn.inFlightBytes >= 3000 && l.conn.inFlightBytes < 3000 + 1162, `in flight: ${l.conn.inFlightBytes} bytes in ${first} packets`)
+  t.equal(first, 3, 'three 1000-byte packets (two 500-byte messages each), the third crossing 3000')
+  l.conn.flush(1)
+  t.equal(l.out.length, first, 'nothing more while the bytes are in flight')
+  l.conn.receive(0, [ack(0, 0)], 50, 2)
+  l.conn.flush(2)
+  t.equal(l.out.length, first + 1, 'one packet acked: one more goes out')
+  t.ok(l.conn.inFlightBytes >= 3000 && l.conn.inFlightBytes < 3000 + 1162, `in flight again: ${l.conn.inFlightBytes}`)
+})

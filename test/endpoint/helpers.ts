@@ -25,6 +25,8 @@ export interface World {
   /** Datagrams each transport sent, as bytes (only when `capture`). */
   sentA: Buffer[]
   sentB: Buffer[]
+  /** b's address (A.address's counterpart); `connect` dials it. */
+  bAddress: string
 }
 
 export interface WorldOptions {
@@ -36,6 +38,8 @@ export interface WorldOptions {
   b?: EndpointOptions
   /** Keep message data (copy); default true. */
   keep?: boolean
+  /** Host addresses of a and b. Default A.address, B.address. */
+  hosts?: readonly [string, string]
 }
 
 export function capture(t: SimTransport, into: Buffer[]): void {
@@ -49,8 +53,9 @@ export function capture(t: SimTransport, into: Buffer[]): void {
 export function world(o: WorldOptions = {}): World {
   const clock = new FakeClock()
   const net = new SimNetwork({ clock, seed: o.seed ?? 1, ...o.link })
-  const ta = net.bind(A.address, A.port)
-  const tb = net.bind(B.address, B.port)
+  const [hostA, hostB] = o.hosts ?? [A.address, B.address]
+  const ta = net.bind(hostA, A.port)
+  const tb = net.bind(hostB, B.port)
   const sentA: Buffer[] = []
   const sentB: Buffer[] = []
   if (o.capture === true) {
@@ -60,7 +65,7 @@ export function world(o: WorldOptions = {}): World {
   const base: EndpointOptions = o.keyed === true ? { keys: [KEY], clock } : { insecure: true, clock }
   const a = new Endpoint(ta, { ...base, ...o.a })
   const b = new Endpoint(tb, { ...base, ...o.b })
-  const w: World = { clock, net, ta, tb, a, b, gotA: [], gotB: [], downA: [], downB: [], sentA, sentB }
+  const w: World = { clock, net, ta, tb, a, b, gotA: [], gotB: [], downA: [], downB: [], sentA, sentB, bAddress: hostB }
   attach(w, a, w.gotA, w.downA, o.keep ?? true)
   attach(w, b, w.gotB, w.downB, o.keep ?? true)
   return w
@@ -91,7 +96,7 @@ export async function connect(w: World, maxMs = 10000): Promise<{ sa: Session, s
   w.b.once('session', onSession)
   let sa: Session | undefined
   let err: unknown
-  w.a.connect(B.address, B.port).then((s) => { sa = s }, (e) => { err = e })
+  w.a.connect(w.bAddress, B.port).then((s) => { sa = s }, (e) => { err = e })
   for (let i = 0; i < maxMs && (sa === undefined || sb === undefined) && err === undefined; i++) {
     w.clock.advance(1)
     await ticks(1)
