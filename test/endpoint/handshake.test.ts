@@ -163,3 +163,22 @@ t.test('handshake to nobody times out; connect after close rejects', async (t) =
   await t.rejects(w.a.connect(B.address, B.port), { name: 'ClosedError' })
   await w.b.close()
 })
+
+t.test('a CONNECT replayed after its session closed opens nothing and is counted as replayed-connect', async (t) => {
+  for (const keyed of [false, true]) {
+    const w = world({ capture: true, keyed })
+    const { sa, sb } = await connect(w)
+    const connectPacket = w.sentA.find((d) => typeOf(d) === PacketType.CONNECT)!
+    sa.close()
+    t.ok(await driveUntil(w, () => !sb.isOpen, 100), 'both sides closed')
+    const before = w.b.stats()
+    w.ta.send([connectPacket], B.port, B.address) // from a's own address, within the cookie's lifetime
+    w.clock.advance(1)
+    await ticks()
+    const after = w.b.stats()
+    t.equal(after.sessions, 0, `${keyed ? 'keyed' : 'insecure'}: no session`)
+    t.equal(after.handshakesCompleted, before.handshakesCompleted, 'no handshake completed')
+    t.equal((after.dropped['replayed-connect'] ?? 0) - (before.dropped['replayed-connect'] ?? 0), 1, 'dropped as replayed-connect')
+    t.equal(after.dropped.replayed ?? 0, 0, 'not counted with replayed DATA')
+  }
+})
