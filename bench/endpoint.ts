@@ -71,8 +71,9 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
-import { fileURLToPath, pathToFileURL } from 'node:url'
+import { fileURLToPath } from 'node:url'
 import { DEFAULT_AEAD, PacketProtector } from '../lib/security/aead.js'
+import { addedFloorRatio, aeadUsPerMessage, averagePacket, deltaPercent, goalVerdict } from './lib/floor.js'
 import { decodeFrames, decodePacket, Delivery, encodeFrames, encodePacket, FrameType, MAGIC, PacketType, VERSION } from '../lib/wire/codec.js'
 import type { Summary } from './harness/stats.js'
 
@@ -391,46 +392,6 @@ async function throughput (mode: EndpointMode, size: number, count: number, key:
 }
 
 // ---- floors: what node:crypto's AEAD alone costs ---------------------------
-
-/** Average size of `packets` packets of `bytes` in all, rounded to a whole byte; NaN without packets. */
-export function averagePacket (bytes: number, packets: number): number {
-  return packets > 0 ? Math.round(bytes / packets) : NaN
-}
-
-/** AEAD µs per message: each flow's packets × its seal+open µs, summed, ÷ messages. */
-export function aeadUsPerMessage (flows: readonly { packets: number, sealOpenUs: number }[], messages: number): number {
-  if (!(messages > 0)) return NaN
-  return flows.reduce((a, f) => a + (f.packets > 0 ? f.packets * f.sealOpenUs : 0), 0) / messages
-}
-
-/**
- * A floor on a protection goal's scale (protected ÷ unprotected): protection
- * adds at least the AEAD's own cost (µs of CPU per message, or µs of round
- * trip) to the unprotected figure, so the ratio is at least
- * (unprotected + AEAD) ÷ unprotected. NaN for a negative cost (not a
- * measurement) or an unusable unprotected figure.
- */
-export function addedFloorRatio (aeadUs: number, unprotectedUs: number): number {
-  return unprotectedUs > 0 && Number.isFinite(unprotectedUs) && aeadUs >= 0 ? 1 + aeadUs / unprotectedUs : NaN
-}
-
-/** A ratio as the change it means: 1.12 → '+12 %', 0.97 → '-3 %'; '—' when not finite. */
-export function deltaPercent (ratio: number | null): string {
-  if (ratio === null || !Number.isFinite(ratio)) return '—'
-  const pct = Math.round((ratio - 1) * 100)
-  return `${pct >= 0 ? '+' : ''}${pct} %`
-}
-
-/**
- * The printed verdict of a goal `measured ratio ≤ limit`. When it is not met
- * and its limit is below the floor measured in the same run, it says so: no
- * change to the protocol can meet it on this machine. A floor never turns a
- * goal met (noise can put a measurement under its floor; it stays as measured).
- */
-export function goalVerdict (met: boolean, limit: number | null, floorRatio: number | null): string {
-  if (met) return 'met'
-  return limit !== null && floorRatio !== null && Number.isFinite(floorRatio) && floorRatio > limit ? 'NOT MET (below floor)' : 'NOT MET'
-}
 
 /**
  * CPU µs of one seal + one open of a `bytes`-byte payload (20-byte header
@@ -789,13 +750,10 @@ async function main (): Promise<void> {
   process.exitCode = failed ? 1 : 0
 }
 
-// Run only as a program: tests import the helpers above.
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  process.on('exit', killAll)
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => { killAll(); process.exit(130) })
-  main().catch((err) => {
-    console.error(err)
-    killAll()
-    process.exit(1)
-  })
-}
+process.on('exit', killAll)
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => { killAll(); process.exit(130) })
+main().catch((err) => {
+  console.error(err)
+  killAll()
+  process.exit(1)
+})

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { aeadUsPerMessage, averagePacket, addedFloorRatio, deltaPercent, goalVerdict } from '../../bench/endpoint.js'
+import { aeadUsPerMessage, averagePacket, addedFloorRatio, deltaPercent, goalVerdict } from '../../bench/lib/floor.js'
 
 t.test('averagePacket: whole bytes, NaN without packets', async (t) => {
   t.equal(averagePacket(1190 * 3 + 1, 3), 1190)
