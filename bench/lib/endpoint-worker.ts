@@ -137,13 +137,19 @@ function protectorFor (m: Cmd, side: 'ping' | 'echo'): PacketProtector {
 /**
  * Seal `plaintext` under the next packet number and send header ‖ ciphertext
  * ‖ tag as chunks of one datagram (as lib/endpoint.ts does: no join), then
- * prepare the next ciphers while the datagram is in flight (as the
- * endpoint does after its flush).
+ * prepare the next ciphers while the datagram is in flight. node:dgram's
+ * default lookup sends on the next tick, so preparing at once would delay
+ * the datagram by the ciphers' creation; a setImmediate runs after it left
+ * (measured: the floor came out ~30 µs higher with the synchronous call).
  */
 function sealAndSend (s: dgram.Socket, p: PacketProtector, pn: number, plaintext: Uint8Array, port: number, address: string): void {
   const header = aeadHeader(pn)
   const [ciphertext, tag] = p.sealParts(header, pn, plaintext)
   s.send([header, ciphertext, tag], port, address)
+  setImmediate(prepareLater, p)
+}
+
+function prepareLater (p: PacketProtector): void {
   p.prepare()
 }
 
