@@ -66,11 +66,15 @@ async function rawEcho (): Promise<void> {
   reply({ ev: 'ready', port: s.address().port })
 }
 
-async function rawPing (m: Cmd): Promise<void> {
+/**
+ * Raw node:dgram ping-pong: `send` puts one message on the wire (the clock
+ * starts before it), `open` turns a reply back into the message (null: it
+ * did not authenticate). Returns the RTT samples in µs and the bad replies.
+ */
+async function rawPingLoop (m: Cmd, s: dgram.Socket, send: (b: Buffer) => void,
+  open: (data: Buffer) => Buffer | null): Promise<{ samples: Float64Array, bad: number }> {
   const size = m.size as number
   const total = (m.count as number) + (m.warmup as number)
-  const s = raw = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 })
-  await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve))
   const tpl = template(size)
   const samples = new Float64Array(m.count as number)
   let seq = 0
@@ -80,23 +84,37 @@ async function rawPing (m: Cmd): Promise<void> {
     const ping = (): void => {
       const b = message(tpl, seq)
       sentAt = nowNs()
-      s.send(b, m.port as number, '127.0.0.1')
+      send(b)
     }
     s.on('message', (data) => {
+      const plain = open(data)
       const rtt = Number(nowNs() - sentAt) / 1000
-      if (data.length !== size || data.readUInt32LE(0) !== seq) bad++
+      if (plain === null || plain.length !== size || plain.readUInt32LE(0) !== seq) bad++
       const i = seq - (m.warmup as number)
       if (i >= 0) samples[i] = rtt
       if (++seq === total) resolve()
       else ping()
     })
-    // A lost datagram (rare on loopback) would stall the loop: resend after a while.
+    // A lost datagram (rare on loopback) would stall the loop: resend after a
+    // while (with AEAD under a new packet number: the protector refuses to reuse one).
     const guard = setInterval(() => { if (Number(nowNs() - sentAt) > 200e6) ping() }, 200)
     guard.unref()
     ping()
   })
   s.close()
   raw = null
+  return { samples, bad }
+}
+
+async function rawSocket (): Promise<dgram.Socket> {
+  const s = raw = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 })
+  await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve))
+  return s
+}
+
+async function rawPing (m: Cmd): Promise<void> {
+  const s = await rawSocket()
+  const { samples, bad } = await rawPingLoop(m, s, (b) => s.send(b, m.port as number, '127.0.0.1'), (data) => data)
   reply({ ev: 'rtt', summary: summarize(samples), bad })
 }
 
@@ -175,42 +193,13 @@ async function rawAeadEcho (m: Cmd): Promise<void> {
 }
 
 async function rawAeadPing (m: Cmd): Promise<void> {
-  const size = m.size as number
-  const total = (m.count as number) + (m.warmup as number)
   const p = protectorFor(m, 'ping')
-  const s = raw = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 })
-  await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve))
-  const tpl = template(size)
-  const samples = new Float64Array(m.count as number)
-  let seq = 0
+  const s = await rawSocket()
   let pn = 0
-  let sentAt = 0n
-  let bad = 0
-  await new Promise<void>((resolve) => {
-    const ping = (): void => {
-      const b = message(tpl, seq)
-      // The clock starts before sealing and stops after opening: both are
-      // on the round trip's path, as in the protected endpoint.
-      sentAt = nowNs()
-      sealAndSend(s, p, pn++, b, m.port as number, '127.0.0.1')
-    }
-    s.on('message', (data) => {
-      const plain = openDatagram(p, data)
-      const rtt = Number(nowNs() - sentAt) / 1000
-      if (plain === null || plain.length !== size || plain.readUInt32LE(0) !== seq) bad++
-      const i = seq - (m.warmup as number)
-      if (i >= 0) samples[i] = rtt
-      if (++seq === total) resolve()
-      else ping()
-    })
-    // A lost datagram (rare on loopback) would stall the loop: resend after a
-    // while (under a new packet number: the protector refuses to reuse one).
-    const guard = setInterval(() => { if (Number(nowNs() - sentAt) > 200e6) ping() }, 200)
-    guard.unref()
-    ping()
-  })
-  s.close()
-  raw = null
+  // The clock starts before sealing and stops after opening: both are on
+  // the round trip's path, as in the protected endpoint.
+  const { samples, bad } = await rawPingLoop(m, s, (b) => sealAndSend(s, p, pn++, b, m.port as number, '127.0.0.1'),
+    (data) => openDatagram(p, data))
   reply({ ev: 'rtt', summary: summarize(samples), bad, openFailures: p.openFailures, preparedHits: p.preparedHits })
 }
 

@@ -88,6 +88,8 @@ class WarpmeshBenchNode implements BenchNode {
   #node: MeshNode | undefined
   /** Peer id by address (`undefined` for our own address). */
   #ids: Array<string | undefined> = []
+  /** Address by peer id: the inverse of #ids (a lookup per message, not a parse). */
+  #addresses = new Map<string, number>()
   #others: string[] = []
   #handler: MessageHandler = () => {}
   /** Peers whose queue was above its high-water mark on the last send. */
@@ -110,6 +112,7 @@ class WarpmeshBenchNode implements BenchNode {
     const { port, key } = coord.info as CoordinatorInfo
     this.#ids = directory.nodes.map((n) => (n.address === this.#ctx.address ? undefined : nodeName(n.address)))
     this.#others = this.#ids.filter((id): id is string => id !== undefined)
+    for (const id of this.#others) this.#addresses.set(id, addressOf(id))
     const node = await MeshNode.start({
       id: this.#ctx.name,
       role: this.#ctx.role,
@@ -165,7 +168,7 @@ class WarpmeshBenchNode implements BenchNode {
       if (m.data[0] === HELLO) { this.#owedAcks.add(m.from); this.#flushAcks() } else this.#acked.add(m.from)
       return
     }
-    const from = addressOf(m.from)
+    const from = this.#addresses.get(m.from) ?? -1
     if (from < 0 || m.channel !== DATA_CHANNEL) { this.#unknownSender++; return }
     this.#handler(from, asBuffer(m.data))
   }
