@@ -222,7 +222,7 @@ function handshakeCases(): Case[] {
   const keys = [key]
   const id = keyId(key)
   const transcript: InitiatorTranscript = {
-    initiatorNonce: nonce, initiatorConnId: 0x12345678, initiatorEpoch: 1, responderEpoch: 2, cookie,
+    initiatorNonce: nonce, initiatorConnId: 0x12345678, initiatorEpoch: 1, responderEpoch: 2, cookie, initiatorMaxDatagram: 1200,
   }
   const proof = proveInitiator(key, transcript)
   const nonceR = createNonce()

@@ -592,7 +592,7 @@ export class Endpoint extends EventEmitter {
       proof: p.cookie !== null && first !== undefined
         ? proveInitiator(first, {
           initiatorNonce: p.nonce, initiatorConnId: p.localId, initiatorEpoch: this.epoch,
-          responderEpoch: p.remoteEpoch, cookie: p.cookie,
+          responderEpoch: p.remoteEpoch, cookie: p.cookie, initiatorMaxDatagram: this.#datagramFor(p.address),
         })
         : undefined,
     }
@@ -810,7 +810,8 @@ export class Endpoint extends EventEmitter {
     let sessionKey: Buffer | null = null
     const transcript: Transcript = {
       initiatorNonce: hs.nonce, initiatorConnId: hs.connectionId, initiatorEpoch: hs.epoch,
-      responderEpoch: this.epoch, cookie: hs.cookie, responderNonce: Buffer.alloc(0), responderConnId: 0,
+      responderEpoch: this.epoch, cookie: hs.cookie, initiatorMaxDatagram: hs.maxDatagram,
+      responderNonce: Buffer.alloc(0), responderConnId: 0, responderMaxDatagram: this.#datagramFor(address),
     }
     if (this.secure) {
       sessionKey = verifyInitiator(this.#keys as Buffer[], hs.keyId, transcript, hs.proof)
@@ -847,7 +848,7 @@ export class Endpoint extends EventEmitter {
       magic: MAGIC, version: VERSION, type: PacketType.ACCEPT, connectionId: hs.connectionId,
       handshake: {
         connectionId: localId, epoch: this.epoch, nonce, proof, keyId: sessionKey !== null ? keyId(sessionKey) : 0,
-        maxDatagram: this.#datagramFor(address),
+        maxDatagram: transcript.responderMaxDatagram,
       } as never,
     })
     this.#sendRaw(s.acceptPacket, port, address)
@@ -869,7 +870,8 @@ export class Endpoint extends EventEmitter {
     if (this.secure) {
       const transcript: Transcript = {
         initiatorNonce: p.nonce, initiatorConnId: p.localId, initiatorEpoch: this.epoch,
-        responderEpoch: p.remoteEpoch, cookie: p.cookie, responderNonce: hs.nonce, responderConnId: hs.connectionId,
+        responderEpoch: p.remoteEpoch, cookie: p.cookie, initiatorMaxDatagram: this.#datagramFor(p.address),
+        responderNonce: hs.nonce, responderConnId: hs.connectionId, responderMaxDatagram: hs.maxDatagram,
       }
       const sessionKey = verifyResponder(this.#keys as Buffer[], hs.keyId, transcript, hs.proof)
       if (sessionKey === null) {

@@ -41,10 +41,15 @@
  * to {@link PROOF_LENGTH} bytes, responder proof likewise over m_r:
  *
  * - m_i = `"warpmesh v1 initiator proof"` ‖ 0x00 ‖ nonce_i (32) ‖
- *   connId_i (4) ‖ epoch_i (4) ‖ epoch_r (4) ‖ len(cookie) (1) ‖ cookie
+ *   connId_i (4) ‖ epoch_i (4) ‖ epoch_r (4) ‖ len(cookie) (1) ‖ cookie ‖
+ *   maxDatagram_i (4)
  * - m_r = `"warpmesh v1 responder proof"` ‖ 0x00 ‖ nonce_i (32) ‖
  *   connId_i (4) ‖ epoch_i (4) ‖ epoch_r (4) ‖ len(cookie) (1) ‖ cookie ‖
- *   nonce_r (32) ‖ connId_r (4)
+ *   maxDatagram_i (4) ‖ nonce_r (32) ‖ connId_r (4) ‖ maxDatagram_r (4)
+ *
+ * The datagram sizes are the `max_datagram` each side advertises (CONNECT,
+ * ACCEPT): the session uses the smaller, so an on-path attacker must not be
+ * able to change them unnoticed.
  *
  * The labels differ, so a proof reflected back in the other direction never
  * verifies.
@@ -69,7 +74,8 @@ const I2R_INFO = 'warpmesh v1 initiator to responder'
 const R2I_INFO = 'warpmesh v1 responder to initiator'
 // Both labels have the same length, so the fields start at the same offset.
 const FIELDS_OFFSET = INITIATOR_PROOF_LABEL.length
-const INITIATOR_FIELDS = NONCE_LENGTH + 4 + 4 + 4 + 1
+const INITIATOR_FIELDS = NONCE_LENGTH + 4 + 4 + 4 + 1 + 4
+const RESPONDER_FIELDS = NONCE_LENGTH + 4 + 4
 
 /** What the initiator's proof covers: everything known when CONNECT is sent. */
 export interface InitiatorTranscript {
@@ -83,6 +89,8 @@ export interface InitiatorTranscript {
   responderEpoch: number
   /** The cookie from CHALLENGE, echoed in CONNECT (at most 255 bytes). */
   cookie: Uint8Array
+  /** The initiator's advertised largest datagram (uint32), from CONNECT. */
+  initiatorMaxDatagram: number
 }
 
 /** The whole handshake transcript; what the responder's proof covers. */
@@ -91,6 +99,8 @@ export interface Transcript extends InitiatorTranscript {
   responderNonce: Uint8Array
   /** The responder's own connection id (uint32), from ACCEPT. */
   responderConnId: number
+  /** The responder's advertised largest datagram (uint32), from ACCEPT. */
+  responderMaxDatagram: number
 }
 
 /** The two traffic keys of a session, one per direction. */
@@ -114,16 +124,18 @@ function checkTranscript(t: InitiatorTranscript, full: boolean): string | undefi
   if (t.cookie === undefined || t.cookie.length > MAX_TRANSCRIPT_COOKIE_LENGTH) {
     return `cookie must be at most ${MAX_TRANSCRIPT_COOKIE_LENGTH} bytes`
   }
+  if (!isUint32(t.initiatorMaxDatagram)) return 'initiatorMaxDatagram must be a uint32'
   if (full) {
     const f = t as Transcript
     if (f.responderNonce?.length !== NONCE_LENGTH) return `responderNonce must be ${NONCE_LENGTH} bytes`
     if (!isUint32(f.responderConnId)) return 'responderConnId must be a uint32'
+    if (!isUint32(f.responderMaxDatagram)) return 'responderMaxDatagram must be a uint32'
   }
   return undefined
 }
 
 function encodeTranscript(label: Buffer, t: InitiatorTranscript, full: boolean): Buffer {
-  const m = Buffer.allocUnsafe(FIELDS_OFFSET + INITIATOR_FIELDS + t.cookie.length + (full ? NONCE_LENGTH + 4 : 0))
+  const m = Buffer.allocUnsafe(FIELDS_OFFSET + INITIATOR_FIELDS + t.cookie.length + (full ? RESPONDER_FIELDS : 0))
   label.copy(m, 0)
   let o = FIELDS_OFFSET
   m.set(t.initiatorNonce, o)
@@ -134,11 +146,13 @@ function encodeTranscript(label: Buffer, t: InitiatorTranscript, full: boolean):
   o = m.writeUInt8(t.cookie.length, o)
   m.set(t.cookie, o)
   o += t.cookie.length
+  o = m.writeUInt32BE(t.initiatorMaxDatagram, o)
   if (full) {
     const f = t as Transcript
     m.set(f.responderNonce, o)
     o += NONCE_LENGTH
-    m.writeUInt32BE(f.responderConnId, o)
+    o = m.writeUInt32BE(f.responderConnId, o)
+    m.writeUInt32BE(f.responderMaxDatagram, o)
   }
   return m
 }

@@ -154,3 +154,39 @@ t.test('maxInFlightBytes defaults to half the transport\'s receive buffer, withi
       `receive buffer ${recvBufferSize ?? 'unknown'}: peak in flight ${peak}, cap ${expect}`)
   }
 })
+
+/** Rewrite a handshake's advertised max_datagram 32768 (field 7: 0x38 0x80 0x80 0x02) to 16384, same length. */
+function patchMaxDatagram(d: Buffer): Buffer | null {
+  for (let i = 0; i + 3 < d.length; i++) {
+    if (d[i] === 0x38 && d[i + 1] === 0x80 && d[i + 2] === 0x80 && d[i + 3] === 0x02) {
+      const out = Buffer.from(d)
+      out[i + 3] = 0x01
+      const p = decodePacket(out)
+      if (typeof p !== 'string' && p.handshake?.maxDatagram === 16384) return out
+    }
+  }
+  return null
+}
+
+t.test('the advertised sizes are covered by the key proofs: an on-path rewrite fails the handshake', async (t) => {
+  for (const [side, type] of [['a', PacketType.CONNECT], ['b', PacketType.ACCEPT]] as const) {
+    const w = world({ hosts: LOOPBACK, keyed: true })
+    const tr = side === 'a' ? w.ta : w.tb
+    const send = tr.send.bind(tr)
+    let patched = 0
+    tr.send = (chunks, port, address) => {
+      const d = Buffer.concat(chunks as Uint8Array[])
+      const p = decodePacket(d)
+      const rewritten = typeof p !== 'string' && p.type === type ? patchMaxDatagram(d) : null
+      if (rewritten !== null) patched++
+      send(rewritten !== null ? [rewritten] : chunks, port, address)
+    }
+    let err: unknown
+    w.a.connect(w.bAddress, 2000).catch((e: unknown) => { err = e })
+    t.ok(await driveUntil(w, () => err !== undefined, 10_000), `${type === PacketType.CONNECT ? 'CONNECT' : 'ACCEPT'} rewritten: connect() fails`)
+    t.ok(patched > 0, `${patched} handshake packets rewritten`)
+    t.equal(w.a.sessions().length, 0, 'the initiator has no session')
+    const dropped = side === 'a' ? w.b.stats().dropped['bad-key'] : w.a.stats().dropped['bad-key']
+    t.ok((dropped ?? 0) > 0, `the ${side === 'a' ? 'responder' : 'initiator'} dropped it as bad-key`)
+  }
+})

@@ -18,8 +18,10 @@ function transcript(): Transcript {
     initiatorEpoch: 0xdeadbeef,
     responderEpoch: 7,
     cookie: Buffer.alloc(20, 0xc0),
+    initiatorMaxDatagram: 32768,
     responderNonce: Buffer.alloc(NONCE_LENGTH, 0xb2),
     responderConnId: 0xfffffffe,
+    responderMaxDatagram: 1200,
   }
 }
 
@@ -34,6 +36,8 @@ const MUTATIONS: Array<[string, (t: Transcript) => void, boolean]> = [
   ['cookie length', (x) => { x.cookie = x.cookie.subarray(0, 19) }, true],
   ['responderNonce', (x) => { x.responderNonce = Buffer.from(x.responderNonce); x.responderNonce[31] ^= 1 }, false],
   ['responderConnId', (x) => { x.responderConnId ^= 1 }, false],
+  ['initiatorMaxDatagram', (x) => { x.initiatorMaxDatagram = 65000 }, true],
+  ['responderMaxDatagram', (x) => { x.responderMaxDatagram = 1201 }, false],
 ]
 
 t.test('proofs: 16 bytes, deterministic, different per direction and per key', async (t) => {
@@ -53,10 +57,12 @@ t.test('proofs follow the documented encoding', async (t) => {
     tr.initiatorNonce,
     Buffer.from([0x01, 0x02, 0x03, 0x04, 0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 7, 20]),
     tr.cookie,
+    Buffer.from([0, 0, 0x80, 0]), // initiatorMaxDatagram 32768
   ])
   const mi = Buffer.concat([Buffer.from('warpmesh v1 initiator proof\0'), initiatorPart])
   const mr = Buffer.concat([
     Buffer.from('warpmesh v1 responder proof\0'), initiatorPart, tr.responderNonce, Buffer.from([0xff, 0xff, 0xff, 0xfe]),
+    Buffer.from([0, 0, 0x04, 0xb0]), // responderMaxDatagram 1200
   ])
   t.same(proveInitiator(KEY, tr), createHmac('sha256', KEY).update(mi).digest().subarray(0, 16))
   t.same(proveResponder(KEY, tr), createHmac('sha256', KEY).update(mr).digest().subarray(0, 16))
@@ -70,7 +76,7 @@ t.test('verifyInitiator: the right key verifies; the key hint selects it', async
   t.equal(verifyInitiator([OTHER_KEY, KEY], keyId(KEY), tr, proof), KEY)
   t.equal(verifyInitiator([KEY], keyId(OTHER_KEY), tr, proof), null, 'hint names a key we lack: no trial of others')
   // an initiator-only transcript gives the same proof: responder fields are not covered
-  const { responderNonce: _n, responderConnId: _c, ...initiatorOnly } = tr
+  const { responderNonce: _n, responderConnId: _c, responderMaxDatagram: _m, ...initiatorOnly } = tr
   const asSent: InitiatorTranscript = initiatorOnly
   t.same(proveInitiator(KEY, asSent), proof)
   t.equal(verifyInitiator([KEY], keyId(KEY), asSent, proof), KEY)
@@ -204,7 +210,7 @@ t.test('the whole handshake, as the endpoint will run it', async (t) => {
   const port = 40000
 
   // HELLO: the initiator offers its newest key id
-  const hello = { connId: 0x0a0b0c0d, epoch: 11, nonce: createNonce(), keyId: keyId(initiatorKeys[0]) }
+  const hello = { connId: 0x0a0b0c0d, epoch: 11, nonce: createNonce(), keyId: keyId(initiatorKeys[0]), maxDatagram: 32768 }
   // CHALLENGE: stateless; the responder lacks the offered key, so it names its own newest
   const challengeKeyId = responderKeys.some((k) => keyId(k) === hello.keyId) ? hello.keyId : keyId(responderKeys[0])
   const challenge = { epoch: 22, cookie: jar.issue(address, port, hello.connId, hello.nonce), keyId: challengeKeyId }
@@ -213,7 +219,7 @@ t.test('the whole handshake, as the endpoint will run it', async (t) => {
   t.equal(key, OLD_KEY)
   const sent: InitiatorTranscript = {
     initiatorNonce: hello.nonce, initiatorConnId: hello.connId, initiatorEpoch: hello.epoch,
-    responderEpoch: challenge.epoch, cookie: challenge.cookie,
+    responderEpoch: challenge.epoch, cookie: challenge.cookie, initiatorMaxDatagram: hello.maxDatagram,
   }
   const connect = { ...hello, cookie: challenge.cookie, keyId: keyId(key!), proof: proveInitiator(key!, sent) }
 
@@ -221,15 +227,20 @@ t.test('the whole handshake, as the endpoint will run it', async (t) => {
   t.equal(jar.verify(connect.cookie, address, port, connect.connId, connect.nonce), true)
   const seen: InitiatorTranscript = {
     initiatorNonce: connect.nonce, initiatorConnId: connect.connId, initiatorEpoch: connect.epoch,
-    responderEpoch: 22, cookie: connect.cookie,
+    responderEpoch: 22, cookie: connect.cookie, initiatorMaxDatagram: connect.maxDatagram,
   }
   const matched = verifyInitiator(responderKeys, connect.keyId, seen, connect.proof)
   t.equal(matched, OLD_KEY)
-  const full: Transcript = { ...seen, responderNonce: createNonce(), responderConnId: 0x11223344 }
-  const accept = { connId: full.responderConnId, nonce: full.responderNonce, keyId: keyId(matched!), proof: proveResponder(matched!, full) }
+  const full: Transcript = { ...seen, responderNonce: createNonce(), responderConnId: 0x11223344, responderMaxDatagram: 4096 }
+  const accept = {
+    connId: full.responderConnId, nonce: full.responderNonce, keyId: keyId(matched!), maxDatagram: full.responderMaxDatagram,
+    proof: proveResponder(matched!, full),
+  }
 
   // initiator: check the responder's proof with the key it used
-  const initiatorFull: Transcript = { ...sent, responderNonce: accept.nonce, responderConnId: accept.connId }
+  const initiatorFull: Transcript = {
+    ...sent, responderNonce: accept.nonce, responderConnId: accept.connId, responderMaxDatagram: accept.maxDatagram,
+  }
   t.equal(verifyResponder([key!], accept.keyId, initiatorFull, accept.proof), key)
 
   const i = deriveSessionKeys(key!, hello.nonce, accept.nonce, hello.connId, accept.connId)
