@@ -582,17 +582,18 @@ export class Endpoint extends EventEmitter {
   #sendHandshake(p: Pending, now: number): void {
     const first = p.networkKey
     const type = p.cookie === null ? PacketType.HELLO : PacketType.CONNECT
+    const maxDatagram = this.#datagramFor(p.address)
     const hs = {
       connectionId: p.localId,
       epoch: this.epoch,
       nonce: p.nonce,
       cookie: p.cookie ?? undefined,
       keyId: first !== undefined ? keyId(first) : 0,
-      maxDatagram: this.#datagramFor(p.address),
+      maxDatagram,
       proof: p.cookie !== null && first !== undefined
         ? proveInitiator(first, {
           initiatorNonce: p.nonce, initiatorConnId: p.localId, initiatorEpoch: this.epoch,
-          responderEpoch: p.remoteEpoch, cookie: p.cookie, initiatorMaxDatagram: this.#datagramFor(p.address),
+          responderEpoch: p.remoteEpoch, cookie: p.cookie, initiatorMaxDatagram: maxDatagram,
         })
         : undefined,
     }
@@ -886,8 +887,9 @@ export class Endpoint extends EventEmitter {
     this.#pending.delete(key)
     const old = this.#byAddress.get(key)
     if (old !== undefined) old.conn.close(CloseReason.SUPERSEDED)
+    // Negotiated for p.address: the path our CONNECT advertised (and proved) a size for.
     const s = this.#createSession(p.localId, hs.connectionId, hs.epoch, true, address, port, protector,
-      this.#negotiateDatagram(address, hs.maxDatagram))
+      this.#negotiateDatagram(p.address, hs.maxDatagram))
     this.#stats.handshakesCompleted++
     // Tell the responder at once that ACCEPT arrived (it stops keeping it).
     s.conn.ping()

@@ -59,10 +59,15 @@ function endpointOptions (m: Cmd): { keys: Buffer[] } | { insecure: true } {
 let ep: Endpoint | null = null
 let raw: dgram.Socket | null = null
 
-async function rawEcho (): Promise<void> {
+async function rawSocket (): Promise<dgram.Socket> {
   const s = raw = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 })
-  s.on('message', (data, rinfo) => s.send(data, rinfo.port, rinfo.address))
   await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve))
+  return s
+}
+
+async function rawEcho (): Promise<void> {
+  const s = await rawSocket()
+  s.on('message', (data, rinfo) => s.send(data, rinfo.port, rinfo.address))
   reply({ ev: 'ready', port: s.address().port })
 }
 
@@ -106,11 +111,6 @@ async function rawPingLoop (m: Cmd, s: dgram.Socket, send: (b: Buffer) => void,
   return { samples, bad }
 }
 
-async function rawSocket (): Promise<dgram.Socket> {
-  const s = raw = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 })
-  await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve))
-  return s
-}
 
 async function rawPing (m: Cmd): Promise<void> {
   const s = await rawSocket()
@@ -179,7 +179,7 @@ function openDatagram (p: PacketProtector, data: Buffer): Buffer | null {
 
 async function rawAeadEcho (m: Cmd): Promise<void> {
   const p = protectorFor(m, 'echo')
-  const s = raw = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 })
+  const s = await rawSocket()
   let pn = 0
   s.on('message', (data, rinfo) => {
     // A datagram that fails to open is counted and still answered (with its
@@ -188,7 +188,6 @@ async function rawAeadEcho (m: Cmd): Promise<void> {
     const plain = openDatagram(p, data) ?? data.subarray(Math.min(AEAD_HEADER, data.length), Math.max(AEAD_HEADER, data.length - TAG_LENGTH))
     sealAndSend(s, p, pn++, plain, rinfo.port, rinfo.address)
   })
-  await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve))
   reply({ ev: 'ready', port: s.address().port })
 }
 

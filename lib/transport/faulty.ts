@@ -126,6 +126,11 @@ export class FaultyTransport implements Transport {
     return this.inner.port
   }
 
+  /** Receive buffer of the inner transport, if it reports one. */
+  get recvBufferSize(): number | undefined {
+    return this.inner.recvBufferSize
+  }
+
   /**
    * Send through the faults. After close, datagrams go straight to the inner
    * transport (which drops them if it is closed).

@@ -268,3 +268,11 @@ t.test('deterministic, over the simulated network', async (t) => {
     t.ok(wrapFaulty(inner) instanceof FaultyTransport, 'all options default')
   })
 })
+
+t.test('the wrapper reports the inner socket\'s receive buffer (the endpoint sizes its in-flight cap from it)', async (t) => {
+  const inner = await bindUdp({ address: '127.0.0.1' })
+  const faulty = wrapFaulty(inner, { drop: 0 })
+  t.teardown(() => faulty.close())
+  t.ok(inner.recvBufferSize > 0)
+  t.equal(faulty.recvBufferSize, inner.recvBufferSize)
+})
