@@ -12,7 +12,7 @@
  *
  * With a network key both proofs are HMACs over the transcript, session keys
  * come from HKDF over the key and both nonces, and every DATA packet is sealed
- * with an AEAD whose associated data is the packet header.
+ * with an AEAD whose associated data is the packet header (up to the payload's tag).
  */
 import { EventEmitter } from 'node:events'
 import { LRUCache } from 'lru-cache'
@@ -27,13 +27,13 @@ import {
 } from './wire/codec.js'
 import { systemClock, type Clock, type TimerHandle, type Transport } from './transport/transport.js'
 import { bindUdp, type UdpOptions } from './transport/udp.js'
-import { encodeDataHeader } from './wire/fast.js'
+import { dataAadSize, encodeDataAad, encodeDataHeader, PAYLOAD_TAG } from './wire/fast.js'
 import { CookieJar } from './security/cookie.js'
 import {
   createNonce, deriveSessionKeys, NONCE_LENGTH, proveInitiator, proveResponder, verifyInitiator, verifyResponder,
   type Transcript,
 } from './security/handshake.js'
-import { DEFAULT_AEAD, PacketProtector, TAG_LENGTH, type AeadAlgorithm } from './security/aead.js'
+import { DEFAULT_AEAD, PacketProtector, TAG_LENGTH, type AadPredictor, type AeadAlgorithm } from './security/aead.js'
 import { keyId } from './security/keys.js'
 import { ReplayWindow } from './security/replay.js'
 import { ClosedError, HandshakeError, SessionClosedError, TimeoutError } from './errors.js'
@@ -217,6 +217,14 @@ export class Session {
     this.protector = init.protector
     this.replay = init.protector === null ? null : new ReplayWindow(4096)
   }
+
+  /**
+   * @internal The associated data of our next sealed packet or of the peer's
+   * next one (see {@link PacketProtector.prepare}): every header field but
+   * the packet number is fixed for the session.
+   */
+  readonly aadFor: AadPredictor = (packetNumber, sending) =>
+    encodeDataAad(sending ? this.remoteId : this.localId, packetNumber)
 
   /** Peer's address. */
   readonly remoteAddress: string
@@ -619,7 +627,7 @@ export class Endpoint extends EventEmitter {
       return
     }
     const header = encodeDataHeader(s.remoteId, pn, payload.length + TAG_LENGTH)
-    const [ciphertext, tag] = protector.sealParts(header, pn, payload)
+    const [ciphertext, tag] = protector.sealParts(header.subarray(0, dataAadSize(s.remoteId, pn)), pn, payload)
     this.#stats.bytesSent += header.length + ciphertext.length + tag.length
     this.transport.send([header, ciphertext, tag], s.remotePort, s.remoteAddress)
   }
@@ -646,7 +654,7 @@ export class Endpoint extends EventEmitter {
       s.conn.flush(now)
     }
     // Everything is sent: create the next packets' ciphers now, off the round trip's critical path.
-    for (let i = 0; i < dirty.length; i++) dirty[i].protector?.prepare()
+    for (let i = 0; i < dirty.length; i++) dirty[i].protector?.prepare(dirty[i].aadFor)
     dirty.length = 0
     this.#schedule()
     this.#turnNow = NaN
@@ -729,7 +737,12 @@ export class Endpoint extends EventEmitter {
         s.authFailures++
         return this.#drop('replayed')
       }
-      const opened = s.protector.open(data.subarray(0, payloadOffset(data, packet)), pn, payload)
+      // Associated data: the header before the payload's tag (see encodeDataAad);
+      // the payload must end the datagram, so its tag and length are implied.
+      const aadEnd = payloadOffset(data, packet) - 1 - varintSize(payload.length)
+      const opened = aadEnd >= 0 && data[aadEnd] === PAYLOAD_TAG && payload.byteOffset + payload.length === data.byteOffset + data.length
+        ? s.protector.open(data.subarray(0, aadEnd), pn, payload)
+        : null
       if (opened === null) {
         s.authFailures++
         return this.#drop('auth-failed')

@@ -121,12 +121,14 @@ async function rawPing (m: Cmd): Promise<void> {
 // ---- raw + AEAD: the ping-pong above, each datagram sealed and opened ----
 
 /**
- * Header (associated data) of a raw+AEAD datagram: 20 bytes, about the size
- * of the endpoint's DATA header (lib/wire/fast.ts: magic, version, type,
- * connection id, packet number, payload length), with the packet number at
- * AEAD_PN_OFFSET so the receiver can read it back.
+ * Header of a raw+AEAD datagram: 20 bytes, about the size of the endpoint's
+ * DATA header (lib/wire/fast.ts: magic, version, type, connection id, packet
+ * number, payload tag), with the packet number at AEAD_PN_OFFSET so the
+ * receiver can read it back. Its first AEAD_AAD bytes are the associated
+ * data, predicted and fed to the prepared ciphers as the endpoint does.
  */
 const AEAD_HEADER = 20
+const AEAD_AAD = 19
 const AEAD_PN_OFFSET = 15
 // Field tags and values as protobuf lays them out: magic, version, type, connection id, packet number, payload's tag.
 const HEADER_TEMPLATE = Buffer.from('0d' + '57524d4d' + '10' + '01' + '18' + '02' + '25' + '7a3a6b4c' + '2d' + '00000000' + '7a', 'hex')
@@ -162,19 +164,21 @@ function protectorFor (m: Cmd, side: 'ping' | 'echo'): PacketProtector {
  */
 function sealAndSend (s: dgram.Socket, p: PacketProtector, pn: number, plaintext: Uint8Array, port: number, address: string): void {
   const header = aeadHeader(pn)
-  const [ciphertext, tag] = p.sealParts(header, pn, plaintext)
+  const [ciphertext, tag] = p.sealParts(header.subarray(0, AEAD_AAD), pn, plaintext)
   s.send([header, ciphertext, tag], port, address)
   setImmediate(prepareLater, p)
 }
 
+const predictAad = (pn: number): Uint8Array => aeadHeader(pn).subarray(0, AEAD_AAD)
+
 function prepareLater (p: PacketProtector): void {
-  p.prepare()
+  p.prepare(predictAad)
 }
 
 /** Open a raw+AEAD datagram; null if it does not authenticate (counted in the protector's openFailures). */
 function openDatagram (p: PacketProtector, data: Buffer): Buffer | null {
   if (data.length < AEAD_HEADER + TAG_LENGTH) return p.open(data, 0, data.subarray(0, 0))
-  return p.open(data.subarray(0, AEAD_HEADER), data.readUInt32BE(AEAD_PN_OFFSET), data.subarray(AEAD_HEADER))
+  return p.open(data.subarray(0, AEAD_AAD), data.readUInt32BE(AEAD_PN_OFFSET), data.subarray(AEAD_HEADER))
 }
 
 async function rawAeadEcho (m: Cmd): Promise<void> {

@@ -1,8 +1,12 @@
 /**
  * Per-packet protection of DATA packets with an AEAD from `node:crypto`.
  *
- * - The packet header (every byte of the encoded `Packet` before field 15,
- *   `payload`) is the associated data: authenticated, not encrypted.
+ * - The packet header (every byte of the encoded `Packet` before the tag of
+ *   field 15, `payload`, which ends the datagram) is the associated data:
+ *   authenticated, not encrypted. The payload's tag and length are outside it
+ *   so that the next packet's associated data is known before its size
+ *   ({@link PacketProtector.prepare} feeds it ahead); they are authenticated
+ *   all the same, since any other value moves the ciphertext and tag.
  * - The payload is encrypted; `seal` returns ciphertext ‖ 16-byte tag, which
  *   becomes the `payload` field.
  * - Nonce (12 bytes) = per-direction IV XOR (8 zero bytes ‖ packet number as
@@ -131,6 +135,22 @@ function lowerLimit(name: string, value: number | undefined, max: number): numbe
 interface Prepared<C> {
   readonly packetNumber: number
   readonly cipher: C
+  /** The associated data already fed to `cipher` (`setAAD`), or null. */
+  readonly aad: Uint8Array | null
+}
+
+/**
+ * Associated data of the packet with this number, as {@link PacketProtector.prepare}
+ * predicts it: `sending` for the next packet this side seals, otherwise for
+ * the next one it expects to open.
+ */
+export type AadPredictor = (packetNumber: number, sending: boolean) => Uint8Array
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  const n = a.length
+  if (n !== b.length) return false
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return false
+  return true
 }
 
 interface Direction {
@@ -258,15 +278,17 @@ export class PacketProtector {
       throw new RangeError(`traffic key exhausted: budget of ${this.#maxBlocks} blocks used; re-establish the session`)
     }
     const ready = this.#nextSeal
+    this.#nextSeal = null
     let cipher: CipherGCM
-    if (ready !== null && ready.packetNumber === packetNumber) {
+    if (ready !== null && ready.packetNumber === packetNumber && (ready.aad === null || sameBytes(ready.aad, header))) {
       cipher = ready.cipher
       this.#prepareHits++
+      if (ready.aad === null) cipher.setAAD(header)
     } else {
+      // Not prepared, or prepared with other associated data (setAAD cannot be undone).
       cipher = this.#cipherFor(packetNumber)
+      cipher.setAAD(header)
     }
-    this.#nextSeal = null
-    cipher.setAAD(header)
     const ciphertext = cipher.update(plaintext)
     cipher.final()
     const tag = cipher.getAuthTag()
@@ -295,13 +317,14 @@ export class PacketProtector {
     this.#nextOpen = null
     try {
       let decipher: DecipherGCM
-      if (ready !== null && ready.packetNumber === packetNumber) {
+      if (ready !== null && ready.packetNumber === packetNumber && (ready.aad === null || sameBytes(ready.aad, header))) {
         decipher = ready.cipher
         this.#prepareHits++
+        if (ready.aad === null) decipher.setAAD(header)
       } else {
         decipher = this.#decipherFor(packetNumber)
+        decipher.setAAD(header)
       }
-      decipher.setAAD(header)
       decipher.setAuthTag(sealed.subarray(end))
       const plaintext = decipher.update(sealed.subarray(0, end))
       decipher.final()
@@ -320,15 +343,29 @@ export class PacketProtector {
    * and create their own otherwise, so calling this is never wrong, only
    * sometimes wasted. Call it when the caller has nothing urgent left to do
    * (the endpoint: after its flush has sent everything).
+   *
+   * @param aadFor - when the caller can predict those packets' associated
+   *   data (the endpoint: the header is fixed per session but for the packet
+   *   number), it is fed to the prepared ciphers now, taking one more
+   *   node:crypto call off the critical path. `seal`/`open` compare it
+   *   byte for byte with the real associated data and fall back to a new
+   *   cipher when it differs, so a wrong prediction costs time, never
+   *   correctness.
    */
-  prepare(): void {
+  prepare(aadFor?: AadPredictor): void {
     if (this.#nextSeal === null && this.#sealOffset >= 0 && this.#sealOffset + 1 < this.#maxPackets) {
       const pn = (this.#lastSealed + 1) >>> 0
-      this.#nextSeal = { packetNumber: pn, cipher: this.#cipherFor(pn) }
+      const cipher = this.#cipherFor(pn)
+      const aad = aadFor === undefined ? null : aadFor(pn, true)
+      if (aad !== null) cipher.setAAD(aad)
+      this.#nextSeal = { packetNumber: pn, cipher, aad }
     }
     if (this.#nextOpen === null && this.#lastOpened >= 0) {
       const pn = (this.#lastOpened + 1) >>> 0
-      this.#nextOpen = { packetNumber: pn, cipher: this.#decipherFor(pn) }
+      const cipher = this.#decipherFor(pn)
+      const aad = aadFor === undefined ? null : aadFor(pn, false)
+      if (aad !== null) cipher.setAAD(aad)
+      this.#nextOpen = { packetNumber: pn, cipher, aad }
     }
   }
 

@@ -98,27 +98,60 @@ export function encodeDataEntry(channel: number, delivery: number, sequence: num
  * The header of a DATA packet up to and including the tag and length of
  * field 15 (`payload`, never empty): the same bytes protobufjs writes for
  * `{ magic, version, type: DATA, connectionId, packetNumber, payload }` up
- * to the payload's first byte. It is the AEAD's associated data.
+ * to the payload's first byte. Its first {@link dataAadLength} bytes
+ * (everything before the payload's tag) are the AEAD's associated data.
  */
 export function encodeDataHeader(connectionId: number, packetNumber: number, payloadLength: number): Buffer {
-  const size = 9 + (connectionId !== 0 ? 5 : 0) + (packetNumber !== 0 ? 5 : 0) + 1 + varintSize(payloadLength)
-  const out = Buffer.allocUnsafe(size)
+  const prefix = dataAadSize(connectionId, packetNumber)
+  const out = Buffer.allocUnsafe(prefix + 1 + varintSize(payloadLength))
+  writeDataPrefix(out, connectionId, packetNumber)
+  out[prefix] = PAYLOAD_TAG
+  writeVarint(out, prefix + 1, payloadLength)
+  return out
+}
+
+/**
+ * The associated data of a protected DATA packet: its header before the
+ * payload's tag (magic, version, type, connection id, packet number). The
+ * payload's tag and length are left out so that the next packet's
+ * associated data is known before its size (the endpoint feeds it to the
+ * cipher ahead of time); they are still authenticated, because the payload
+ * must end the datagram: any other tag or length moves the ciphertext and
+ * tag, and the datagram no longer opens.
+ */
+export function encodeDataAad(connectionId: number, packetNumber: number): Buffer {
+  const out = Buffer.allocUnsafe(dataAadSize(connectionId, packetNumber))
+  writeDataPrefix(out, connectionId, packetNumber)
+  return out
+}
+
+/** The tag of field 15, `payload` (length-delimited). */
+export const PAYLOAD_TAG = 0x7a
+const CONNECTION_ID_TAG = 0x25
+const PACKET_NUMBER_TAG = 0x2d
+/** magic (5 bytes), version (2), type (2). */
+const DATA_PREFIX_MIN = 9
+
+/** Length of {@link encodeDataAad}'s result: where the payload's tag starts in {@link encodeDataHeader}'s. */
+export function dataAadSize(connectionId: number, packetNumber: number): number {
+  return DATA_PREFIX_MIN + (connectionId !== 0 ? 5 : 0) + (packetNumber !== 0 ? 5 : 0)
+}
+
+function writeDataPrefix(out: Uint8Array, connectionId: number, packetNumber: number): number {
   out[0] = 0x0d
   writeFixed32(out, 1, MAGIC)
   out[5] = 0x10
   out[6] = VERSION
   out[7] = 0x18
   out[8] = PacketType.DATA
-  let o = 9
+  let o = DATA_PREFIX_MIN
   if (connectionId !== 0) {
-    out[o++] = 0x25
+    out[o++] = CONNECTION_ID_TAG
     o = writeFixed32(out, o, connectionId)
   }
   if (packetNumber !== 0) {
-    out[o++] = 0x2d
+    out[o++] = PACKET_NUMBER_TAG
     o = writeFixed32(out, o, packetNumber)
   }
-  out[o++] = 0x7a
-  writeVarint(out, o, payloadLength)
-  return out
+  return o
 }

@@ -1,8 +1,8 @@
 import t from 'tap'
 import { createRng } from '../../lib/testing.js'
-import { decodePacket, Delivery, encodeFrames, encodePacket, FrameType, MAGIC, PacketType, VERSION } from '../../lib/wire/codec.js'
+import { decodePacket, Delivery, encodeFrames, encodePacket, FrameType, MAGIC, PacketType, varintSize, VERSION } from '../../lib/wire/codec.js'
 import type { Session } from '../../lib/endpoint.js'
-import { B, connect, driveUntil, sumDropped, world, type World } from './helpers.js'
+import { A, B, connect, driveUntil, sumDropped, world, type World } from './helpers.js'
 
 /** Counters that move when b rejects or ignores something. */
 function accounted(w: World, sb: Session): number {
@@ -83,6 +83,38 @@ for (const keyed of [false, true]) {
     // must hold there: nothing throws, the session survives and keeps working.
     if (keyed) t.equal(unaccounted, 0, `all ${flips} bit flips dropped and counted`)
     else t.comment(`insecure: ${unaccounted} of ${flips} flipped datagrams still parsed as valid`)
+    if (keyed) {
+      // The associated data ends before the payload's tag; the tag and length are
+      // authenticated only by the payload ending the datagram. Re-encodings of a
+      // packet b has not seen yet (held back by a partition), keeping its
+      // associated data and sealed bytes intact, must not open; the original must.
+      w.net.partition(A, B)
+      const sent = w.sentA.length
+      sa.send(Buffer.from('held back'), { channel: 0 })
+      w.clock.advance(1)
+      const fresh = w.sentA.slice(sent).find((d) => (decodePacket(d) as any).type === PacketType.DATA)!
+      w.net.heal()
+      const payload = (decodePacket(fresh) as any).payload as Uint8Array
+      const aadEnd = fresh.length - payload.length - 1 - varintSize(payload.length)
+      const aad = fresh.subarray(0, aadEnd)
+      t.equal(fresh[aadEnd], 0x7a, 'the payload tag follows the associated data')
+      const len = payload.length
+      const lenBytes = len < 128 ? [len] : [(len & 0x7f) | 0x80, len >>> 7]
+      const nonMinimal = [...lenBytes.slice(0, -1), lenBytes.at(-1)! | 0x80, 0]
+      const before = unaccounted
+      const authFailed = w.b.stats().dropped['auth-failed'] ?? 0
+      const delivered = w.gotB.length
+      await probe(Buffer.concat([aad, Buffer.from([0x7a, ...nonMinimal]), payload]))
+      await probe(Buffer.concat([fresh, Buffer.from([0x48, 0x01])]))
+      await probe(Buffer.concat([aad, Buffer.from([0x48, 0x01]), fresh.subarray(aadEnd)]))
+      await probe(Buffer.concat([aad, Buffer.from([0x7a, 0x01, 0x00]), fresh.subarray(aadEnd)]))
+      t.equal(unaccounted, before, 'non-minimal payload length, a field after or before the payload, a second payload field: dropped and counted')
+      t.equal((w.b.stats().dropped['auth-failed'] ?? 0) - authFailed, 4, 'all four as auth-failed')
+      t.equal(w.gotB.length, delivered, 'nothing delivered')
+      inject(Buffer.from(fresh))
+      w.clock.advance(1)
+      t.same(w.gotB.slice(delivered).map((m) => m.data.toString()), ['held back'], 'the original packet still opens')
+    }
     // Random bytes, with and without a valid magic prefix.
     const r = createRng(keyed ? 2 : 1)
     for (let i = 0; i < 2000; i++) {

@@ -253,6 +253,48 @@ for (const algorithm of AEAD_ALGORITHMS) {
   })
 }
 
+for (const algorithm of AEAD_ALGORITHMS) {
+  t.test(`${algorithm}: prepare(aadFor) feeds the predicted associated data ahead; a wrong prediction costs a fresh cipher, never a wrong result`, async (t) => {
+    const { a, b } = pair(algorithm)
+    const ref = pair(algorithm)
+    const aadOf = (pn: number): Buffer => Buffer.concat([HEADER.subarray(0, 14), Buffer.from([pn & 0xff, pn >>> 8, 0, 0])])
+    const predicted: Array<[number, boolean]> = []
+    let wrong = false
+    const aadFor = (pn: number, sending: boolean): Uint8Array => {
+      predicted.push([pn, sending])
+      return wrong ? Buffer.from('not the header') : aadOf(pn)
+    }
+    const msg = Buffer.from('associated data fed ahead')
+    for (let pn = 0; pn < 20; pn++) {
+      const sealed = a.seal(aadOf(pn), pn, msg)
+      t.same(sealed, ref.a.seal(aadOf(pn), pn, msg), `pn ${pn}: same bytes as without prepare`)
+      t.same(b.open(aadOf(pn), pn, sealed), msg)
+      a.prepare(aadFor)
+      b.prepare(aadFor)
+    }
+    t.equal(a.preparedHits, 19, 'seals 1..19 used the prepared cipher and its associated data')
+    t.equal(b.preparedHits, 19, 'opens 1..19 likewise')
+    t.same(predicted.slice(0, 2), [[1, true], [1, false]], 'asked for the next packet number each way')
+    // The associated data differs from the prediction: a fresh cipher, the same bytes.
+    const other = Buffer.concat([aadOf(20), Buffer.from([1])])
+    const sealed = a.seal(other, 20, msg)
+    t.same(sealed, ref.a.seal(other, 20, msg), 'sealed with the real associated data')
+    t.equal(a.preparedHits, 19, 'the prepared cipher was not used')
+    t.same(b.open(other, 20, sealed), msg, 'opened with the real associated data')
+    t.equal(b.preparedHits, 19, 'the prepared decipher was not used')
+    // A wrong prediction never authenticates a packet under the predicted bytes.
+    wrong = true
+    a.prepare(aadFor)
+    b.prepare(aadFor)
+    const next = a.seal(aadOf(21), 21, msg)
+    t.same(next, ref.a.seal(aadOf(21), 21, msg))
+    t.equal(b.open(Buffer.from('not the header'), 21, next), null, 'the predicted bytes are not the real associated data')
+    t.same(b.open(aadOf(21), 21, next), msg, 'the real associated data opens it, with a fresh decipher')
+    t.equal(a.preparedHits, 19, 'the seal did not use the wrongly predicted cipher')
+    t.equal(b.preparedHits, 20, 'only the open that passed the predicted bytes themselves used it (and failed)')
+  })
+}
+
 t.test('prepare() does not prepare past the key limit', async (t) => {
   const p = new PacketProtector(K1, K2, DEFAULT_AEAD, { maxPackets: 2 })
   p.seal(HEADER, 0, Buffer.alloc(1))

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { encodeDataEntry, encodeDataHeader } from '../../lib/wire/fast.js'
+import { dataAadSize, encodeDataAad, encodeDataEntry, encodeDataHeader, PAYLOAD_TAG } from '../../lib/wire/fast.js'
 import { createRng } from '../../lib/testing.js'
 import { encodeFrameEntry, encodePacket, FrameType, MAGIC, PacketType, VERSION } from '../../lib/wire/codec.js'
 
@@ -46,4 +46,19 @@ t.test('DATA header: byte-for-byte what protobufjs writes before the payload', a
     }
   }
   t.pass('every combination identical')
+})
+
+t.test('DATA associated data: the header before the payload tag, predictable from connection id and packet number', async (t) => {
+  for (const conn of [0, 1, 0x7a, 0xffffffff]) {
+    for (const pn of [0, 1, 0x7a7a7a7a, 0xffffffff]) {
+      const aad = encodeDataAad(conn, pn)
+      t.equal(aad.length, dataAadSize(conn, pn), `size conn=${conn} pn=${pn}`)
+      for (const len of [16, 127, 128, 40000]) {
+        const header = encodeDataHeader(conn, pn, len)
+        t.same(header.subarray(0, aad.length), aad, `prefix conn=${conn} pn=${pn} len=${len}`)
+        t.equal(header[aad.length], PAYLOAD_TAG, 'followed by the payload tag')
+        t.equal(header.length - aad.length - 1, len < 128 ? 1 : len < 16384 ? 2 : 3, 'and the length varint, nothing else')
+      }
+    }
+  }
 })
