@@ -268,7 +268,7 @@ export class Session {
   send(data: Uint8Array, options?: SendOptions): boolean {
     this.#checkOpen()
     const ok = this.conn.send(data, options?.channel ?? 0, options?.delivery ?? Delivery.RELIABLE_ORDERED)
-    this.#endpoint.markDirty(this)
+    this.#endpoint.markDirty(this, true)
     return ok
   }
 
@@ -286,7 +286,7 @@ export class Session {
     this.#checkOpen()
     return new Promise<void>((resolve, reject) => {
       this.conn.send(data, options?.channel ?? 0, delivery, { resolve, reject })
-      this.#endpoint.markDirty(this)
+      this.#endpoint.markDirty(this, true)
     })
   }
 
@@ -393,6 +393,8 @@ export class Endpoint extends EventEmitter {
   readonly #dirty: Session[] = []
   readonly #host: ConnectionHost
   #flushScheduled = false
+  #flushSoonScheduled = false
+  readonly #soon: (fn: () => void) => void
   #timer: TimerHandle | null = null
   #timerAt = Infinity
   #turnNow = NaN
@@ -406,7 +408,9 @@ export class Endpoint extends EventEmitter {
     super()
     this.transport = transport
     this.#options = options
-    this.#clock = options.clock ?? systemClock
+    const clock = options.clock ?? systemClock
+    this.#clock = clock
+    this.#soon = clock.soon !== undefined ? (fn) => clock.soon!(fn) : (fn) => clock.defer(fn)
     this.#log = options.logger ?? silentLogger
     this.#maxDatagram = datagramSize('maxDatagram', options.maxDatagram ?? DEFAULT_DATAGRAM)
     this.#loopbackDatagram = datagramSize('loopbackDatagram', options.loopbackDatagram ?? 32768)
@@ -632,20 +636,40 @@ export class Endpoint extends EventEmitter {
     this.transport.send([header, ciphertext, tag], s.remotePort, s.remoteAddress)
   }
 
-  /** @internal Session has something to send: flush before the loop idles. */
-  markDirty(s: Session): void {
+  /**
+   * @internal Session has something to send. `soon` (application sends):
+   * flush when the current callback returns, so everything it queued leaves
+   * together and a reply does not wait for the loop's next phase. Otherwise
+   * (acknowledgements after received packets): flush before the loop idles,
+   * one flush for a whole batch of received datagrams.
+   */
+  markDirty(s: Session, soon = false): void {
     if (!s.dirty) {
       s.dirty = true
       this.#dirty.push(s)
     }
-    if (!this.#flushScheduled) {
+    if (soon) {
+      if (!this.#flushSoonScheduled) {
+        this.#flushSoonScheduled = true
+        this.#soon(this.#flushSoon)
+      }
+    } else if (!this.#flushScheduled) {
       this.#flushScheduled = true
       this.#clock.defer(this.#flush)
     }
   }
 
+  readonly #flushSoon = (): void => {
+    this.#flushSoonScheduled = false
+    if (this.#dirty.length > 0) this.#flushDirty()
+  }
+
   readonly #flush = (): void => {
     this.#flushScheduled = false
+    this.#flushDirty()
+  }
+
+  #flushDirty(): void {
     const now = this.#now()
     const dirty = this.#dirty
     for (let i = 0; i < dirty.length; i++) {

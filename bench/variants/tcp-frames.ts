@@ -8,8 +8,9 @@
  *   delivered as a `subarray`; a frame spanning chunks is assembled with a
  *   single copy once all its bytes are there;
  * - the writer copies frames into an arena and writes everything queued
- *   during one event-loop turn with one `write` (flushed on `setImmediate`),
- *   on sockets with `setNoDelay(true)`;
+ *   during one callback with one `write` (flushed in a microtask, when the
+ *   callback returns: the same point at which warpmesh flushes application
+ *   sends), on sockets with `setNoDelay(true)`;
  * - backpressure: `queue*` returns false above a high-water mark; relays
  *   pause the source socket until the target drains;
  * - clients reconnect with exponential backoff and keep queueing (bounded)
@@ -222,7 +223,7 @@ export class FrameWriter {
   #scheduleFlush (): void {
     if (this.#flushScheduled || this.#socket === undefined) return
     this.#flushScheduled = true
-    setImmediate(this.#flush)
+    queueMicrotask(this.#flush)
   }
 
   readonly #flush = (): void => {

@@ -53,9 +53,17 @@ export interface Clock {
    * during one turn into as few datagrams as possible.
    */
   defer(fn: () => void): void
+  /**
+   * Run `fn` as soon as the current callback returns (a microtask in
+   * production): sooner than {@link defer}, still after everything the
+   * callback queued. The endpoint flushes application sends this way, so a
+   * reply leaves in the same turn as the request that caused it. Optional:
+   * without it, `defer` is used.
+   */
+  soon?(fn: () => void): void
 }
 
-/** The real clock: `performance.now()`, `setTimeout`, `setImmediate`. */
+/** The real clock: `performance.now()`, `setTimeout`, `setImmediate`, `queueMicrotask`. */
 export const systemClock: Clock = {
   now: () => performance.now(),
   setTimer: (fn, delayMs) => {
@@ -65,4 +73,5 @@ export const systemClock: Clock = {
   },
   clearTimer: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
   defer: (fn) => { setImmediate(fn) },
+  soon: (fn) => { queueMicrotask(fn) },
 }
