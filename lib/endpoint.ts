@@ -679,24 +679,44 @@ export class Endpoint extends EventEmitter {
     }
     // Everything is sent: create the next packets' ciphers now, off the round trip's critical path.
     for (let i = 0; i < dirty.length; i++) dirty[i].protector?.prepare(dirty[i].aadFor)
+    // Only the sessions just flushed (and handshakes) can have a new deadline:
+    // every other session's is unchanged since the timer was last armed, so a
+    // flush costs O(sessions flushed), not O(sessions).
+    let at = this.#pendingDeadline()
+    for (let i = 0; i < dirty.length; i++) {
+      const d = dirty[i].conn.nextDeadline()
+      if (d < at) at = d
+    }
     dirty.length = 0
-    this.#schedule()
+    this.#arm(at)
     this.#turnNow = NaN
   }
 
-  /** Arm the one timer for the earliest deadline of any session or handshake. */
-  #schedule(): void {
+  #pendingDeadline(): number {
     let at = Infinity
-    for (const s of this.#byId.values()) {
-      const d = s.conn.nextDeadline()
-      if (d < at) at = d
-    }
     for (const p of this.#pending.values()) {
       const d = Math.min(p.nextRetry, p.deadline)
       if (d < at) at = d
     }
-    // A later deadline keeps the armed timer: it fires early and re-arms.
-    // Re-arming on every flush would cost a timer allocation per packet.
+    return at
+  }
+
+  /** Arm the one timer for the earliest deadline of any session or handshake. */
+  #schedule(): void {
+    let at = this.#pendingDeadline()
+    for (const s of this.#byId.values()) {
+      const d = s.conn.nextDeadline()
+      if (d < at) at = d
+    }
+    this.#arm(at)
+  }
+
+  /**
+   * Make sure the timer fires by `at`. A later deadline keeps the armed
+   * timer: it fires early, scans every session and re-arms. Re-arming on
+   * every flush would cost a timer allocation per packet.
+   */
+  #arm(at: number): void {
     if (this.#timer !== null && at >= this.#timerAt) return
     if (at === Infinity) return
     if (this.#timer !== null) this.#clock.clearTimer(this.#timer)

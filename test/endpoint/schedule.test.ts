@@ -1,0 +1,83 @@
+// The endpoint's one timer: a flush must not scan every session (a proxy
+// keeps hundreds), and deadlines of sessions that were not flushed must
+// still fire.
+import t from 'tap'
+import { Endpoint, type Session } from '../../lib/endpoint.js'
+import { Connection } from '../../lib/core/connection.js'
+import { FakeClock, SimNetwork } from '../../lib/testing.js'
+import { Delivery } from '../../lib/wire/codec.js'
+import { ticks } from './helpers.js'
+
+const PEERS = 40
+
+async function hubWithPeers(clock: FakeClock, net: SimNetwork): Promise<{ hub: Endpoint, peers: Endpoint[], sessions: Session[], got: string[] }> {
+  const hub = new Endpoint(net.bind('10.1.0.1', 1000), { insecure: true, clock })
+  const peers: Endpoint[] = []
+  const sessions: Session[] = []
+  const got: string[] = []
+  for (let i = 0; i < PEERS; i++) {
+    const e = new Endpoint(net.bind(`10.1.1.${i + 1}`, 2000), { insecure: true, clock })
+    e.on('message', (d: Uint8Array) => got.push(`${i}:${Buffer.from(d).toString()}`))
+    peers.push(e)
+  }
+  hub.on('session', (s: Session) => sessions.push(s))
+  const opened = peers.map((e) => e.connect('10.1.0.1', 1000))
+  for (let ms = 0; ms < 2000 && sessions.length < PEERS; ms++) {
+    clock.advance(1)
+    await ticks(1)
+  }
+  await Promise.all(opened)
+  return { hub, peers, sessions, got }
+}
+
+t.test(`a flush looks at the sessions it flushed, not at all ${PEERS}`, async (t) => {
+  const clock = new FakeClock()
+  const net = new SimNetwork({ clock, seed: 3, delayMs: 0.2 })
+  const { hub, peers, sessions, got } = await hubWithPeers(clock, net)
+  t.equal(sessions.length, PEERS)
+  clock.advance(50)
+  await ticks(2)
+  const original = Connection.prototype.nextDeadline
+  let calls = 0
+  Connection.prototype.nextDeadline = function (this: Connection) { calls++; return original.call(this) }
+  t.teardown(() => { Connection.prototype.nextDeadline = original })
+  // 100 sends from the hub to one peer, one flush each (the clock never
+  // reaches the ack delay, so no timer fires in between).
+  for (let i = 0; i < 100; i++) {
+    sessions[0]!.send(Buffer.from(`m${i}`), { channel: 0, delivery: Delivery.RELIABLE_ORDERED })
+    clock.runDeferred()
+    await ticks(1)
+  }
+  const perFlush = calls / 100
+  Connection.prototype.nextDeadline = original
+  t.ok(perFlush < 5, `nextDeadline calls per flush: ${perFlush} (was ≥ ${PEERS} when every flush scanned every session)`)
+  // Everything arrives, in order, at the one peer.
+  for (let ms = 0; ms < 200 && got.length < 100; ms++) { clock.advance(1); await ticks(1) }
+  const peer = Number(sessions[0]!.remoteAddress.split('.')[3]) - 1
+  t.same(got, Array.from({ length: 100 }, (_, i) => `${peer}:m${i}`))
+  await Promise.all([hub.close(), ...peers.map((e) => e.close())])
+})
+
+t.test('deadlines of sessions that were not flushed still fire: a silent peer times out while another is busy', async (t) => {
+  const clock = new FakeClock()
+  const net = new SimNetwork({ clock, seed: 4, delayMs: 0.2 })
+  const hub = new Endpoint(net.bind('10.1.0.1', 1000), { insecure: true, clock, idleTimeoutMs: 300, keepaliveMs: 50 })
+  const busy = new Endpoint(net.bind('10.1.1.1', 2000), { insecure: true, clock, idleTimeoutMs: 300, keepaliveMs: 50 })
+  const quiet = new Endpoint(net.bind('10.1.1.2', 2000), { insecure: true, clock, idleTimeoutMs: 300, keepaliveMs: 50 })
+  const down: string[] = []
+  hub.on('session-down', (s: Session, reason: string) => down.push(`${s.remoteAddress} ${reason}`))
+  const [sBusy] = await Promise.all([hub.connect('10.1.1.1', 2000), quiet.connect('10.1.0.1', 1000), (async () => {
+    for (let ms = 0; ms < 100; ms++) { clock.advance(1); await ticks(1) }
+  })()])
+  t.equal(hub.sessions().length, 2)
+  // The quiet peer vanishes; the hub keeps flushing only the busy session.
+  net.partition({ address: '10.1.1.2', port: 2000 }, { address: '10.1.0.1', port: 1000 })
+  for (let ms = 0; ms < 1000 && down.length === 0; ms++) {
+    sBusy.send(Buffer.from('tick'))
+    clock.advance(1)
+    await ticks(1)
+  }
+  t.same(down, ['10.1.1.2 idle-timeout'], 'the quiet session timed out')
+  t.equal(sBusy.isOpen, true, 'the busy one did not')
+  await Promise.all([hub.close(), busy.close(), quiet.close()])
+})
