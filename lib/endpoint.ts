@@ -1,6 +1,7 @@
 /**
  * The endpoint: one datagram socket, the sessions over it, the handshake,
- * one timer, and the coalescing flush at the end of every event-loop turn.
+ * one timer, and the coalescing flush: application sends when their callback
+ * returns, acknowledgements at the end of the event-loop turn.
  *
  * Handshake (stateless until the initiator proves its address):
  *
