@@ -762,7 +762,15 @@ export class Endpoint extends EventEmitter {
     this.#stats.datagramsReceived++
     this.#stats.bytesReceived += data.length
     const packet = decodePacket(data)
-    if (typeof packet === 'string') return this.#drop(packet)
+    if (typeof packet === 'string') {
+      if (packet === 'bad-version') {
+        // One key for every source: spoofed addresses cannot multiply the lines.
+        this.#log.rateLimited('bad-version', 5000).warn('dropped a datagram of another warpmesh protocol version: are nodes of different releases in one network?', {
+          from: formatAddress(address, port), version: VERSION,
+        })
+      }
+      return this.#drop(packet)
+    }
     if (packet.type === PacketType.DATA) return this.#onData(packet, data, port, address)
     this.#onHandshake(packet, data, port, address)
     if (!this.#flushScheduled) {

@@ -13,8 +13,13 @@ import protobuf from 'protobufjs'
 
 /** First field of every datagram, fixed32: "WMSH". */
 export const MAGIC = 0x574d5348
-/** Protocol version carried in every datagram. */
-export const VERSION = 1
+/**
+ * Protocol version carried in every datagram; a datagram of another version
+ * is dropped (`bad-version`). 2: handshake proofs cover both sides'
+ * `max_datagram`, and the AEAD's associated data ends before the payload's
+ * tag. Version 1 nodes cannot talk to version 2 nodes.
+ */
+export const VERSION = 2
 
 export const PacketType = {
   HELLO: 1,

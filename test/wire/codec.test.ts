@@ -86,8 +86,8 @@ t.test('validation rejects, never throws', async (t) => {
   const ok = { magic: MAGIC, version: VERSION }
   t.equal(decodePacket(Buffer.alloc(4)), 'short')
   t.equal(decodePacket(Buffer.from('hello world')), 'bad-magic')
-  t.equal(decodePacket(encodePacket({ magic: MAGIC + 1, version: 1, type: 5 })), 'bad-magic')
-  t.equal(decodePacket(encodePacket({ magic: MAGIC, version: 2, type: 5 })), 'bad-version')
+  t.equal(decodePacket(encodePacket({ magic: MAGIC + 1, version: VERSION, type: 5 })), 'bad-magic')
+  t.equal(decodePacket(encodePacket({ magic: MAGIC, version: VERSION + 1, type: 5 })), 'bad-version')
   t.equal(decodePacket(encodePacket({ ...ok, type: 0 })), 'bad-type')
   t.equal(decodePacket(encodePacket({ ...ok, type: 7 })), 'bad-type')
   t.equal(decodePacket(encodePacket({ ...ok, type: PacketType.DATA, handshake: hs })), 'bad-handshake')
@@ -161,7 +161,7 @@ for (const keyed of [false, true]) {
     const hello = Packet.toObject(Packet.decode(w.sentA[0]), { enums: String, bytes: Buffer }) as Record<string, any>
     t.equal(hello.type, 'HELLO')
     t.equal(hello.magic, 0x574d5348)
-    t.equal(hello.version, 1)
+    t.equal(hello.version, VERSION)
     t.equal(hello.handshake.nonce.length, 32)
     t.equal(w.sentA[0].length <= 1200 && w.sentA[0].length >= 1190, true, 'HELLO padded to about maxDatagram')
     const challenge = Packet.toObject(Packet.decode(w.sentB[0]), { enums: String }) as Record<string, any>
@@ -176,7 +176,7 @@ for (const keyed of [false, true]) {
     for (const d of w.sentA.slice(2)) {
       const p = Packet.toObject(Packet.decode(d), { enums: String, defaults: true }) as Record<string, any>
       t.equal(p.magic, 0x574d5348)
-      t.equal(p.version, 1)
+      t.equal(p.version, VERSION)
       t.equal(p.type, 'DATA')
       t.equal(p.connectionId, sa.remoteId)
       t.equal(p.connectionId, sb.localId)

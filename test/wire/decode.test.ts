@@ -158,7 +158,7 @@ function randomHandshake(r: Rng, type: number): Record<string, unknown> {
 function randomPacket(r: Rng): Buffer {
   const type = r() < 0.05 ? Math.floor(r() * 9) : 1 + Math.floor(r() * 6)
   const p: Record<string, unknown> = {
-    magic: MAGIC, version: r() < 0.05 ? 2 : VERSION, type, connectionId: pickU32(r), packetNumber: pickU32(r),
+    magic: MAGIC, version: r() < 0.05 ? VERSION + 1 : VERSION, type, connectionId: pickU32(r), packetNumber: pickU32(r),
   }
   if (type === PacketType.DATA) {
     if (r() < 0.05) p.handshake = randomHandshake(r, type)
@@ -424,7 +424,7 @@ t.test('structured soup: unknown fields, every wire type, overlong and oversized
 t.test('crafted inputs at each reader limit', async (t) => {
   const pc = new Checker('packet')
   const fc = new Checker('frames')
-  const V = [...tag(2, 0), 1]
+  const V = [...tag(2, 0), VERSION]
   const hs = (...fields: number[][]): number[] => delimited(6, fields.flat())
   const T = (type: number): number[] => [...tag(3, 0), type]
   const pk = (label: string, ...fields: number[][]): void => pc.check(packetOf(...fields), label)
@@ -434,12 +434,13 @@ t.test('crafted inputs at each reader limit', async (t) => {
   pk('minimal DATA', V, T(5))
   pk('magic repeated: the last one wins, unchecked', V, T(5), [...tag(1, 5), ...fixed32(1)])
   pk('magic repeated as 0', V, T(5), [...tag(1, 5), ...fixed32(0)])
-  pk('version twice', [...tag(2, 0), 2], V, T(5))
-  pk('version twice, 2 last', V, [...tag(2, 0), 2], T(5))
-  pk('version 2^32 + 2', [...tag(2, 0), ...varint(2n ** 32n + 2n)], T(5))
-  pk('version overlong', [...tag(2, 0), ...varint(1, 10)], T(5))
-  pk('version 11 bytes', [...tag(2, 0), ...varint(1, 11)], T(5))
-  pk('version above 32 bits', [...tag(2, 0), ...varint(2n ** 32n + 1n)], T(5))
+  const WRONG = VERSION + 1
+  pk('version twice, ours last', [...tag(2, 0), WRONG], V, T(5))
+  pk('version twice, another last', V, [...tag(2, 0), WRONG], T(5))
+  pk('version 2^32 + another', [...tag(2, 0), ...varint(2n ** 32n + BigInt(WRONG))], T(5))
+  pk('version overlong', [...tag(2, 0), ...varint(VERSION, 10)], T(5))
+  pk('version 11 bytes', [...tag(2, 0), ...varint(VERSION, 11)], T(5))
+  pk('version above 32 bits', [...tag(2, 0), ...varint(2n ** 32n + BigInt(VERSION))], T(5))
   pk('type negative (10 bytes)', V, [...tag(3, 0), ...negative(-1)])
   pk('type 2^32 + 5', V, [...tag(3, 0), ...varint(2n ** 32n + 5n)])
   pk('type as fixed32 (wrong wire type: skipped)', V, [...tag(3, 5), 5, 0, 0, 0])
