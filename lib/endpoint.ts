@@ -966,7 +966,9 @@ export class Endpoint extends EventEmitter {
 
   #createSession(localId: number, remoteId: number, remoteEpoch: number, initiator: boolean,
     address: string, port: number, protector: PacketProtector | null, maxDatagram: number): Session {
-    const conn = new Connection(this.#host, this.#now(), this.#connectionOptions(maxDatagram))
+    const options = this.#connectionOptions(maxDatagram)
+    if (!initiator) options.keepaliveMs = responderKeepalive(options)
+    const conn = new Connection(this.#host, this.#now(), options)
     const s = new Session(this, conn, { localId, remoteId, remoteEpoch, initiator, address, port, protector, maxDatagram })
     this.#byId.set(localId, s)
     this.#byAddress.set(formatAddress(address, port), s)
@@ -1018,3 +1020,17 @@ export function formatAddress(address: string, port: number): string {
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`
 }
 
+
+/**
+ * The responder of a session probes an idle session 1.5× later than the
+ * initiator (never later than half the idle timeout, never sooner than the
+ * initiator): the initiator's PING and its immediate acknowledgement reset
+ * both sides' timers, so only one PING and one ACK cross an idle session per
+ * keepalive interval. With equal intervals both timers fell due within the
+ * same millisecond and both sides sent PINGs.
+ */
+function responderKeepalive(o: ConnectionOptions): number {
+  const keepalive = o.keepaliveMs ?? 1000
+  const idle = o.idleTimeoutMs ?? 5000
+  return Math.max(keepalive, Math.min(Math.round(keepalive * 1.5), Math.floor(idle / 2)))
+}

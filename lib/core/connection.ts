@@ -47,7 +47,11 @@ export interface ConnectionOptions {
   maxAckDelay?: number
   /** Acknowledge at once after this many ack-eliciting packets. Default 2. */
   ackEvery?: number
-  /** Send a PING after this long without sending anything. Default 1000. */
+  /**
+   * Send a PING after this long without sending anything. Default 1000. An
+   * endpoint gives the responder side of a session 1.5× this (at most half
+   * of `idleTimeoutMs`), so only the initiator probes an idle session.
+   */
   keepaliveMs?: number
   /** Declare the peer dead after this long without hearing from it. Default 5000. */
   idleTimeoutMs?: number
@@ -663,11 +667,13 @@ export class Connection {
     this.stats.bytesReceived += bytes
     if (this.#received.largest === packetNumber) this.#largestReceivedTime = now
     let ackEliciting = false
+    let pingOnly = true
     for (let i = 0; i < frames.length && this.isOpen; i++) {
       const f = frames[i]
       switch (f.type) {
         case FrameType.DATA:
           ackEliciting = true
+          pingOnly = false
           this.#handleData(f)
           break
         case FrameType.ACK:
@@ -683,7 +689,10 @@ export class Connection {
     }
     if (ackEliciting) {
       this.#ackPending = true
-      if (++this.#ackElicitingSinceAck >= this.#ackEvery) this.#ackDeadline = now
+      // A PING without data (keepalive, RTO probe, ping()) is answered at once:
+      // no reply is coming to carry the ack, and waiting would cost a second
+      // wake-up and give the peer an RTT sample late by up to maxAckDelay.
+      if (++this.#ackElicitingSinceAck >= this.#ackEvery || pingOnly) this.#ackDeadline = now
       else if (this.#ackDeadline === Infinity) this.#ackDeadline = now + this.#maxAckDelay
       if (this.#ackElicitingSinceAck >= ACK_BURST && this.isOpen) {
         const ack = this.#ackEntry(now)
