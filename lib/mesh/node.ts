@@ -865,7 +865,10 @@ export class MeshNode extends EventEmitter {
   }
 
   #register(c: Coord): void {
-    c.awaitingAnswer = true
+    // Only a first registration is answered (with the table). An update on a
+    // registered session comes back as a delta, or not at all when nothing
+    // changed; the heartbeat alone tells whether the coordinator is alive.
+    if (!c.registered) c.awaitingAnswer = true
     c.retryRegister = false
     this.#sendToCoordinator(c, { kind: MeshKind.REGISTER, peers: [this.#selfRecord()] })
   }

@@ -126,3 +126,28 @@ t.test('broadcast by tag follows the tags in the table (spaces trimmed, setMeta,
   await check('eu', ['d2'], 'after restart')
   await check('lobby', [], 'the old incarnation\'s tag')
 })
+
+t.test('metadata updated every few hundred ms: the coordinator session stays up, peers see every value', async (t) => {
+  // An update on a registered session gets no answer of its own (the change
+  // comes back as a delta, or nothing when nothing changed); it must not
+  // count as an unanswered heartbeat, or the node tears its coordinator
+  // session down every heartbeat (seen in the demo: "coordinator down" each
+  // second while player counts changed).
+  const m = new SimMesh({ delayMs: 0.5, heartbeatMs: 1000 })
+  t.teardown(() => m.closeAll())
+  await m.coordinator()
+  const a = await m.node('a')
+  const b = await m.node('b')
+  t.ok(await m.runUntil(() => a.peers().length === 1 && b.peers().length === 1, 2000))
+  const downs: string[] = []
+  const ups: string[] = []
+  a.on('coordinator-down', (k: string) => downs.push(k))
+  a.on('coordinator-up', (k: string) => ups.push(k))
+  for (let i = 0; i < 20; i++) {
+    a.setMeta({ players: String(i % 3 === 2 ? i - 1 : i) }) // now and then the same value again: no delta at all
+    await m.runFor(300)
+  }
+  t.same(downs, [], 'the coordinator session was never torn down')
+  t.same(ups, [], 'nor re-established')
+  t.ok(await m.runUntil(() => b.peers().find((p) => p.id === 'a')?.meta.players === '19', 2000), 'the last value reached the other node')
+})
