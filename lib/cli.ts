@@ -53,7 +53,7 @@ Commands:
       --bind HOST:PORT     UDP address to listen on (WARPMESH_BIND, default 0.0.0.0:${DEFAULT_COORDINATOR_PORT})
       --metrics HOST:PORT  Prometheus endpoint (WARPMESH_METRICS)
       --log LEVEL          (WARPMESH_LOG, default info)
-  peers                    Print a coordinator's peer table, then exit.
+  peers                    Print the coordinators' peer table (asked for, not joined), then exit.
       --coordinator HOST:PORT[,...]  (WARPMESH_COORDINATORS, default 127.0.0.1:${DEFAULT_COORDINATOR_PORT})
       --json               One JSON array instead of a table
       --timeout DURATION   Longest wait for the table (default ${CLI_WAIT_MS / 1000}s)
@@ -479,11 +479,6 @@ async function waitFor(
   })
 }
 
-/** How long the peer table must stay unchanged before `peers` prints it, in ms. */
-const PEERS_SETTLE_MS = 300
-/** The same, while the table is empty (the registration reply may still be on its way), in ms. */
-const PEERS_EMPTY_SETTLE_MS = 1000
-
 /** One-shot commands log at `warn` unless WARPMESH_LOG (or --log) says otherwise. */
 function quiet(args: ParsedArgs): ParsedArgs {
   return (args.env.WARPMESH_LOG ?? '').trim() === '' ? { ...args, env: { ...args.env, WARPMESH_LOG: 'warn' } } : args
@@ -501,29 +496,76 @@ async function startCliNode(args: ParsedArgs, idPrefix: string, name: string) {
 async function runPeers(args: ParsedArgs, io: Io): Promise<number> {
   if (args.positionals.length > 0) throw new UsageError(`"warpmesh peers" takes no arguments; got ${JSON.stringify(args.positionals[0])}`)
   const timeoutMs = durationFlag(args, 'timeout', CLI_WAIT_MS)
-  const { node, config } = await startCliNode(quiet(args), 'cli', 'peers')
-  try {
-    // No query request exists: a short-lived node sees the table the coordinator
-    // pushes. Print it once it has stopped changing (or at the timeout).
-    const deadline = Date.now() + timeoutMs
-    let last = ''
-    let since = Date.now()
-    await waitFor(node, ['peer-up', 'peer-updated', 'peer-down'], () => {
-      const now = Date.now()
-      const key = JSON.stringify(node.peers().map((p) => [p.id, p.epoch]))
-      if (key !== last) {
-        last = key
-        since = now
-      }
-      return now - since >= (last === '[]' ? PEERS_EMPTY_SETTLE_MS : PEERS_SETTLE_MS) || now >= deadline - 60
-    }, timeoutMs)
-    const peers = node.peers().filter((p) => p.id !== config.id)
-    if (args.values.json === true) io.out(`${JSON.stringify(peers)}\n`)
-    else io.out(formatPeers(peers))
-  } finally {
-    await node.close()
+  const q = quiet(args)
+  const config = nameFlag(q, () => nodeOptionsFromEnv(cliNodeEnv(q.env, 'cli')))
+  const logger = createLogger({ level: config.logLevel, name: 'peers' })
+  warnInsecure(logger, config.insecure)
+  const { peers, incomplete } = await queryPeerTable(config, logger, timeoutMs)
+  for (const c of incomplete) {
+    process.stderr.write(`warpmesh: coordinator ${c} restarted recently; its table may still be missing nodes that have not re-registered\n`)
   }
+  if (args.values.json === true) io.out(`${JSON.stringify(peers)}\n`)
+  else io.out(formatPeers(peers))
   return 0
+}
+
+/**
+ * Ask every coordinator for its table (a SNAPSHOT_REQUEST on a protected
+ * session) without joining the mesh, so listing the peers does not make every
+ * node see a node come and go. Tables of several coordinators are merged by
+ * id (the first coordinator listed wins). Throws when none answers in time.
+ */
+async function queryPeerTable(config: NodeEnvConfig, logger: Logger, timeoutMs: number): Promise<{ peers: PeerRow[], incomplete: string[] }> {
+  const { Endpoint } = await import('./endpoint.js')
+  const { CONTROL_CHANNEL, copyPeer, decodeControl, encodeControl, MeshKind, meshEndpointOptions } = await import('./mesh/control.js')
+  const endpoint = await Endpoint.create({
+    address: config.bind.host,
+    port: config.bind.port,
+    keys: config.keys,
+    insecure: config.insecure,
+    maxDatagram: config.maxDatagram,
+    loopbackDatagram: config.loopbackDatagram,
+    logger,
+    ...meshEndpointOptions({ heartbeatMs: config.heartbeatMs, leaseMisses: config.leaseMisses }),
+  })
+  try {
+    const failures: string[] = []
+    const incomplete: string[] = []
+    const tables = await Promise.all(config.coordinators.map(async ({ host, port }) => {
+      const where = formatHostPort({ host, port })
+      let timer: ReturnType<typeof setTimeout> | undefined
+      let onMessage: ((data: Uint8Array, s: Session, channel: number) => void) | undefined
+      try {
+        const answer = new Promise<PeerRow[]>((resolve, reject) => {
+          timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs)
+          endpoint.connect(host, port).then((session) => {
+            onMessage = (data, s, channel) => {
+              if (s !== session || channel !== CONTROL_CHANNEL) return
+              const m = decodeControl(data)
+              if (m === null || m.kind !== MeshKind.SNAPSHOT) return
+              if (!m.complete) incomplete.push(where)
+              resolve(m.peers.map(copyPeer))
+            }
+            endpoint.on('message', onMessage)
+            session.send(encodeControl({ kind: MeshKind.SNAPSHOT_REQUEST }), { channel: CONTROL_CHANNEL, delivery: Delivery.RELIABLE_ORDERED })
+          }, reject)
+        })
+        return await answer
+      } catch (err) {
+        failures.push(`${where}: ${err instanceof Error ? err.message : String(err)}`)
+        return null
+      } finally {
+        clearTimeout(timer)
+        if (onMessage !== undefined) endpoint.off('message', onMessage)
+      }
+    }))
+    const merged = new Map<string, PeerRow>()
+    for (const table of tables) for (const p of table ?? []) if (!merged.has(p.id)) merged.set(p.id, p)
+    if (tables.every((t) => t === null)) throw new Error(`no coordinator answered: ${failures.join('; ')}`)
+    return { peers: [...merged.values()], incomplete }
+  } finally {
+    await endpoint.close()
+  }
 }
 
 /** A peer as printed by `warpmesh peers`. */

@@ -41,9 +41,11 @@ t.test('coordinator + listen + send + peers on 127.0.0.1 (random free port), key
   const json = JSON.parse((await jsonListener.waitFor(/^\{.*\}$/m, 'stdout', 5000))[0])
   t.same(json, { from: 'sender-2', channel: 0, delivery: 3, text: 'héllo', base64: Buffer.from('héllo').toString('base64') })
 
-  // One after the other: a `peers` node is in the table while it runs, so two at once see each other.
-  const table = await runCli(['peers', '--coordinator', at], env)
-  const asJson = await runCli(['peers', '--coordinator', at, '--json'], env)
+  // `peers` asks the coordinator for its table without joining: two at once see only the listeners.
+  const [table, asJson] = await Promise.all([
+    runCli(['peers', '--coordinator', at], env),
+    runCli(['peers', '--coordinator', at, '--json'], env),
+  ])
   t.equal(table.code, 0)
   t.match(table.stdout, /^ID +ROLE +ADDRESS +EPOCH +META +TOPICS\n/)
   t.match(table.stdout, /^listener-1 +cli +127\.0\.0\.1:\d+ +\d+ +- +news$/m)
@@ -53,6 +55,19 @@ t.test('coordinator + listen + send + peers on 127.0.0.1 (random free port), key
   const peers = JSON.parse(asJson.stdout) as { id: string; role: string; meta: Record<string, string>; topics: string[] }[]
   t.same(peers.map((p) => p.id).sort(), ['listener-1', 'listener-2'])
   t.same(peers.find((p) => p.id === 'listener-2')?.meta, { mode: 'skywars', max: '16' })
+  t.notMatch(coordinator.stderr, /"msg":"node registered"[^\n]*"id":"cli-/, 'peers never registered as a node')
+  t.notMatch(listener.stderr, /"peer":"cli-/, 'the listeners saw no node come and go')
+  // Several coordinators: one that does not answer is named; the table comes from the one that does.
+  const partly = await runCli(['peers', '--coordinator', `127.0.0.1:1,${at}`, '--timeout', '1s'], env)
+  t.equal(partly.code, 0, `one coordinator answering is enough ${partly.stderr}`)
+  t.match(partly.stdout, /\n2 peers\n$/)
+  const none = await runCli(['peers', '--coordinator', '127.0.0.1:1', '--timeout', '1s'], env)
+  t.equal(none.code, 1, 'no coordinator answering: exit 1')
+  t.match(none.stderr, /^warpmesh: no coordinator answered: 127\.0\.0\.1:1: /)
+  const wrongKey = await runCli(['peers', '--coordinator', at, '--timeout', '2s'], { ...env, WARPMESH_KEY: 'ab'.repeat(32) })
+  t.equal(wrongKey.code, 1, 'wrong key: exit 1, no table')
+  t.equal(wrongKey.stdout, '')
+  t.match(wrongKey.stderr, /no coordinator answered: .*matching network key/)
 
   // Graceful stop by PID: exit 0, the coordinator logs the clean deregistration.
   const [l1, l2] = await Promise.all([listener.stop('SIGINT'), jsonListener.stop('SIGTERM')])
