@@ -502,7 +502,7 @@ async function runPeers(args: ParsedArgs, io: Io): Promise<number> {
   warnInsecure(logger, config.insecure)
   const { peers, incomplete } = await queryPeerTable(config, logger, timeoutMs)
   for (const c of incomplete) {
-    process.stderr.write(`warpmesh: coordinator ${c} restarted recently; its table may still be missing nodes that have not re-registered\n`)
+    process.stderr.write(`warpmesh: coordinator ${c} started less than a lease ago; nodes registered with an earlier instance may not be back in its table yet\n`)
   }
   if (args.values.json === true) io.out(`${JSON.stringify(peers)}\n`)
   else io.out(formatPeers(peers))

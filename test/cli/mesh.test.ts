@@ -104,3 +104,14 @@ async function freeTcpPort(): Promise<number> {
   await new Promise((resolve) => server.close(resolve))
   return port
 }
+
+t.test('peers right after a coordinator (re)starts: the table is printed and said to be possibly incomplete', async (t) => {
+  const env = cleanEnv({ WARPMESH_INSECURE: '1', WARPMESH_HEARTBEAT_MS: '10000' }) // lease 30 s: still starting when peers asks
+  const coordinator = startCli(['coordinator', '--bind', '127.0.0.1:0'], env)
+  t.teardown(() => coordinator.stop('SIGKILL'))
+  const port = Number((await coordinator.waitFor(/"msg":"ready".*"port":(\d+)/, 'stderr'))[1])
+  const r = await runCli(['peers', '--coordinator', `127.0.0.1:${port}`], env)
+  t.equal(r.code, 0)
+  t.match(r.stdout, /\n0 peers\n$/)
+  t.match(r.stderr, `warpmesh: coordinator 127.0.0.1:${port} started less than a lease ago; nodes registered with an earlier instance may not be back in its table yet`)
+})
