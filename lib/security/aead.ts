@@ -277,18 +277,10 @@ export class PacketProtector {
     if (blocks > this.#maxBlocks) {
       throw new RangeError(`traffic key exhausted: budget of ${this.#maxBlocks} blocks used; re-establish the session`)
     }
-    const ready = this.#nextSeal
+    const ready = this.#take(this.#nextSeal, packetNumber, header)
     this.#nextSeal = null
-    let cipher: CipherGCM
-    if (ready !== null && ready.packetNumber === packetNumber && (ready.aad === null || sameBytes(ready.aad, header))) {
-      cipher = ready.cipher
-      this.#prepareHits++
-      if (ready.aad === null) cipher.setAAD(header)
-    } else {
-      // Not prepared, or prepared with other associated data (setAAD cannot be undone).
-      cipher = this.#cipherFor(packetNumber)
-      cipher.setAAD(header)
-    }
+    const cipher = ready?.cipher ?? this.#cipherFor(packetNumber)
+    if (ready === null || ready.aad === null) cipher.setAAD(header)
     const ciphertext = cipher.update(plaintext)
     cipher.final()
     const tag = cipher.getAuthTag()
@@ -313,18 +305,11 @@ export class PacketProtector {
       return null
     }
     const end = sealed.length - TAG_LENGTH
-    const ready = this.#nextOpen
+    const ready = this.#take(this.#nextOpen, packetNumber, header)
     this.#nextOpen = null
     try {
-      let decipher: DecipherGCM
-      if (ready !== null && ready.packetNumber === packetNumber && (ready.aad === null || sameBytes(ready.aad, header))) {
-        decipher = ready.cipher
-        this.#prepareHits++
-        if (ready.aad === null) decipher.setAAD(header)
-      } else {
-        decipher = this.#decipherFor(packetNumber)
-        decipher.setAAD(header)
-      }
+      const decipher = ready?.cipher ?? this.#decipherFor(packetNumber)
+      if (ready === null || ready.aad === null) decipher.setAAD(header)
       decipher.setAuthTag(sealed.subarray(end))
       const plaintext = decipher.update(sealed.subarray(0, end))
       decipher.final()
@@ -367,6 +352,16 @@ export class PacketProtector {
       if (aad !== null) cipher.setAAD(aad)
       this.#nextOpen = { packetNumber: pn, cipher, aad }
     }
+  }
+
+  /**
+   * The prepared cipher if it is for this packet number and was fed no
+   * associated data or exactly this (setAAD cannot be undone); counts a hit.
+   */
+  #take<C>(ready: Prepared<C> | null, packetNumber: number, aad: Uint8Array): Prepared<C> | null {
+    if (ready === null || ready.packetNumber !== packetNumber || (ready.aad !== null && !sameBytes(ready.aad, aad))) return null
+    this.#prepareHits++
+    return ready
   }
 
   /** How many seals and opens found their cipher {@link prepare}d. */
