@@ -12,7 +12,9 @@ import { decodeAckRanges, ReceivedPackets } from './acks.js'
 import { RttEstimator, type RttOptions } from './rtt.js'
 import { seqAdd, seqDiff, seqLess } from './seq.js'
 import { QueueFullError, SessionClosedError, type SessionCloseReason } from '../errors.js'
-import { dataEntrySize, writeDataEntry } from '../wire/fast.js'
+import {
+  batchEntrySize, batchItemSize, dataEntrySize, readBatchItems, writeBatchEntry, writeBatchItem, writeDataEntry,
+} from '../wire/fast.js'
 import {
   CloseReason, Delivery, encodeFrameEntry, FrameType, limits,
   type Frame,
@@ -147,23 +149,44 @@ class OutMessage {
  * (one small object per message, which matters to the scavenger while
  * thousands are queued or in flight); the fragments of a larger one, or an
  * awaited one, share an {@link OutMessage}.
+ *
+ * A batch is one frame carrying several small reliable messages of one
+ * stream (consecutive sequences): while a lone frame waits at the tail of
+ * the send queue, the next small message of its stream is appended to it
+ * instead of queued on its own (the frame then copies both into `data`).
+ * Acked, lost and resent as one, like a stretch of a TCP byte stream.
  */
 class OutFrame {
   acked = false
   queued = true
+  /** Messages in the frame: 1, or more for a batch. */
+  count = 1
+  /** Batch: bytes of `data` in use (encoded items); `data` has room for more while queued. */
+  used = 0
+  /** Message bytes in the frame (what it counts in the send queue). */
+  bytes: number
   constructor(
     readonly stream: SendStream,
     readonly sequence: number,
-    readonly data: Uint8Array,
+    /** The message (or fragment) bytes; a batch's encoded items, `used` of them. */
+    public data: Uint8Array,
     readonly fragmentIndex: number,
     /** The message this frame belongs to; null when the frame is the whole (unawaited) message. */
     readonly message: OutMessage | null,
-  ) {}
+  ) {
+    this.bytes = data.length
+  }
 
   /** Encoded size of the frame's entry in a packet. */
   get size(): number {
     const s = this.stream
+    if (this.count > 1) return batchEntrySize(s.channel, s.delivery, this.sequence, this.used)
     return dataEntrySize(s.channel, s.delivery, this.sequence, this.data.length, this.fragmentIndex, this.message?.fragmentCount ?? 0)
+  }
+
+  /** The messages of the frame (one view each). */
+  messages(): Uint8Array[] {
+    return this.count > 1 ? readBatchItems(this.data.subarray(0, this.used)) : [this.data]
   }
 }
 
@@ -345,6 +368,12 @@ const ACK_RANGES = 160
 const ACK_BURST = 16
 /** Largest encoding overhead of one DATA frame entry besides its data. */
 export const FRAME_OVERHEAD = 32
+/** Largest message that joins a batch; larger ones always travel in frames of their own. */
+const BATCH_MESSAGE_MAX = 1024
+/** Most messages in one batch (also at most half the stream window). */
+const BATCH_COUNT_MAX = 1024
+/** First allocation of a batch's buffer; it grows fourfold up to the fragment size. */
+const BATCH_INITIAL = 1024
 /** Upper bound of the adaptive packet-reordering threshold. */
 const MAX_REORDER_THRESHOLD = 512
 const PING_ENTRY = encodeFrameEntry({ type: FrameType.PING })
@@ -383,6 +412,11 @@ export class Ring<T> {
 
   peek(): T | undefined {
     return this.#length === 0 ? undefined : this.#items[this.#head]
+  }
+
+  /** The newest item. */
+  last(): T | undefined {
+    return this.#length === 0 ? undefined : this.#items[(this.#head + this.#length - 1) & this.#mask]
   }
 
   /** The i-th item from the head, 0 ≤ i < length. */
@@ -449,6 +483,7 @@ export class Connection {
   readonly #lowWater: number
   readonly #queueLimit: number
   readonly #streamWindow: number
+  readonly #batchCountMax: number
   readonly #receiveBufferLimit: number
   readonly #maxAckDelay: number
   readonly #ackEvery: number
@@ -510,6 +545,7 @@ export class Connection {
     this.#queueLimit = int(options.sendQueueLimit ?? Math.max(4 * this.#highWater, this.#highWater + this.#maxMessageSize),
       'sendQueueLimit', this.#highWater, 2 ** 31)
     this.#streamWindow = int(options.streamWindow ?? 32768, 'streamWindow', 1, 1 << 30)
+    this.#batchCountMax = Math.min(BATCH_COUNT_MAX, this.#streamWindow >>> 1)
     this.#receiveBufferLimit = int(options.receiveBufferLimit ?? 16 << 20, 'receiveBufferLimit', 1024, 2 ** 31)
     this.#maxAckDelay = num(options.maxAckDelay ?? 1, 'maxAckDelay', 0, 1000)
     this.#ackEvery = int(options.ackEvery ?? 2, 'ackEvery', 1, 1000)
@@ -564,10 +600,16 @@ export class Connection {
     return this.#reassembly?.size ?? 0
   }
 
-  /** Reliable messages sent and not yet fully acknowledged. */
+  /** Reliable messages from the oldest not yet fully acknowledged on (acknowledged ones after it included), per stream. */
   get unackedMessages(): number {
     let n = 0
-    for (const s of this.#sendStreams) if (s !== undefined) n += s.unacked.length
+    for (const s of this.#sendStreams) {
+      if (s === undefined) continue
+      for (let i = 0; i < s.unacked.length; i++) {
+        const u = s.unacked.at(i)
+        n += u instanceof OutFrame ? u.count : 1
+      }
+    }
     return n
   }
 
@@ -601,11 +643,15 @@ export class Connection {
     }
     const streamIndex = channel * 4 + delivery
     const stream = this.#sendStreams[streamIndex] ?? (this.#sendStreams[streamIndex] = new SendStream(channel, delivery))
+    const reliable = stream.reliable
+    if (waiter !== null && !reliable) throw new RangeError('only reliable messages can be awaited')
     const sequence = stream.nextSequence
     stream.nextSequence = seqAdd(sequence, 1)
-    const reliable = stream.reliable
     const size = this.#fragmentSize
-    if (waiter !== null && !reliable) throw new RangeError('only reliable messages can be awaited')
+    if (reliable && waiter === null && data.length <= BATCH_MESSAGE_MAX) {
+      const tail = this.#sendQueue.last()
+      if (tail !== undefined && tail.stream === stream && this.#batch(tail, data)) return this.#queued(data.length)
+    }
     if (data.length <= size && waiter === null) {
       const fr = new OutFrame(stream, sequence, data, 0, null)
       if (reliable) stream.unacked.push(fr)
@@ -622,12 +668,46 @@ export class Connection {
         this.#sendQueue.push(new OutFrame(stream, sequence, part, i, message))
       }
     }
-    this.#queuedBytes += data.length
+    return this.#queued(data.length)
+  }
+
+  /** Count a queued message of `length` bytes; false at or above the high-water mark. */
+  #queued(length: number): boolean {
+    this.#queuedBytes += length
     this.stats.messagesSent++
     if (this.#queuedBytes >= this.#highWater) {
       this.#needDrain = true
       return false
     }
+    return true
+  }
+
+  /**
+   * Append `data` (the stream's next message) to `fr`, the unsent frame at
+   * the tail of the send queue, when both are small and it fits; false
+   * otherwise. A lone frame becomes a batch here.
+   */
+  #batch(fr: OutFrame, data: Uint8Array): boolean {
+    const add = batchItemSize(data.length)
+    let used = fr.used + add
+    if (fr.count === 1) {
+      if (fr.message !== null || fr.data.length > BATCH_MESSAGE_MAX || this.#batchCountMax < 2) return false
+      used = batchItemSize(fr.data.length) + add
+      if (used > this.#fragmentSize) return false
+      const items = Buffer.allocUnsafe(Math.min(this.#fragmentSize, Math.max(BATCH_INITIAL, used)))
+      fr.used = writeBatchItem(items, 0, fr.data)
+      fr.data = items
+    } else {
+      if (used > this.#fragmentSize || fr.count >= this.#batchCountMax) return false
+      if (used > fr.data.length) {
+        const items = Buffer.allocUnsafe(Math.min(this.#fragmentSize, Math.max(used, fr.data.length * 4)))
+        items.set(fr.data.subarray(0, fr.used))
+        fr.data = items
+      }
+    }
+    fr.used = writeBatchItem(fr.data, fr.used, data)
+    fr.count++
+    fr.bytes += data.length
     return true
   }
 
@@ -709,9 +789,19 @@ export class Connection {
     const stream = this.#recvStreams[f.channel * 4 + f.delivery]
     const base = stream?.base ?? 0
     const ahead = seqDiff(f.sequence, base)
-    if (ahead < 0) return true // already delivered: a duplicate, acked and dropped
-    if (ahead >= this.#streamWindow) return false
-    return ahead === 0 || this.#bufferedBytes + f.data.length + ENTRY_OVERHEAD <= this.#receiveBufferLimit
+    const n = f.messages.length
+    if (n === 0) {
+      if (ahead < 0) return true // already delivered: a duplicate, acked and dropped
+      if (ahead >= this.#streamWindow) return false
+      return ahead === 0 || this.#bufferedBytes + f.data.length + ENTRY_OVERHEAD <= this.#receiveBufferLimit
+    }
+    // A batch: its last message must be within the window, and what may wait must fit.
+    if (ahead + n - 1 < 0) return true
+    if (ahead + n - 1 >= this.#streamWindow) return false
+    if (ahead <= 0) return true
+    let bytes = n * ENTRY_OVERHEAD
+    for (let i = 0; i < n; i++) bytes += f.messages[i].length
+    return this.#bufferedBytes + bytes <= this.#receiveBufferLimit
   }
 
   #recvStream(index: number): RecvStream {
@@ -746,67 +836,94 @@ export class Connection {
   }
 
   #handleReliable(stream: RecvStream, f: Frame): void {
-    const ahead = seqDiff(f.sequence, stream.base)
-    if (ahead < 0 || (f.delivery === Delivery.RELIABLE_UNORDERED && stream.delivered.has(f.sequence))) {
-      this.stats.duplicateFrames++
+    const messages = f.messages
+    if (messages.length > 0) {
+      let sequence = f.sequence
+      for (let i = 0; i < messages.length && this.isOpen; i++) {
+        this.#takeWhole(stream, sequence, messages[i], f.channel, f.delivery)
+        sequence = seqAdd(sequence, 1)
+      }
       return
     }
-    const fragmented = f.fragmentCount > 1
-    // In order and whole, the common case, finds nothing pending: skip the lookups.
-    const pending = stream.pending
-    let entry = pending.size === 0 ? undefined : pending.get(f.sequence)
+    if (f.fragmentCount <= 1) return this.#takeWhole(stream, f.sequence, f.data, f.channel, f.delivery)
+    const ahead = seqDiff(f.sequence, stream.base)
+    if (this.#isDuplicate(stream, ahead, f.sequence, f.delivery)) return
+    let entry = stream.pending.get(f.sequence)
     if (entry === undefined) {
-      if (fragmented) {
-        entry = new Assembly(f.fragmentCount)
-        stream.pending.set(f.sequence, entry)
-      }
+      entry = new Assembly(f.fragmentCount)
+      stream.pending.set(f.sequence, entry)
     } else if (!(entry instanceof Assembly)) {
       this.stats.duplicateFrames++
       return
     }
-    let complete: Uint8Array
-    if (entry instanceof Assembly) {
-      if (entry.count !== f.fragmentCount || entry.bytes + f.data.length > this.#maxMessageSize) {
-        this.stats.badFrames++
-        return
-      }
-      if (!entry.add(f.fragmentIndex, f.data)) {
-        this.stats.duplicateFrames++
-        return
-      }
-      this.#bufferedBytes += f.data.length + ENTRY_OVERHEAD
-      if (!entry.complete) return
-      complete = entry.join()
-      this.#bufferedBytes -= entry.bytes + entry.chunks.size * ENTRY_OVERHEAD
-      stream.pending.delete(f.sequence)
-    } else {
-      complete = f.data
+    if (entry.count !== f.fragmentCount || entry.bytes + f.data.length > this.#maxMessageSize) {
+      this.stats.badFrames++
+      return
     }
-    if (f.delivery === Delivery.RELIABLE_UNORDERED) {
+    if (!entry.add(f.fragmentIndex, f.data)) {
+      this.stats.duplicateFrames++
+      return
+    }
+    this.#bufferedBytes += f.data.length + ENTRY_OVERHEAD
+    if (!entry.complete) return
+    const complete = entry.join()
+    this.#bufferedBytes -= entry.bytes + entry.chunks.size * ENTRY_OVERHEAD
+    stream.pending.delete(f.sequence)
+    this.#complete(stream, ahead, f.sequence, complete, f.channel, f.delivery)
+  }
+
+  /** Already delivered (ahead of base: only unordered keeps that); counted. */
+  #isDuplicate(stream: RecvStream, ahead: number, sequence: number, delivery: number): boolean {
+    if (ahead < 0 || (delivery === Delivery.RELIABLE_UNORDERED && stream.delivered.has(sequence))) {
+      this.stats.duplicateFrames++
+      return true
+    }
+    return false
+  }
+
+  /** A whole reliable message: a frame of its own or one of a batch. */
+  #takeWhole(stream: RecvStream, sequence: number, data: Uint8Array, channel: number, delivery: number): void {
+    const ahead = seqDiff(sequence, stream.base)
+    if (this.#isDuplicate(stream, ahead, sequence, delivery)) return
+    // In order, the common case, finds nothing pending: skip the lookup.
+    const entry = stream.pending.size === 0 ? undefined : stream.pending.get(sequence)
+    if (entry !== undefined) {
+      // Fragments under this sequence: the peer contradicts itself.
+      if (entry instanceof Assembly) this.stats.badFrames++
+      else this.stats.duplicateFrames++
+      return
+    }
+    this.#complete(stream, ahead, sequence, data, channel, delivery)
+  }
+
+  /** Deliver a complete reliable message, or hold it until the ones before it arrive (ordered). */
+  #complete(stream: RecvStream, ahead: number, sequence: number, complete: Uint8Array, channel: number, delivery: number): void {
+    if (delivery === Delivery.RELIABLE_UNORDERED) {
       if (ahead === 0) {
         stream.base = seqAdd(stream.base, 1)
         while (stream.delivered.delete(stream.base)) stream.base = seqAdd(stream.base, 1)
       } else {
-        stream.delivered.add(f.sequence)
+        stream.delivered.add(sequence)
       }
-      return this.#deliver(complete, f.channel, f.delivery)
+      return this.#deliver(complete, channel, delivery)
     }
     // Ordered.
+    const pending = stream.pending
     if (ahead !== 0) {
-      stream.pending.set(f.sequence, complete)
+      pending.set(sequence, complete)
       this.#bufferedBytes += complete.length + ENTRY_OVERHEAD
       return
     }
     stream.base = seqAdd(stream.base, 1)
-    this.#deliver(complete, f.channel, f.delivery)
+    this.#deliver(complete, channel, delivery)
     for (;;) {
       if (!this.isOpen || pending.size === 0) return
       const next = pending.get(stream.base)
       if (next === undefined || next instanceof Assembly) return
-      stream.pending.delete(stream.base)
+      pending.delete(stream.base)
       this.#bufferedBytes -= next.length + ENTRY_OVERHEAD
       stream.base = seqAdd(stream.base, 1)
-      this.#deliver(next, f.channel, f.delivery)
+      this.#deliver(next, channel, delivery)
     }
   }
 
@@ -1109,16 +1226,17 @@ export class Connection {
       const reliable = stream.reliable
       // windowBase is never after the oldest unacked sequence: when even it
       // is within the window, the oldest is too.
-      if (!retransmit && reliable && seqDiff(fr.sequence, stream.windowBase) >= this.#streamWindow) {
+      const last = fr.count === 1 ? fr.sequence : seqAdd(fr.sequence, fr.count - 1)
+      if (!retransmit && reliable && seqDiff(last, stream.windowBase) >= this.#streamWindow) {
         const oldest = stream.oldestUnacked()
-        if (oldest !== undefined && seqDiff(fr.sequence, oldest.sequence) >= this.#streamWindow) return size
+        if (oldest !== undefined && seqDiff(last, oldest.sequence) >= this.#streamWindow) return size
       }
       queue.shift()
       fr.queued = false
       if (retransmit) {
         this.stats.framesRetransmitted++
       } else {
-        this.#queuedBytes -= fr.data.length
+        this.#queuedBytes -= fr.bytes
       }
       if (reliable) this.#reliableFrames++
       frames.push(fr)
@@ -1155,7 +1273,9 @@ export class Connection {
       for (let i = 0; i < frames.length; i++) {
         const e = frames[i]
         const s = e.stream
-        off = writeDataEntry(payload, off, s.channel, s.delivery, e.sequence, e.data, e.fragmentIndex, e.message?.fragmentCount ?? 0)
+        off = e.count > 1
+          ? writeBatchEntry(payload, off, s.channel, s.delivery, e.sequence, e.data, e.used)
+          : writeDataEntry(payload, off, s.channel, s.delivery, e.sequence, e.data, e.fragmentIndex, e.message?.fragmentCount ?? 0)
       }
     }
     if (last !== null) payload.set(last, off)
@@ -1201,6 +1321,10 @@ export class Connection {
       for (let i = 0; i < s.unacked.length; i++) {
         const m = s.unacked.at(i)
         if (m.acked) continue
+        if (m instanceof OutFrame) {
+          for (const data of m.messages()) undelivered.push({ channel: s.channel, delivery: s.delivery, data })
+          continue
+        }
         undelivered.push({ channel: s.channel, delivery: s.delivery, data: m.data })
         if (m instanceof OutMessage && m.waiter !== null) {
           m.waiter.reject(err)

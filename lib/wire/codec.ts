@@ -17,9 +17,10 @@ export const MAGIC = 0x574d5348
  * Protocol version carried in every datagram; a datagram of another version
  * is dropped (`bad-version`). 2: handshake proofs cover both sides'
  * `max_datagram`, and the AEAD's associated data ends before the payload's
- * tag. Version 1 nodes cannot talk to version 2 nodes.
+ * tag. 3: a DATA frame may carry a batch of messages (`Frame.messages`),
+ * which a version 2 node would take for an empty message.
  */
-export const VERSION = 2
+export const VERSION = 3
 
 export const PacketType = {
   HELLO: 1,
@@ -102,6 +103,8 @@ export interface Frame {
   firstRange: number
   ranges: number[]
   reason: number
+  /** DATA, reliable only: a batch of whole messages numbered `sequence`, `sequence + 1`, …; empty for a plain frame. */
+  messages: Uint8Array[]
 }
 
 function findProto(): string {
@@ -210,7 +213,8 @@ function validateFrame(f: Frame): void {
     case FrameType.DATA:
       if (f.channel >= limits.maxChannels || f.delivery > Delivery.RELIABLE_ORDERED ||
         f.fragmentCount > limits.maxFragments ||
-        (f.fragmentCount > 1 ? f.fragmentIndex >= f.fragmentCount : f.fragmentIndex !== 0)) {
+        (f.fragmentCount > 1 ? f.fragmentIndex >= f.fragmentCount : f.fragmentIndex !== 0) ||
+        (f.messages.length > 0 && !validBatch(f))) {
         throw new Malformed('bad-frame')
       }
       return
@@ -225,6 +229,11 @@ function validateFrame(f: Frame): void {
     default:
       throw new Malformed('bad-frame')
   }
+}
+
+/** A batch (DATA with `messages`) is reliable, unfragmented and has no `data`. */
+export function validBatch(f: Frame): boolean {
+  return f.delivery >= Delivery.RELIABLE_UNORDERED && f.fragmentCount <= 1 && f.data.length === 0
 }
 
 /**

@@ -27,7 +27,7 @@
  * a decoded frame's `ranges`).
  */
 import {
-  CloseReason, Delivery, FrameType, limits, PacketType, VERSION,
+  CloseReason, Delivery, FrameType, limits, PacketType, validBatch, VERSION,
   type Frame, type Handshake, type MalformedReason, type Packet,
 } from './codec.js'
 
@@ -40,6 +40,8 @@ import {
 const EMPTY: Uint8Array = Buffer.alloc(0)
 /** `ranges` of every frame that carries none. */
 const NO_RANGES = Object.freeze([]) as unknown as number[]
+/** `messages` of every frame that is not a batch (shared, like NO_RANGES). */
+const NO_MESSAGES = Object.freeze([]) as unknown as Uint8Array[]
 /** protobufjs's Reader.recursionLimit: deepest nesting of skipped groups. */
 const RECURSION_LIMIT = 100
 
@@ -312,6 +314,7 @@ function readFrame(b: Uint8Array, end: number): Frame | null {
   let firstRange = 0
   let ranges = NO_RANGES
   let reason = 0
+  let messages = NO_MESSAGES
   let p = pos
   while (p < end) {
     let tag = b[p]
@@ -377,6 +380,22 @@ function readFrame(b: Uint8Array, end: number): Frame | null {
         p += n
         continue
       }
+      case 0x6a: { // messages (one entry of a batch)
+        let n = b[p]
+        if (p < end && n < 0x80) {
+          p++
+        } else {
+          pos = p
+          n = readShort(b, end, 7)
+          if (n < 0) return null
+          p = pos
+        }
+        if (p + n > end) return null
+        if (messages === NO_MESSAGES) messages = []
+        messages.push(n === 0 ? EMPTY : b.subarray(p, p + n))
+        p += n
+        continue
+      }
       case 0x58: { // ranges, one unpacked value
         pos = p
         const v = readVarint(b, end)
@@ -407,7 +426,7 @@ function readFrame(b: Uint8Array, end: number): Frame | null {
     }
   }
   pos = p
-  return { type, channel, delivery, sequence, fragmentIndex, fragmentCount, data, largest, ackDelayUs, firstRange, ranges, reason }
+  return { type, channel, delivery, sequence, fragmentIndex, fragmentCount, data, largest, ackDelayUs, firstRange, ranges, reason, messages }
 }
 
 function validFrame(f: Frame): boolean {
@@ -415,7 +434,8 @@ function validFrame(f: Frame): boolean {
     case FrameType.DATA:
       return !(f.channel >= limits.maxChannels || f.delivery > Delivery.RELIABLE_ORDERED ||
         f.fragmentCount > limits.maxFragments ||
-        (f.fragmentCount > 1 ? f.fragmentIndex >= f.fragmentCount : f.fragmentIndex !== 0))
+        (f.fragmentCount > 1 ? f.fragmentIndex >= f.fragmentCount : f.fragmentIndex !== 0) ||
+        (f.messages.length > 0 && !validBatch(f)))
     case FrameType.ACK:
       return f.ranges.length <= limits.maxAckRanges * 2 && (f.ranges.length & 1) === 0
     case FrameType.PING:

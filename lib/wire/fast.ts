@@ -43,16 +43,8 @@ function dataBodySize(channel: number, delivery: number, sequence: number,
   return body
 }
 
-/**
- * Write the `Frames` entry (field 1: tag, length, body) of a DATA frame at
- * `offset` and return the offset after it: the same bytes as
- * `encodeFrameEntry({ type: DATA, channel, delivery, sequence,
- * fragmentIndex, fragmentCount, data })`. The caller sized `out` with
- * {@link dataEntrySize}.
- */
-export function writeDataEntry(out: Uint8Array, offset: number, channel: number, delivery: number, sequence: number,
-  data: Uint8Array, fragmentIndex = 0, fragmentCount = 0): number {
-  const body = dataBodySize(channel, delivery, sequence, data.length, fragmentIndex, fragmentCount)
+/** The entry's tag and length, then the DATA frame's type, channel, delivery and sequence fields. */
+function writeDataHead(out: Uint8Array, offset: number, body: number, channel: number, delivery: number, sequence: number): number {
   out[offset] = 0x0a
   let o = writeVarint(out, offset + 1, body)
   out[o++] = 0x08
@@ -69,6 +61,20 @@ export function writeDataEntry(out: Uint8Array, offset: number, channel: number,
     out[o++] = 0x25
     o = writeFixed32(out, o, sequence)
   }
+  return o
+}
+
+/**
+ * Write the `Frames` entry (field 1: tag, length, body) of a DATA frame at
+ * `offset` and return the offset after it: the same bytes as
+ * `encodeFrameEntry({ type: DATA, channel, delivery, sequence,
+ * fragmentIndex, fragmentCount, data })`. The caller sized `out` with
+ * {@link dataEntrySize}.
+ */
+export function writeDataEntry(out: Uint8Array, offset: number, channel: number, delivery: number, sequence: number,
+  data: Uint8Array, fragmentIndex = 0, fragmentCount = 0): number {
+  const body = dataBodySize(channel, delivery, sequence, data.length, fragmentIndex, fragmentCount)
+  let o = writeDataHead(out, offset, body, channel, delivery, sequence)
   if (fragmentIndex !== 0) {
     out[o++] = 0x28
     o = writeVarint(out, o, fragmentIndex)
@@ -84,6 +90,62 @@ export function writeDataEntry(out: Uint8Array, offset: number, channel: number,
     o += data.length
   }
   return o
+}
+
+/** Bytes one message takes inside a batch: field 13's tag, length and the message. */
+export function batchItemSize(length: number): number {
+  return 1 + varintSize(length) + length
+}
+
+/**
+ * Append one message to a batch under construction (`messages`, field 13,
+ * of a DATA frame) at `offset`; returns the offset after it. The caller
+ * made room: {@link batchItemSize}.
+ */
+export function writeBatchItem(out: Uint8Array, offset: number, data: Uint8Array): number {
+  out[offset] = 0x6a
+  const o = writeVarint(out, offset + 1, data.length)
+  out.set(data, o)
+  return o + data.length
+}
+
+/** The messages of a batch built with {@link writeBatchItem} (views of `items`). */
+export function readBatchItems(items: Uint8Array): Uint8Array[] {
+  const out: Uint8Array[] = []
+  for (let o = 0; o < items.length;) {
+    let n = 0
+    let shift = 0
+    let x = 0
+    o++ // tag
+    do {
+      x = items[o++]
+      n += (x & 0x7f) * 2 ** shift
+      shift += 7
+    } while (x >= 0x80)
+    out.push(items.subarray(o, o + n))
+    o += n
+  }
+  return out
+}
+
+/** Size of a batch DATA frame's `Frames` entry whose encoded messages take `itemsLength` bytes. */
+export function batchEntrySize(channel: number, delivery: number, sequence: number, itemsLength: number): number {
+  const body = dataBodySize(channel, delivery, sequence, 0, 0, 0) + itemsLength
+  return 1 + varintSize(body) + body
+}
+
+/**
+ * Write the `Frames` entry of a batch: a DATA frame whose `messages` (field
+ * 13) are `items` — the bytes {@link writeBatchItem} wrote — numbered from
+ * `sequence` (the first `length` bytes of `items`). The same bytes as
+ * `encodeFrameEntry({ type: DATA, channel, delivery, sequence, messages })`.
+ */
+export function writeBatchEntry(out: Uint8Array, offset: number, channel: number, delivery: number, sequence: number,
+  items: Uint8Array, length = items.length): number {
+  const body = dataBodySize(channel, delivery, sequence, 0, 0, 0) + length
+  const o = writeDataHead(out, offset, body, channel, delivery, sequence)
+  out.set(length === items.length ? items : items.subarray(0, length), o)
+  return o + length
 }
 
 /** {@link writeDataEntry} into a new buffer. */

@@ -6,7 +6,7 @@ import { decodeFrames, encodeFrames, FrameType, limits, type Frame } from '../..
 function frame(f: Partial<Frame>): Frame {
   return {
     type: 0, channel: 0, delivery: 0, sequence: 0, fragmentIndex: 0, fragmentCount: 0, data: new Uint8Array(0),
-    largest: 0, ackDelayUs: 0, firstRange: 0, ranges: [], reason: 0, ...f,
+    largest: 0, ackDelayUs: 0, firstRange: 0, ranges: [], reason: 0, messages: [], ...f,
   }
 }
 

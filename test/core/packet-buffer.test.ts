@@ -35,7 +35,10 @@ for (const withScratch of [true, false]) {
     for (const c of s.copies) {
       const frames = decodeFrames(c)
       if (typeof frames === 'string') throw new Error(frames)
-      for (const f of frames) if (f.type === FrameType.DATA) { seen.push(f.data[0]!); t.ok(f.data.every((x) => x === f.data[0])) }
+      for (const f of frames) {
+        if (f.type !== FrameType.DATA) continue
+        for (const m of f.messages.length > 0 ? f.messages : [f.data]) { seen.push(m[0]!); t.ok(m.length === 100 && m.every((x) => x === m[0])) }
+      }
     }
     t.same(seen, Array.from({ length: 120 }, (_, i) => i))
   })

@@ -14,7 +14,7 @@ type Rng = () => number
 const PACKET_KEYS = ['magic', 'version', 'type', 'connectionId', 'packetNumber', 'handshake', 'payload']
 const HANDSHAKE_KEYS = ['connectionId', 'epoch', 'nonce', 'cookie', 'proof', 'keyId', 'maxDatagram', 'reason', 'padding']
 const FRAME_KEYS = ['type', 'channel', 'delivery', 'sequence', 'fragmentIndex', 'fragmentCount', 'data', 'largest',
-  'ackDelayUs', 'firstRange', 'ranges', 'reason']
+  'ackDelayUs', 'firstRange', 'ranges', 'reason', 'messages']
 const BYTES = new Set(['payload', 'nonce', 'cookie', 'proof', 'padding', 'data'])
 
 /** What a bytes field is: its kind (frozen empty array, Buffer, Uint8Array) and where it points into `input`. */
@@ -36,6 +36,7 @@ function describeMessage(m: Record<string, unknown>, keys: string[], input: Uint
     if (BYTES.has(k)) out[k] = describeBytes(v, input)
     else if (k === 'handshake') out[k] = v == null ? v : describeMessage(v as Record<string, unknown>, HANDSHAKE_KEYS, input)
     else if (k === 'ranges') out[k] = { isArray: Array.isArray(v), values: [...(v as number[])] }
+    else if (k === 'messages') out[k] = { isArray: Array.isArray(v), values: (v as Uint8Array[]).map((b) => describeBytes(b, input)) }
     else out[k] = { type: typeof v, value: Object.is(v, -0) ? '-0' : v }
   }
   return out
@@ -55,6 +56,7 @@ function plainShape(r: unknown, keys: string[]): boolean {
   if (typeof r === 'string') return true
   const o = r as Record<string, unknown>
   for (const k of keys) if (BYTES.has(k) && !(o[k] instanceof Uint8Array)) return false
+  if (keys === FRAME_KEYS && !(o.messages as unknown[]).every((b) => b instanceof Uint8Array)) return false
   return Object.getPrototypeOf(o) === Object.prototype && Object.keys(o).join() === keys.join()
 }
 
