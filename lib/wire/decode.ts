@@ -365,21 +365,7 @@ function readFrame(b: Uint8Array, end: number): Frame | null {
         else largest = v
         continue
       }
-      case 0x3a: { // data
-        let n = b[p]
-        if (p < end && n < 0x80) {
-          p++
-        } else {
-          pos = p
-          n = readShort(b, end, 7)
-          if (n < 0) return null
-          p = pos
-        }
-        if (p + n > end) return null
-        data = n === 0 ? EMPTY : b.subarray(p, p + n)
-        p += n
-        continue
-      }
+      case 0x3a: // data
       case 0x6a: { // messages (one entry of a batch)
         let n = b[p]
         if (p < end && n < 0x80) {
@@ -391,9 +377,14 @@ function readFrame(b: Uint8Array, end: number): Frame | null {
           p = pos
         }
         if (p + n > end) return null
-        if (messages === NO_MESSAGES) messages = []
-        messages.push(n === 0 ? EMPTY : b.subarray(p, p + n))
+        const bytes = n === 0 ? EMPTY : b.subarray(p, p + n)
         p += n
+        if (tag === 0x3a) {
+          data = bytes
+        } else {
+          if (messages === NO_MESSAGES) messages = []
+          messages.push(bytes)
+        }
         continue
       }
       case 0x58: { // ranges, one unpacked value
