@@ -372,8 +372,13 @@ export const FRAME_OVERHEAD = 32
 const BATCH_MESSAGE_MAX = 1024
 /** Most messages in one batch (also at most half the stream window). */
 const BATCH_COUNT_MAX = 1024
-/** First allocation of a batch's buffer; it grows fourfold up to the fragment size. */
-const BATCH_INITIAL = 1024
+/**
+ * First allocation of a batch's buffer (from node's buffer pool); a batch
+ * that outgrows it moves once to a buffer of the fragment size, so a bulk
+ * stream copies each message about once, and a few small messages per flush
+ * hold no more than this.
+ */
+const BATCH_INITIAL = 2048
 /** Upper bound of the adaptive packet-reordering threshold. */
 const MAX_REORDER_THRESHOLD = 512
 const PING_ENTRY = encodeFrameEntry({ type: FrameType.PING })
@@ -700,7 +705,7 @@ export class Connection {
     } else {
       if (used > this.#fragmentSize || fr.count >= this.#batchCountMax) return false
       if (used > fr.data.length) {
-        const items = Buffer.allocUnsafe(Math.min(this.#fragmentSize, Math.max(used, fr.data.length * 4)))
+        const items = Buffer.allocUnsafe(this.#fragmentSize)
         items.set(fr.data.subarray(0, fr.used))
         fr.data = items
       }
