@@ -242,6 +242,8 @@ export class MeshNode extends EventEmitter {
   readonly #advertise: { host: string; port: number } | undefined
   readonly #coords: Coord[]
   readonly #table = new Map<string, PeerInfo>()
+  /** The link of the last `send()`, valid while the table is unchanged (saves two lookups per message to the same peer). */
+  #lastLink: Link | null = null
   readonly #links = new Map<string, Link>()
   readonly #pending = new Map<number, PendingRequest>()
   readonly #iters = new Set<Iter>()
@@ -366,9 +368,13 @@ export class MeshNode extends EventEmitter {
     this.#checkOpen()
     const channel = checkChannel(o?.channel)
     const delivery = checkDelivery(o?.delivery)
-    if (!this.#table.has(to)) throw new UnknownPeerError(to)
+    let l = this.#lastLink
+    if (l === null || l.id !== to) {
+      if (!this.#table.has(to)) throw new UnknownPeerError(to)
+      l = this.#lastLink = this.#link(to)
+    }
     this.#totals.messagesSent++
-    return this.#sendOn(this.#link(to), data, channel, delivery)
+    return this.#sendOn(l, data, channel, delivery)
   }
 
   /** Resolves when `to`'s send queue is below its high-water mark (at once when no session is open). */
@@ -1059,6 +1065,7 @@ export class MeshNode extends EventEmitter {
 
   /** Merge the views for `id` and report the change. */
   #recompute(id: string): void {
+    this.#lastLink = null
     let best: ViewEntry | undefined
     for (const c of this.#coords) {
       const e = c.view.get(id)

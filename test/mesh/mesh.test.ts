@@ -337,6 +337,29 @@ t.test('graceful close: peers see the node leave, coordinator forgets it at once
   t.ok(await m.runUntil(() => reasons.length === 1, 500))
 })
 
+t.test('send() to a peer that left throws UnknownPeerError, also right after sending to it; it works again when the peer returns', async (t) => {
+  const m = new SimMesh({ heartbeatMs: 200 })
+  t.teardown(() => m.closeAll())
+  await m.coordinator()
+  const a = await m.node('a')
+  let b = await m.node('b')
+  await m.runUntil(() => a.peers().length === 1, 1000)
+  const got: string[] = []
+  b.on('message', (msg: MeshMessage) => got.push(dec(msg.data)))
+  for (let i = 0; i < 3; i++) a.send('b', enc(`m${i}`))
+  t.ok(await m.runUntil(() => got.length === 3, 1000))
+  await m.drive(b.close())
+  t.ok(await m.runUntil(() => a.peers().length === 0, 1000), 'b left the table')
+  t.throws(() => a.send('b', enc('late')), UnknownPeerError, 'the last peer sent to is forgotten with the table entry')
+  b = await m.node('b')
+  await m.runUntil(() => a.peers().length === 1, 1000)
+  const again: string[] = []
+  b.on('message', (msg: MeshMessage) => again.push(dec(msg.data)))
+  t.equal(a.send('b', enc('back')), true)
+  t.ok(await m.runUntil(() => again.length === 1, 2000))
+  t.same(again, ['back'])
+})
+
 t.test('messages() buffer is bounded: oldest dropped and counted', async (t) => {
   const m = new SimMesh()
   t.teardown(() => m.closeAll())
