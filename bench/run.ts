@@ -96,7 +96,7 @@ function settingsFor (a: Args): BenchSettings {
         lossPercents: a.loss ? [1, 5] : [], lossPingPongCount: 150,
       }
     : {
-        repetitions, downstreams: 8, pingPongCount: 5000, pingPongWarmup: 1000, throughputCount64: 200_000, throughputCount1k: 50_000,
+        repetitions, downstreams: 8, pingPongCount: 5000, pingPongWarmup: 1000, throughputCount64: 1_000_000, throughputCount1k: 250_000,
         fanOutRounds: 1000, failureRatePerSecond: 1000, failureDurationMs: 4000, failureKillAtMs: 1000, failureRestartAfterMs: 500,
         lossPercents: a.loss ? [1, 5] : [], lossPingPongCount: 300,
       }
