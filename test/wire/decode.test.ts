@@ -175,6 +175,22 @@ function randomFrame(r: Rng, sometimesBad = true): Partial<Frame> {
   const bad = sometimesBad && r() < 0.1
   switch (Math.floor(r() * 4)) {
     case 0: {
+      if (r() < 0.3) {
+        // A batch: reliable, unfragmented, no data of its own (bad: any of those broken).
+        const flaw = bad ? Math.floor(r() * 3) : -1
+        const messages: Buffer[] = []
+        for (let i = Math.floor(r() * 20); i > 0; i--) messages.push(randomBytes(r, [0, 1, 64, 127, 128, 300][Math.floor(r() * 6)]))
+        return {
+          type: FrameType.DATA,
+          channel: pickSmall(r, limits.maxChannels),
+          delivery: flaw === 0 ? Math.floor(r() * 2) : 2 + Math.floor(r() * 2),
+          sequence: pickU32(r),
+          fragmentIndex: flaw === 1 ? 1 : 0,
+          fragmentCount: flaw === 1 ? 2 : (r() < 0.2 ? 1 : 0),
+          data: flaw === 2 ? randomBytes(r, 5) : Buffer.alloc(0),
+          messages,
+        }
+      }
       const count = [0, 0, 1, 2, 3, 16, limits.maxFragments][Math.floor(r() * 7)] + (bad ? 1 : 0)
       return {
         type: FrameType.DATA,
