@@ -27,7 +27,7 @@ export class RttEstimator {
   rttVar = 0
   /** Most recent sample, ms. */
   latestRtt = 0
-  /** Smallest sample seen, ms. */
+  /** Smallest sample seen (less the peer's ack delay), ms. */
   minRtt = Infinity
   /** Number of consecutive timeouts since the last valid sample. */
   backoff = 0
@@ -52,14 +52,25 @@ export class RttEstimator {
   }
 
   /**
-   * Feed one RTT sample. `ackDelay` is the time the peer says it held the ack;
-   * it is subtracted when that leaves at least `minRtt` (RFC 9002 §5.3).
+   * Feed one RTT sample. `ackDelay` is the time the peer says it held the
+   * ack; it is subtracted whenever less than the sample, and `minRtt` is the
+   * smallest adjusted sample.
+   *
+   * RFC 9002 (§5.3) keeps min_rtt unadjusted and subtracts the delay only
+   * down to it: a QUIC peer acknowledges handshake packets at once, so
+   * min_rtt starts true. Here every ack of sparse one-way traffic waits up to
+   * `maxAckDelay` (no reply comes to carry it), so every sample holds the
+   * delay, an unadjusted minimum holds it too, and SRTT read ~1.9 ms on
+   * loopback for a 0.1 ms path. The delay comes from an authenticated peer,
+   * measured by its clock from receipt to the ack's departure; a wrong one
+   * can only make SRTT smaller, and the RTO keeps its floor (`minRto`) while
+   * the loss time threshold also uses the unadjusted latest sample.
    */
   sample(rtt: number, ackDelay = 0): void {
     if (!(rtt >= 0)) return
     this.latestRtt = rtt
-    if (rtt < this.minRtt) this.minRtt = rtt
-    const adjusted = rtt - ackDelay >= this.minRtt ? rtt - ackDelay : rtt
+    const adjusted = ackDelay > 0 && ackDelay < rtt ? rtt - ackDelay : rtt
+    if (adjusted < this.minRtt) this.minRtt = adjusted
     if (this.srtt === 0) {
       this.srtt = Math.max(adjusted, 0.001)
       this.rttVar = adjusted / 2

@@ -25,18 +25,28 @@ t.test('RFC 6298 values on known samples', async (t) => {
   t.equal(r.lossDelay, 30 * 9 / 8, 'time threshold from max(srtt, latest)')
 })
 
-t.test('ack delay is subtracted only when that leaves at least minRtt', async (t) => {
+t.test('ack delay is subtracted whenever less than the sample; min RTT is the smallest adjusted sample', async (t) => {
   const r = new RttEstimator()
   r.sample(10)
-  r.sample(18, 4) // 14 >= 10: adjusted
+  r.sample(18, 4)
   t.equal(r.srtt, 0.875 * 10 + 0.125 * 14)
+  t.equal(r.minRtt, 10)
+  r.sample(12, 4)
+  t.equal(r.minRtt, 8, 'below the previous minimum: still adjusted (RFC 9002 would not)')
+  t.equal(r.latestRtt, 12, 'the latest sample stays unadjusted (loss time threshold)')
   const r2 = new RttEstimator()
-  r2.sample(10)
-  r2.sample(12, 4) // 8 < 10: not adjusted
-  t.equal(r2.srtt, 0.875 * 10 + 0.125 * 12)
+  r2.sample(2, 2)
+  r2.sample(3, 5)
+  t.equal(r2.minRtt, 2, 'a delay as long as the sample, or longer, is ignored')
+  t.equal(r2.srtt, 0.875 * 2 + 0.125 * 3)
   r2.sample(-1)
   r2.sample(NaN)
-  t.equal(r2.latestRtt, 12, 'invalid samples ignored')
+  t.equal(r2.latestRtt, 3, 'invalid samples ignored')
+  // Sparse one-way traffic: every ack waited ~1 ms for company that never came.
+  const r3 = new RttEstimator()
+  for (let i = 0; i < 50; i++) r3.sample(1.9 + (i % 3) * 0.05, 1.8)
+  t.ok(r3.srtt < 0.25, `SRTT ${r3.srtt.toFixed(3)} ms is the path, not the ack delay`)
+  t.ok(r3.latestRtt >= 1.9)
 })
 
 t.test('exponential backoff, capped at maxRto, reset by a sample', async (t) => {
@@ -100,8 +110,8 @@ t.test("Karn: a retransmitted frame's ack samples the NEW packet's send time", a
   t.equal(ack.ackDelayUs, 1000)
   pass(b, a, 106)
   t.equal(a.conn.rtt.latestRtt, 6, '106 - 100, not 106 - 0')
-  t.equal(a.conn.rtt.srtt, 6, 'ack delay not subtracted below minRtt')
-  t.equal(a.conn.rtt.rttVar, 3)
+  t.equal(a.conn.rtt.srtt, 5, 'the 1 ms the ack waited is subtracted')
+  t.equal(a.conn.rtt.rttVar, 2.5)
   t.equal(a.conn.rtt.backoff, 0, 'valid sample resets the backoff')
   t.equal(a.conn.inFlight, 0)
   t.equal(a.conn.unackedMessages, 0)
