@@ -121,6 +121,16 @@ class ControlledProcess {
   }
 }
 
+/**
+ * When {@link Cluster.kill} sent SIGKILL, and when the driver saw the process
+ * exit (hrtime ns). A killed process can still run, and relay, for a moment
+ * after the signal on a loaded machine.
+ */
+export interface KillTimes {
+  readonly signalledNs: bigint
+  readonly exited: Promise<bigint>
+}
+
 /** One messaging node of a cluster, as seen from the driver. */
 export interface NodeHandle {
   readonly address: number
@@ -309,14 +319,18 @@ export class Cluster {
 
   /**
    * SIGKILL the process of node `target` (`proxy`, `d1`, ...) or service
-   * `target`, by PID. Returns the hrtime (ns) just before the signal.
+   * `target`, by PID. Returns the hrtime (ns) just before the signal and a
+   * promise of the hrtime at which its exit was seen.
    */
-  kill (target: string): bigint {
+  kill (target: string): KillTimes {
     const { child, proc } = this.#target(target)
     if (proc !== undefined) proc.expectExit = true
-    const at = process.hrtime.bigint()
+    const exited = child.exitCode !== null || child.signalCode !== null
+      ? Promise.resolve(process.hrtime.bigint())
+      : new Promise<bigint>((resolve) => child.once('exit', () => resolve(process.hrtime.bigint())))
+    const signalledNs = process.hrtime.bigint()
     signalProcess(child, 'SIGKILL')
-    return at
+    return { signalledNs, exited }
   }
 
   /**

@@ -181,7 +181,8 @@ export interface FailureResult extends ResultBase {
   readonly corrupt: number
   /**
    * ms from the kill until d2 first received a message that d1 sent after
-   * the kill; `null` when traffic never flowed again within the run.
+   * the driver saw the killed process exit (before that, a dying relay may
+   * still forward); `null` when traffic never flowed again within the run.
    */
   readonly recoveryMs: number | null
   /**
@@ -435,7 +436,12 @@ export async function failure (cluster: Cluster, options: FailureOptions = {}): 
   const stream = cluster.task<StreamReport>(1, { op: 'stream', run, to: 2, count, size, ratePerSecond: rate })
   stream.catch(() => {})
   await sleep(killAtMs)
-  const killNs = cluster.kill(target)
+  const kill = cluster.kill(target)
+  const killNs = kill.signalledNs
+  // Traffic "flows again" only with messages sent after the target is gone:
+  // on a loaded machine a killed relay can still forward what d1 sends in the
+  // moment after the signal.
+  const goneNs = await Promise.race([kill.exited, sleep(2000).then(() => process.hrtime.bigint())])
   let readyNs = 0n
   if (restartAfterMs !== null) {
     await sleep(restartAfterMs)
@@ -446,10 +452,10 @@ export async function failure (cluster: Cluster, options: FailureOptions = {}): 
   const r = await awaitReceiver(cluster, 2, run, count, Promise.resolve(), options.drainMs ?? 1500)
   const endNs = process.hrtime.bigint()
   const arrivals = r.arrivalNs!
-  // First arrival of a message sent after the kill.
+  // First arrival of a message sent after the target was gone.
   let recoveredNs = 0n
   for (let seq = 0; seq < count; seq++) {
-    if (sent.sentNs[seq]! <= killNs) continue
+    if (sent.sentNs[seq]! <= goneNs) continue
     const a = arrivals[seq]!
     if (a !== 0n && (recoveredNs === 0n || a < recoveredNs)) recoveredNs = a
   }
