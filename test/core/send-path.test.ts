@@ -295,3 +295,13 @@ t.test('maxInFlightBytes: the packet that crosses it is the last until an ack fr
   t.equal(l.out.length, first + 1, 'one packet acked: one more goes out')
   t.ok(l.conn.inFlightBytes >= 3000 && l.conn.inFlightBytes < 3000 + 1162, `in flight again: ${l.conn.inFlightBytes}`)
 })
+
+t.test('an awaited unreliable message is refused before it takes a sequence number', async (t) => {
+  const l = lone()
+  t.throws(() => l.conn.send(Buffer.from('x'), 0, Delivery.UNRELIABLE_SEQUENCED, { resolve() {}, reject() {} }), RangeError)
+  l.conn.send(Buffer.from('y'), 0, Delivery.UNRELIABLE_SEQUENCED)
+  l.conn.flush(0)
+  const data = l.out.flatMap((p) => p.frames.filter((f) => f.type === FrameType.DATA))
+  t.same(data.map((f) => f.sequence), [0], 'the next message is still number 0')
+  t.equal(l.conn.queuedBytes, 0)
+})
