@@ -13,7 +13,7 @@ import { RttEstimator, type RttOptions } from './rtt.js'
 import { seqAdd, seqDiff, seqLess } from './seq.js'
 import { QueueFullError, SessionClosedError, type SessionCloseReason } from '../errors.js'
 import {
-  batchEntrySize, batchItemSize, dataEntrySize, readBatchItems, writeBatchEntry, writeBatchItem, writeDataEntry,
+  batchEntrySize, batchItemSize, dataEntrySize, encodeAckEntry, readBatchItems, writeBatchEntry, writeBatchItem, writeDataEntry,
 } from '../wire/fast.js'
 import {
   CloseReason, Delivery, encodeFrameEntry, FrameType, limits,
@@ -1254,11 +1254,8 @@ export class Connection {
     this.#ackPending = false
     this.#ackElicitingSinceAck = 0
     this.#ackDeadline = Infinity
-    return encodeFrameEntry({
-      type: FrameType.ACK,
-      ...this.#received.toAck(ACK_RANGES),
-      ackDelayUs: Math.min(0xffffffff, Math.round((now - this.#largestReceivedTime) * 1000)),
-    })
+    const a = this.#received.toAck(ACK_RANGES)
+    return encodeAckEntry(a.largest, Math.min(0xffffffff, Math.max(0, Math.round((now - this.#largestReceivedTime) * 1000))), a.firstRange, a.ranges)
   }
 
   /**

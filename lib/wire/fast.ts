@@ -148,6 +148,46 @@ export function writeBatchEntry(out: Uint8Array, offset: number, channel: number
   return o + length
 }
 
+/**
+ * The `Frames` entry of an ACK frame: the same bytes as
+ * `encodeFrameEntry({ type: ACK, largest, ackDelayUs, firstRange, ranges })`
+ * (fields in number order, zeros left out, `ranges` packed). Every packet of
+ * a request–response exchange carries one, so it is not left to protobufjs's
+ * generic writer (~0.7 µs warm, ~4.5 µs right after an idle wait here).
+ */
+export function encodeAckEntry(largest: number, ackDelayUs: number, firstRange: number, ranges: readonly number[]): Buffer {
+  let packed = 0
+  for (let i = 0; i < ranges.length; i++) packed += varintSize(ranges[i])
+  let body = 2
+  if (largest !== 0) body += 5
+  if (ackDelayUs !== 0) body += 1 + varintSize(ackDelayUs)
+  if (firstRange !== 0) body += 1 + varintSize(firstRange)
+  if (ranges.length !== 0) body += 1 + varintSize(packed) + packed
+  const out = Buffer.allocUnsafe(1 + varintSize(body) + body)
+  out[0] = 0x0a
+  let o = writeVarint(out, 1, body)
+  out[o++] = 0x08
+  out[o++] = FrameType.ACK
+  if (largest !== 0) {
+    out[o++] = 0x45
+    o = writeFixed32(out, o, largest)
+  }
+  if (ackDelayUs !== 0) {
+    out[o++] = 0x48
+    o = writeVarint(out, o, ackDelayUs)
+  }
+  if (firstRange !== 0) {
+    out[o++] = 0x50
+    o = writeVarint(out, o, firstRange)
+  }
+  if (ranges.length !== 0) {
+    out[o++] = 0x5a
+    o = writeVarint(out, o, packed)
+    for (let i = 0; i < ranges.length; i++) o = writeVarint(out, o, ranges[i])
+  }
+  return out
+}
+
 /** {@link writeDataEntry} into a new buffer. */
 export function encodeDataEntry(channel: number, delivery: number, sequence: number,
   data: Uint8Array, fragmentIndex = 0, fragmentCount = 0): Buffer {

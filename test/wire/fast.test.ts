@@ -1,7 +1,7 @@
 import t from 'tap'
-import { dataAadSize, encodeDataAad, encodeDataEntry, encodeDataHeader, PAYLOAD_TAG } from '../../lib/wire/fast.js'
+import { dataAadSize, encodeAckEntry, encodeDataAad, encodeDataEntry, encodeDataHeader, PAYLOAD_TAG } from '../../lib/wire/fast.js'
 import { createRng } from '../../lib/testing.js'
-import { encodeFrameEntry, encodePacket, FrameType, MAGIC, PacketType, VERSION } from '../../lib/wire/codec.js'
+import { decodeFrames, encodeFrameEntry, encodePacket, FrameType, MAGIC, PacketType, VERSION, type Frame } from '../../lib/wire/codec.js'
 
 const edges = [0, 1, 127, 128, 255, 16383, 16384, 0x1fffff, 0x200000, 0xfffffff, 0x10000000, 0xffffffff]
 
@@ -29,6 +29,33 @@ t.test('DATA frame entry: byte-for-byte what protobufjs writes', async (t) => {
     n++
   }
   t.equal(n, 5000, 'all 5000 random frames identical')
+})
+
+t.test('ACK frame entry: byte-for-byte what protobufjs writes, and it decodes back', async (t) => {
+  const r = createRng(7)
+  const pick = (): number => (r() < 0.4 ? edges[Math.floor(r() * edges.length)] : Math.floor(r() * 2 ** 32)) >>> 0
+  let n = 0
+  for (let i = 0; i < 5000; i++) {
+    const largest = pick()
+    const ackDelayUs = i % 4 === 0 ? 0 : pick()
+    const firstRange = i % 5 === 0 ? 0 : pick()
+    const count = [0, 0, 1, 2, 10, 160][i % 6] * 2
+    const ranges = Array.from({ length: count }, () => (r() < 0.7 ? Math.floor(r() * 300) : pick()))
+    const fast = encodeAckEntry(largest, ackDelayUs, firstRange, ranges)
+    const ref = Buffer.from(encodeFrameEntry({ type: FrameType.ACK, largest, ackDelayUs, firstRange, ranges }))
+    if (Buffer.compare(fast, ref) !== 0) {
+      t.fail(`mismatch for largest=${largest} ackDelayUs=${ackDelayUs} firstRange=${firstRange} ranges=${ranges.length}`)
+      return
+    }
+    const back = (decodeFrames(fast) as Frame[])[0]
+    if (back.largest !== largest || back.ackDelayUs !== ackDelayUs || back.firstRange !== firstRange || back.ranges.join() !== ranges.join()) {
+      t.fail(`round trip for largest=${largest}`)
+      return
+    }
+    n++
+  }
+  t.equal(n, 5000, 'all 5000 random ACK frames identical and decoded back')
+  t.same([...encodeAckEntry(0, 0, 0, [])], [0x0a, 0x02, 0x08, 0x02], 'all defaults: the type alone')
 })
 
 t.test('DATA header: byte-for-byte what protobufjs writes before the payload', async (t) => {
