@@ -1,8 +1,9 @@
 /**
- * Hand-written encoders for the two hottest encodings: the entry of one DATA
- * frame inside `Frames`, and the header of a DATA packet. They write exactly
- * the bytes protobufjs writes for the same fields — proto3: a field equal to
- * its default (0, empty) is not written — and test/wire/fast.test.ts proves
+ * Hand-written encoders for the hottest encodings: the entries of DATA
+ * frames (plain and batches) and of ACK frames inside `Frames`, and the
+ * header of a DATA packet. They write exactly the bytes protobufjs writes for
+ * the same fields — proto3: a field equal to its default (0, empty) is not
+ * written — and test/wire/fast.test.ts and test/core/batch.test.ts prove
  * byte-for-byte equality. Decoding is hand-written too, in decode.ts.
  */
 import { FrameType, MAGIC, PacketType, varintSize, VERSION } from './codec.js'
