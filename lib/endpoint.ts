@@ -496,6 +496,8 @@ export class Endpoint extends EventEmitter {
       ...this.#options,
       maxInFlightBytes: this.#options.maxInFlightBytes ?? defaultInFlightBytes(this.transport.recvBufferSize),
       maxPayload: datagram - header - (this.secure ? TAG_LENGTH : 0),
+      // A reply leaves before the bookkeeping of what its request acknowledged (#flushDirty settles).
+      deferAcks: this.#options.deferAcks ?? true,
     }
   }
 
@@ -677,6 +679,9 @@ export class Endpoint extends EventEmitter {
       const s = dirty[i]
       s.dirty = false
       s.conn.flush(now)
+      // ACKs held back on receipt: processed now that the reply is out; what
+      // they free (window, losses found) goes in a second flush.
+      if (s.conn.settle()) s.conn.flush(now)
     }
     // Everything is sent: create the next packets' ciphers now, off the round trip's critical path.
     for (let i = 0; i < dirty.length; i++) dirty[i].protector?.prepare(dirty[i].aadFor)

@@ -50,6 +50,14 @@ export interface ConnectionOptions {
   /** Acknowledge at once after this many ack-eliciting packets. Default 2. */
   ackEvery?: number
   /**
+   * Hold the ACK frames of received packets until {@link Connection.settle},
+   * while fewer than half the packets and bytes allowed in flight are: the
+   * owner then flushes a reply before doing the bookkeeping of what the peer
+   * acknowledged (the endpoint settles right after each flush). Default false
+   * for a bare Connection; an Endpoint's sessions default to true.
+   */
+  deferAcks?: boolean
+  /**
    * Send a PING after this long without sending anything. Default 1000. An
    * endpoint gives the responder side of a session 1.5× this (at most half
    * of `idleTimeoutMs`), so only the initiator probes an idle session.
@@ -491,6 +499,10 @@ export class Connection {
   readonly #batchCountMax: number
   readonly #receiveBufferLimit: number
   readonly #maxAckDelay: number
+  readonly #deferAcks: boolean
+  /** ACK frames received and not yet processed, with their receive times (see `deferAcks`). */
+  #deferred: Frame[] = []
+  #deferredAt: number[] = []
   readonly #ackEvery: number
   readonly #keepaliveMs: number
   readonly #idleTimeoutMs: number
@@ -554,6 +566,7 @@ export class Connection {
     this.#receiveBufferLimit = int(options.receiveBufferLimit ?? 16 << 20, 'receiveBufferLimit', 1024, 2 ** 31)
     this.#maxAckDelay = num(options.maxAckDelay ?? 1, 'maxAckDelay', 0, 1000)
     this.#ackEvery = int(options.ackEvery ?? 2, 'ackEvery', 1, 1000)
+    this.#deferAcks = options.deferAcks === true
     this.#keepaliveMs = num(options.keepaliveMs ?? 1000, 'keepaliveMs', 1, 3_600_000)
     this.#idleTimeoutMs = num(options.idleTimeoutMs ?? 5000, 'idleTimeoutMs', 1, 3_600_000)
     this.#maxReassemblies = int(options.maxReassemblies ?? 64, 'maxReassemblies', 1, 1 << 20)
@@ -762,7 +775,13 @@ export class Connection {
           this.#handleData(f)
           break
         case FrameType.ACK:
-          this.#handleAck(f, now)
+          if (this.#deferAcks && 2 * this.#inFlight < this.#maxInFlight && 2 * this.#inFlightBytes < this.#maxInFlightBytes) {
+            this.#deferred.push(f)
+            this.#deferredAt.push(now)
+          } else {
+            this.settle()
+            this.#handleAck(f, now)
+          }
           break
         case FrameType.PING:
           ackEliciting = true
@@ -784,6 +803,22 @@ export class Connection {
         this.#emit(ack, null, null, ack.length, false, now)
       }
     }
+    return true
+  }
+
+  /**
+   * Process the ACK frames held back by `deferAcks`, in the order they came.
+   * Returns whether there were any (a flush may then have more to send:
+   * window opened, losses found).
+   */
+  settle(): boolean {
+    const n = this.#deferred.length
+    if (n === 0) return false
+    const frames = this.#deferred
+    const at = this.#deferredAt
+    this.#deferred = []
+    this.#deferredAt = []
+    for (let i = 0; i < n && this.state === 'open'; i++) this.#handleAck(frames[i], at[i])
     return true
   }
 
@@ -1138,6 +1173,7 @@ export class Connection {
   onTimer(now: number): void {
     if (this.state === 'closed') return
     this.#now = now
+    this.settle()
     if (now - this.#lastReceivedTime >= this.#idleTimeoutMs) {
       this.#finish(CloseReason.TIMEOUT, false)
       return
@@ -1316,6 +1352,8 @@ export class Connection {
   #finish(reason: CloseReason, byPeer: boolean): void {
     if (this.state === 'closed') return
     this.state = 'closed'
+    this.#deferred = []
+    this.#deferredAt = []
     const undelivered: UndeliveredMessage[] = []
     const err = new SessionClosedError(closeReasonText(reason, byPeer))
     for (const s of this.#sendStreams) {
