@@ -7,6 +7,18 @@ import { wirePair } from './wire-pair.js'
 
 const ORD = Delivery.RELIABLE_ORDERED
 
+type Pair = ReturnType<typeof wirePair>
+
+/** a sends `request` at `at`; b answers it at once (the answer carries b's ACK); a receives the answer at `at + 1`. */
+function exchange({ a, b, pass }: Pair, request: string, at: number): void {
+  a.conn.send(Buffer.from(request), 0, ORD)
+  a.conn.flush(at)
+  pass(a, b, at)
+  b.conn.send(Buffer.from(`re: ${request}`), 0, ORD)
+  b.conn.flush(at)
+  pass(b, a, at + 1)
+}
+
 t.test('an ACK waits for settle(); the reply leaves first; settle() processes it', async (t) => {
   const { a, b, pass } = wirePair({ deferAcks: true })
   a.conn.send(Buffer.from('request'), 0, ORD)
@@ -30,13 +42,9 @@ t.test('an ACK waits for settle(); the reply leaves first; settle() processes it
 })
 
 t.test('past half the packets in flight, ACKs are processed on receipt (in order after held ones)', async (t) => {
-  const { a, b, pass } = wirePair({ deferAcks: true, maxInFlightPackets: 4 })
-  a.conn.send(Buffer.from('1'), 0, ORD)
-  a.conn.flush(0)
-  pass(a, b, 0)
-  b.conn.send(Buffer.from('r1'), 0, ORD)
-  b.conn.flush(0)
-  pass(b, a, 1) // 1 of 4 in flight: held
+  const p = wirePair({ deferAcks: true, maxInFlightPackets: 4 })
+  const { a, b, pass } = p
+  exchange(p, '1', 0) // 1 of 4 in flight: held
   t.equal(a.conn.inFlight, 1)
   for (const m of ['2', '3']) {
     a.conn.send(Buffer.from(m), 0, ORD)
@@ -52,37 +60,24 @@ t.test('past half the packets in flight, ACKs are processed on receipt (in order
 })
 
 t.test('a timer settles before it looks at the RTO or idleness; close drops held ACKs', async (t) => {
-  const { a, b, pass } = wirePair({ deferAcks: true })
-  a.conn.send(Buffer.from('x'), 0, ORD)
-  a.conn.flush(0)
-  pass(a, b, 0)
-  b.conn.send(Buffer.from('y'), 0, ORD)
-  b.conn.flush(0)
-  pass(b, a, 1)
+  const p = wirePair({ deferAcks: true })
+  const { a } = p
+  exchange(p, 'x', 0)
   t.equal(a.conn.inFlight, 1, 'held')
   a.conn.onTimer(200) // long past the RTO: without settling it would probe
   t.equal(a.conn.stats.rtoExpirations, 0, 'no RTO: the held ACK was processed first')
   t.equal(a.conn.inFlight, 0)
   // A held ACK at close is dropped with the rest of the state.
-  a.conn.send(Buffer.from('z'), 0, ORD)
-  a.conn.flush(201)
-  pass(a, b, 201)
-  b.conn.send(Buffer.from('w'), 0, ORD)
-  b.conn.flush(201)
-  pass(b, a, 202)
+  exchange(p, 'z', 201)
   a.conn.close()
   t.equal(a.conn.settle(), false)
   t.equal(a.closed?.undelivered.length, 1, 'z was never acknowledged as far as the closed side knows')
 })
 
 t.test('without deferAcks (the default) an ACK is processed on receipt', async (t) => {
-  const { a, b, pass } = wirePair()
-  a.conn.send(Buffer.from('x'), 0, ORD)
-  a.conn.flush(0)
-  pass(a, b, 0)
-  b.conn.send(Buffer.from('y'), 0, ORD)
-  b.conn.flush(0)
-  pass(b, a, 1)
-  t.equal(a.conn.inFlight, 0)
-  t.equal(a.conn.settle(), false)
+  const p = wirePair()
+  exchange(p, 'x', 0)
+  t.equal(p.a.conn.inFlight, 0)
+  t.equal(p.a.got.length, 1)
+  t.equal(p.a.conn.settle(), false)
 })
