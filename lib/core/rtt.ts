@@ -60,8 +60,8 @@ export class RttEstimator {
    * down to it: a QUIC peer acknowledges handshake packets at once, so
    * min_rtt starts true. Here every ack of sparse one-way traffic waits up to
    * `maxAckDelay` (no reply comes to carry it), so every sample holds the
-   * delay, an unadjusted minimum holds it too, and SRTT read ~1.9 ms on
-   * loopback for a 0.1 ms path. The delay comes from an authenticated peer,
+   * delay, an unadjusted minimum holds it too, and SRTT kept the whole ack
+   * delay (~1 ms) on top of a loopback path. The delay comes from an authenticated peer,
    * measured by its clock from receipt to the ack's departure; a wrong one
    * can only make SRTT smaller, and the RTO keeps its floor (`minRto`) while
    * the loss time threshold also uses the unadjusted latest sample.
