@@ -501,8 +501,8 @@ export class Connection {
   readonly #maxAckDelay: number
   readonly #deferAcks: boolean
   /** ACK frames received and not yet processed, with their receive times (see `deferAcks`). */
-  #deferred: Frame[] = []
-  #deferredAt: number[] = []
+  readonly #deferred: Frame[] = []
+  readonly #deferredAt: number[] = []
   readonly #ackEvery: number
   readonly #keepaliveMs: number
   readonly #idleTimeoutMs: number
@@ -707,15 +707,15 @@ export class Connection {
    */
   #batch(fr: OutFrame, data: Uint8Array): boolean {
     const add = batchItemSize(data.length)
-    let used = fr.used + add
     if (fr.count === 1) {
       if (fr.message !== null || fr.data.length > BATCH_MESSAGE_MAX || this.#batchCountMax < 2) return false
-      used = batchItemSize(fr.data.length) + add
+      const used = batchItemSize(fr.data.length) + add
       if (used > this.#fragmentSize) return false
       const items = Buffer.allocUnsafe(Math.min(this.#fragmentSize, Math.max(BATCH_INITIAL, used)))
       fr.used = writeBatchItem(items, 0, fr.data)
       fr.data = items
     } else {
+      const used = fr.used + add
       if (used > this.#fragmentSize || fr.count >= this.#batchCountMax) return false
       if (used > fr.data.length) {
         const items = Buffer.allocUnsafe(this.#fragmentSize)
@@ -812,13 +812,14 @@ export class Connection {
    * window opened, losses found).
    */
   settle(): boolean {
-    const n = this.#deferred.length
-    if (n === 0) return false
     const frames = this.#deferred
-    const at = this.#deferredAt
-    this.#deferred = []
-    this.#deferredAt = []
-    for (let i = 0; i < n && this.state === 'open'; i++) this.#handleAck(frames[i], at[i])
+    const n = frames.length
+    if (n === 0) return false
+    // Reused, not replaced: this runs after every flush. Nothing #handleAck
+    // calls receives packets, so nothing is added while it runs.
+    for (let i = 0; i < n && this.state === 'open'; i++) this.#handleAck(frames[i], this.#deferredAt[i])
+    frames.length = 0
+    this.#deferredAt.length = 0
     return true
   }
 
@@ -829,17 +830,13 @@ export class Connection {
     const stream = this.#recvStreams[f.channel * 4 + f.delivery]
     const base = stream?.base ?? 0
     const ahead = seqDiff(f.sequence, base)
+    // A frame's (a batch's last) message must be within the window, and what may wait must fit.
     const n = f.messages.length
-    if (n === 0) {
-      if (ahead < 0) return true // already delivered: a duplicate, acked and dropped
-      if (ahead >= this.#streamWindow) return false
-      return ahead === 0 || this.#bufferedBytes + f.data.length + ENTRY_OVERHEAD <= this.#receiveBufferLimit
-    }
-    // A batch: its last message must be within the window, and what may wait must fit.
-    if (ahead + n - 1 < 0) return true
-    if (ahead + n - 1 >= this.#streamWindow) return false
+    const last = n === 0 ? ahead : ahead + n - 1
+    if (last < 0) return true // already delivered: a duplicate, acked and dropped
+    if (last >= this.#streamWindow) return false
     if (ahead <= 0) return true
-    let bytes = n * ENTRY_OVERHEAD
+    let bytes = n === 0 ? f.data.length + ENTRY_OVERHEAD : n * ENTRY_OVERHEAD
     for (let i = 0; i < n; i++) bytes += f.messages[i].length
     return this.#bufferedBytes + bytes <= this.#receiveBufferLimit
   }
@@ -1352,8 +1349,8 @@ export class Connection {
   #finish(reason: CloseReason, byPeer: boolean): void {
     if (this.state === 'closed') return
     this.state = 'closed'
-    this.#deferred = []
-    this.#deferredAt = []
+    this.#deferred.length = 0
+    this.#deferredAt.length = 0
     const undelivered: UndeliveredMessage[] = []
     const err = new SessionClosedError(closeReasonText(reason, byPeer))
     for (const s of this.#sendStreams) {
