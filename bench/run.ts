@@ -130,6 +130,7 @@ function machineInfo (): MachineInfo {
 /** One measured case on a running cluster. */
 interface CaseSpec {
   readonly label: string
+  readonly scenario: ScenarioResult['scenario']
   run (cluster: Cluster): Promise<ScenarioResult>
   /** What to record when the cluster could not start or the case threw. */
   failed (variant: Variant, network: Network, why: string): ScenarioResult
@@ -144,6 +145,7 @@ function pingCase (from: number, to: number, size: number, count: number, warmup
   const caseName = `${nodeName(from)}↔${nodeName(to)} ${size}B`
   return {
     label: `ping-pong ${caseName}`,
+    scenario: 'ping-pong',
     run: (c) => pingPong(c, { from, to, size, count, warmup }),
     failed: (v, n, why) => failedPingPong(v, n, caseName, size, why),
   }
@@ -153,6 +155,7 @@ function throughputCase (size: number, count: number): CaseSpec {
   const caseName = `d1→d2 ${size}B`
   return {
     label: `throughput ${caseName}`,
+    scenario: 'throughput',
     run: (c) => throughput(c, { from: 1, to: 2, size, count, warmup: Math.min(count, size <= 64 ? 20_000 : 5000) }),
     failed: (v, n, why) => ({
       scenario: 'throughput', variant: v.name, network: n.name, case: caseName, ok: false, failure: why, repetitions: 1, size, count,
@@ -165,6 +168,7 @@ function fanOutCase (rounds: number, downstreams: number): CaseSpec {
   const caseName = `proxy→${downstreams} downstreams 64B`
   return {
     label: `fan-out ${caseName}`,
+    scenario: 'fan-out',
     run: (c) => fanOut(c, { size: 64, rounds, warmup: Math.min(100, rounds) }),
     failed: (v, n, why) => ({
       scenario: 'fan-out', variant: v.name, network: n.name, case: caseName, ok: false, failure: why, repetitions: 1, size: 64, targets: downstreams,
@@ -176,6 +180,7 @@ function fanOutCase (rounds: number, downstreams: number): CaseSpec {
 function failureCase (s: BenchSettings): CaseSpec {
   return {
     label: 'failure (kill mid-stream)',
+    scenario: 'failure',
     run: (c) => failure(c, {
       ratePerSecond: s.failureRatePerSecond, durationMs: s.failureDurationMs, killAtMs: s.failureKillAtMs, restartAfterMs: s.failureRestartAfterMs,
     }),
@@ -248,7 +253,10 @@ async function main (): Promise<void> {
     failureCase(s), // last: it kills (and restarts) the variant's single point of failure
   ]
   const lossCases: CaseSpec[] = [pingCase(1, 2, 64, s.lossPingPongCount, 20)]
-  const steps = s.repetitions * runnable.length * (loopbackCases.length + lossPercents.length * lossCases.length) + lossPercents.length
+  // Floors measured for latency only (sealed-dgram) run the loopback ping-pong cases and nothing else.
+  const casesFor = (v: Variant, cases: readonly CaseSpec[]): readonly CaseSpec[] => (v.pingPongOnly === true ? cases.filter((c) => c.scenario === 'ping-pong') : cases)
+  const lossRunnable = runnable.filter((v) => v.pingPongOnly !== true)
+  const steps = s.repetitions * (runnable.reduce((n, v) => n + casesFor(v, loopbackCases).length, 0) + lossPercents.length * lossRunnable.length * lossCases.length) + lossPercents.length
   const progress = new Progress(steps)
   const runs = new Map<string, ScenarioResult[]>()
   const keyOrder: string[] = []
@@ -287,7 +295,7 @@ async function main (): Promise<void> {
   // Phase 1: loopback, every scenario.
   for (let rep = 0; rep < s.repetitions; rep++) {
     for (const v of rotate(runnable, rep)) {
-      await runSet(v, loopback, loopbackCases, s.downstreams, rep)
+      await runSet(v, loopback, casesFor(v, loopbackCases), s.downstreams, rep)
     }
   }
 
@@ -311,7 +319,7 @@ async function main (): Promise<void> {
       progress.tick()
     }
     for (let rep = 0; rep < s.repetitions; rep++) {
-      for (const v of rotate(runnable, rep)) {
+      for (const v of rotate(lossRunnable, rep)) {
         const network = await NetnsNetwork.create({ lossPercent: loss })
         try {
           await runSet(v, network, lossCases, 2, rep)
@@ -347,7 +355,8 @@ async function main (): Promise<void> {
   for (const r of results) process.stdout.write(`${formatResult(r)}\n`)
   process.stdout.write('\ngoals (warpmesh):\n')
   for (const g of report.goals) {
-    process.stdout.write(`  ${g.met === null ? 'NOT MEASURED' : g.met ? 'met        ' : 'MISSED     '}  ${g.description}: ${g.target}; ${g.measured}\n`)
+    const floors = g.floorRatio === null ? '' : `; floors: raw ${g.floorRatio.toFixed(2)}×${g.sealedFloorRatio === null ? '' : `, sealed ${g.sealedFloorRatio.toFixed(2)}×`}${g.belowFloor ? ' (target below the floor)' : ''}`
+    process.stdout.write(`  ${g.met === null ? 'NOT MEASURED' : g.met ? 'met        ' : 'MISSED     '}  ${g.description}: ${g.target}; ${g.measured}${floors}\n`)
   }
   if (args.json !== undefined) {
     mkdirSync(dirname(resolve(args.json)), { recursive: true })

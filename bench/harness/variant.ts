@@ -238,6 +238,12 @@ export interface Variant {
    */
   readonly failureTarget?: string
   /**
+   * A floor rather than a system anyone would deploy, measured for latency
+   * only: the driver runs it in the loopback ping-pong cases and nowhere
+   * else. Default false.
+   */
+  readonly pingPongOnly?: boolean
+  /**
    * Resolves to `undefined` when the variant can run on this machine, or to
    * a human-readable reason to skip it (for example "redis-server not found
    * on PATH; install it with `apt-get install redis-server`").

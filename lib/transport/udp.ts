@@ -119,8 +119,9 @@ type LookupCallback = (err: NodeJS.ErrnoException | null, address: string, famil
  * the datagram to the kernel before returning. Node passes the socket's
  * family (4 or 6) as `options`. An IPv4 literal on a udp6 socket becomes its
  * IPv4-mapped form, which a dual-stack socket (bound to `'::'`) can send to.
+ * Exported for the benchmark's raw-dgram floors, which send as warpmesh does.
  */
-function lookupAddress(hostname: string, options: LookupOneOptions | number, callback: LookupCallback): void {
+export function lookupAddress(hostname: string, options: LookupOneOptions | number, callback: LookupCallback): void {
   const family = literalFamily(hostname)
   if (family === 4 && options === 6) callback(null, `::ffff:${hostname}`, 6)
   else if (family !== 0) callback(null, hostname, family)

@@ -41,6 +41,7 @@ function fixture (): BenchReport {
   const N5 = 'netns loss 5%'
   const results: CombinedResult[] = [
     three((k) => ping('raw-dgram', L, 30 * k, 100 * k)),
+    three((k) => ping('sealed-dgram', L, 40 * k, 120 * k)),
     three((k) => ping('tcp-star', L, 100 * k, 300 * k)),
     three((k) => ping('tcp-hub', L, 120 * k, 320 * k)),
     three((k) => ping('warpmesh', L, 50 * k, 150 * k)),
@@ -66,8 +67,8 @@ function fixture (): BenchReport {
       repetitions: 3, downstreams: 8, pingPongCount: 1000, pingPongWarmup: 100, throughputCount64: 1000, throughputCount1k: 500, fanOutRounds: 100,
       failureRatePerSecond: 1000, failureDurationMs: 4000, failureKillAtMs: 1000, failureRestartAfterMs: 500, lossPercents: [5], lossPingPongCount: 300,
     },
-    variants: ['raw-dgram', 'tcp-star', 'tcp-hub', 'redis', 'warpmesh'].map((name) => ({
-      name, summary: `${name} summary`, reliable: name !== 'raw-dgram', ordered: name !== 'raw-dgram', failureTarget: null,
+    variants: ['raw-dgram', 'sealed-dgram', 'tcp-star', 'tcp-hub', 'redis', 'warpmesh'].map((name) => ({
+      name, summary: `${name} summary`, reliable: !name.endsWith('-dgram'), ordered: !name.endsWith('-dgram'), failureTarget: null,
       skipped: name === 'redis' ? 'redis-server not found on PATH; install it with `apt-get install redis-server`' : null,
     })),
     skipped: [{ what: 'redis', reason: 'redis-server not found on PATH; install it with `apt-get install redis-server`' }],
@@ -120,10 +121,38 @@ t.test('ratios and goals from a fixed input', async (t) => {
   t.equal(goal('throughput-64').met, false)
   t.equal(goal('throughput-64').ratio, 0.75)
   t.equal(goal('dd-rtt-vs-star').floorRatio, 0.3, 'raw dgram d1↔d2 p50 ÷ tcp-star, same run')
+  t.equal(goal('dd-rtt-vs-star').sealedFloorRatio, 0.4, 'sealed dgram d1↔d2 p50 ÷ tcp-star, same run')
+  t.equal(goal('dd-rtt-vs-hub').sealedFloorRatio?.toFixed(4), (40 / 120).toFixed(4))
   t.equal(goal('loss5-p99').floorRatio, null, 'raw dgram failed under loss: no floor')
+  t.equal(goal('loss5-p99').sealedFloorRatio, null, 'sealed dgram does not run under loss')
   t.equal(goal('throughput-64').floorRatio, null)
+  t.equal(goal('throughput-64').sealedFloorRatio, null)
+  t.ok(report.goals.every((g) => !g.belowFloor), 'no goal missed below a floor')
   t.equal(goal('coordinator-kill').met, true)
   t.match(goal('coordinator-kill').measured, /^lost 0\/12000 over 3 runs/)
+})
+
+t.test('a goal missed with a floor above its target says so; a met one never does', async (t) => {
+  const goalWith = (warpmesh: number, raw: number | null, sealed: number | null) => {
+    const results = [
+      combineRuns([ping('tcp-star', 'loopback', 100, 300)]),
+      combineRuns([ping('warpmesh', 'loopback', warpmesh, 3 * warpmesh)]),
+      ...(raw === null ? [] : [combineRuns([ping('raw-dgram', 'loopback', raw, 3 * raw)])]),
+      ...(sealed === null ? [] : [combineRuns([ping('sealed-dgram', 'loopback', sealed, 3 * sealed)])]),
+    ]
+    return evaluateGoals(results).find((x) => x.id === 'dd-rtt-vs-star')!
+  }
+  const below = goalWith(80, 50, 70)
+  t.same([below.met, below.floorRatio, below.sealedFloorRatio, below.belowFloor], [false, 0.5, 0.7, true], 'sealed floor 0.7 > 0.6')
+  const rawAbove = goalWith(80, 65, null)
+  t.same([rawAbove.met, rawAbove.belowFloor], [false, true], 'the raw floor alone can put a target out of reach')
+  const reachable = goalWith(80, 40, 55)
+  t.same([reachable.met, reachable.belowFloor], [false, false], 'both floors under the target: missed, not excused')
+  const noise = goalWith(58, 50, 70)
+  t.same([noise.met, noise.belowFloor], [true, false], 'under its floor by noise: met as measured')
+  const md = renderMarkdown({ ...fixture(), goals: [below, reachable] })
+  t.match(md, /\| \*\*missed\*\* \(target below the floor\) \| 0\.50× \| 0\.70× \|/)
+  t.match(md, /\| \*\*missed\*\* \| 0\.40× \| 0\.55× \|/)
 })
 
 t.test('a failed warpmesh run misses its goal instead of being fast', async (t) => {
