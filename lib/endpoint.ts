@@ -644,7 +644,11 @@ export class Endpoint extends EventEmitter {
    * flush when the current callback returns, so everything it queued leaves
    * together and a reply does not wait for the loop's next phase. Otherwise
    * (acknowledgements after received packets): flush before the loop idles,
-   * one flush for a whole batch of received datagrams.
+   * one flush for a whole batch of received datagrams — unless a flush is
+   * already due when the current callback returns (the handler answered):
+   * it flushes every dirty session, the acknowledgement rides on the
+   * answer, and a second flush in the loop's check phase would find nothing
+   * to do (it cost a setImmediate and an extra turn of the loop per request).
    */
   markDirty(s: Session, soon = false): void {
     if (!s.dirty) {
@@ -656,7 +660,7 @@ export class Endpoint extends EventEmitter {
         this.#flushSoonScheduled = true
         this.#soon(this.#flushSoon)
       }
-    } else if (!this.#flushScheduled) {
+    } else if (!this.#flushScheduled && !this.#flushSoonScheduled) {
       this.#flushScheduled = true
       this.#clock.defer(this.#flush)
     }
@@ -693,7 +697,7 @@ export class Endpoint extends EventEmitter {
       const d = dirty[i].conn.nextDeadline()
       if (d < at) at = d
     }
-    dirty.length = 0
+    while (dirty.length > 0) dirty.pop() // not `length = 0`, a runtime call; mostly one session
     this.#arm(at)
     this.#turnNow = NaN
   }

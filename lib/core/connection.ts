@@ -817,9 +817,10 @@ export class Connection {
     if (n === 0) return false
     // Reused, not replaced: this runs after every flush. Nothing #handleAck
     // calls receives packets, so nothing is added while it runs.
-    for (let i = 0; i < n && this.state === 'open'; i++) this.#handleAck(frames[i], this.#deferredAt[i])
-    frames.length = 0
-    this.#deferredAt.length = 0
+    const at = this.#deferredAt
+    for (let i = 0; i < n && this.state === 'open'; i++) this.#handleAck(frames[i], at[i])
+    // pop(), not `length = 0`: that is a runtime call in V8 (~40 ns warm, far more cold), and n is mostly 1.
+    for (let i = 0; i < n; i++) { frames.pop(); at.pop() }
     return true
   }
 
