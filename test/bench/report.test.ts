@@ -193,6 +193,8 @@ t.test('results.svg draws percentiles per variant and loss rate, FAILED and skip
   t.same(bars('raw-dgram', 'netns loss 5%'), [], 'a failed run has no bars')
   t.match(svg, /data-variant="raw-dgram" data-status="FAILED">FAILED<\/text>/)
   t.match(svg, /data-variant="redis" data-status="skipped">skipped<\/text>/)
+  t.same(bars('sealed-dgram', 'loopback'), ['p50', 'p99', 'p99.9', 'max'])
+  t.match(svg, /data-variant="sealed-dgram" data-status="not run">not run<\/text>/, 'a loopback-only floor is not run under loss, not skipped')
   t.match(svg, /<g data-network="loopback">/)
   t.match(svg, /<g data-network="netns loss 5%">/)
   t.match(svg, '<title>warpmesh netns loss 5% p99 20.0ms</title>')
