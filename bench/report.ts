@@ -92,6 +92,9 @@ export interface BenchSettings {
   readonly downstreams: number
   readonly pingPongCount: number
   readonly pingPongWarmup: number
+  /** Sparse ping-pong (d1↔d2 64 B): round trips measured, and the pause before each, ms. */
+  readonly sparseCount: number
+  readonly sparseGapMs: number
   readonly throughputCount64: number
   readonly throughputCount1k: number
   readonly fanOutRounds: number
@@ -469,7 +472,9 @@ export function renderMarkdown (report: BenchReport): string {
     'and the figures are the **medians of the repetitions**. Every run checks what arrived (count, content, and order where the ' +
     'variant promises it); a run that lost, duplicated, reordered or corrupted anything is reported **FAILED** and gets no figure. ' +
     'Ratios divide a variant\'s figure by the baseline\'s from the same run (lower is better for times, higher for rates). ' +
-    `Ping-pong: ${s.pingPongCount} sequential round trips after ${s.pingPongWarmup} unmeasured; throughput: ${s.throughputCount64} × 64 B and ` +
+    `Ping-pong: ${s.pingPongCount} sequential round trips after ${s.pingPongWarmup} unmeasured` +
+    (s.sparseCount > 0 ? `, and sparse: ${s.sparseCount} round trips ${s.sparseGapMs} ms apart (every process idles and wakes for each, as servers exchanging a few messages a second do), run after the others` : '') +
+    `; throughput: ${s.throughputCount64} × 64 B and ` +
     `${s.throughputCount1k} × 1 KiB after a checked warm-up; fan-out: ${s.fanOutRounds} rounds to ${s.downstreams} downstreams; ` +
     `kernel loss: ${s.lossPingPongCount} round trips per run, every process in its own network namespace with nftables random drop on input.`, '')
 

@@ -91,12 +91,12 @@ function settingsFor (a: Args): BenchSettings {
   const repetitions = a.repetitions ?? 3
   return a.quick
     ? {
-        repetitions, downstreams: 8, pingPongCount: 500, pingPongWarmup: 100, throughputCount64: 20_000, throughputCount1k: 5000,
+        repetitions, downstreams: 8, pingPongCount: 500, pingPongWarmup: 100, sparseCount: 100, sparseGapMs: 10, throughputCount64: 20_000, throughputCount1k: 5000,
         fanOutRounds: 200, failureRatePerSecond: 1000, failureDurationMs: 2500, failureKillAtMs: 500, failureRestartAfterMs: 500,
         lossPercents: a.loss ? [1, 5] : [], lossPingPongCount: 150,
       }
     : {
-        repetitions, downstreams: 8, pingPongCount: 5000, pingPongWarmup: 1000, throughputCount64: 1_000_000, throughputCount1k: 250_000,
+        repetitions, downstreams: 8, pingPongCount: 5000, pingPongWarmup: 1000, sparseCount: 300, sparseGapMs: 10, throughputCount64: 1_000_000, throughputCount1k: 250_000,
         fanOutRounds: 1000, failureRatePerSecond: 1000, failureDurationMs: 4000, failureKillAtMs: 1000, failureRestartAfterMs: 500,
         lossPercents: a.loss ? [1, 5] : [], lossPingPongCount: 300,
       }
@@ -141,12 +141,12 @@ function failedPingPong (variant: Variant, network: Network, caseName: string, s
   return { scenario: 'ping-pong', variant: variant.name, network: network.name, case: caseName, ok: false, failure: why, repetitions: 1, size, rtt: nan, lost: 0, corrupt: 0 }
 }
 
-function pingCase (from: number, to: number, size: number, count: number, warmup: number): CaseSpec {
-  const caseName = `${nodeName(from)}↔${nodeName(to)} ${size}B`
+function pingCase (from: number, to: number, size: number, count: number, warmup: number, gapMs = 0): CaseSpec {
+  const caseName = `${nodeName(from)}↔${nodeName(to)} ${size}B${gapMs > 0 ? `, ${gapMs} ms apart` : ''}`
   return {
     label: `ping-pong ${caseName}`,
     scenario: 'ping-pong',
-    run: (c) => pingPong(c, { from, to, size, count, warmup }),
+    run: (c) => pingPong(c, { from, to, size, count, warmup, gapMs }),
     failed: (v, n, why) => failedPingPong(v, n, caseName, size, why),
   }
 }
@@ -247,6 +247,8 @@ async function main (): Promise<void> {
     pingCase(1, 2, 64, s.pingPongCount, s.pingPongWarmup),
     pingCase(PROXY_ADDRESS, 1, 1024, s.pingPongCount, s.pingPongWarmup),
     pingCase(1, 2, 1024, s.pingPongCount, s.pingPongWarmup),
+    // Sparse: after the cases above, so every process has run the code thousands of times.
+    pingCase(1, 2, 64, s.sparseCount, 20, s.sparseGapMs),
     throughputCase(64, s.throughputCount64),
     throughputCase(1024, s.throughputCount1k),
     fanOutCase(s.fanOutRounds, s.downstreams),

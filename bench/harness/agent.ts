@@ -41,6 +41,8 @@ export interface PingPongTask {
   readonly timeoutMs: number
   /** Stop after this many lost round trips. */
   readonly maxLost: number
+  /** Pause between a pong and the next ping, ms; 0: send it at once. */
+  readonly gapMs: number
 }
 
 /** Prepare to receive `count` messages of one kind from one sender. */
@@ -344,6 +346,16 @@ export class Agent {
       return
     }
     p.seq++
+    if (t.gapMs > 0 && p.seq > 0) {
+      // Sparse traffic: every process idles between round trips. The
+      // watchdog must not count the pause against the round trip.
+      p.sentAtMs = Infinity
+      setTimeout(this.#sendPing, t.gapMs, p)
+    } else this.#sendPing(p)
+  }
+
+  readonly #sendPing = (p: Pinger): void => {
+    const t = p.task
     const ping = makePayload(Kind.Ping, t.run, p.seq, t.size)
     p.sentAtMs = performance.now()
     p.sentNs = hrtime()

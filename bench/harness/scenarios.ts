@@ -69,6 +69,13 @@ export interface PingPongOptions {
   readonly timeoutMs?: number
   /** Stop the run (failed) after this many lost round trips, bounding its time. Default 10. */
   readonly maxLost?: number
+  /**
+   * Pause between a pong and the next ping, ms (sparse traffic: every
+   * process idles, and wakes, for each round trip, as servers exchanging a
+   * few messages a second do). Default 0: back to back. The case name says
+   * `, N ms apart`.
+   */
+  readonly gapMs?: number
 }
 
 /** Result of {@link pingPong}. Times in µs. */
@@ -228,6 +235,8 @@ export async function pingPong (cluster: Cluster, options: PingPongOptions = {})
   if (from === to) throw new RangeError('from and to must differ')
   checkPayloadSize(size)
   checkPositive(count, 'count')
+  const gapMs = options.gapMs ?? 0
+  if (!(Number.isFinite(gapMs) && gapMs >= 0)) throw new RangeError(`gapMs must be a number ≥ 0, got ${gapMs}`)
   const report = await cluster.task<PingPongReport>(from, {
     op: 'ping-pong',
     run: cluster.nextRun(),
@@ -237,6 +246,7 @@ export async function pingPong (cluster: Cluster, options: PingPongOptions = {})
     size,
     timeoutMs: options.timeoutMs ?? (cluster.variant.guarantees.reliable ? 5000 : 250),
     maxLost: options.maxLost ?? 10,
+    gapMs,
   })
   const problems: string[] = []
   if (report.lost > 0) problems.push(`${report.lost} round trips lost${report.stopped ? ' (run stopped)' : ''}`)
@@ -248,7 +258,7 @@ export async function pingPong (cluster: Cluster, options: PingPongOptions = {})
     scenario: 'ping-pong',
     variant: cluster.variant.name,
     network: cluster.network.name,
-    case: pair(from, to, '↔', size),
+    case: `${pair(from, to, '↔', size)}${gapMs > 0 ? `, ${gapMs} ms apart` : ''}`,
     ok: problems.length === 0,
     ...(problems.length > 0 ? { failure: problems.join(', ') } : {}),
     repetitions: 1,

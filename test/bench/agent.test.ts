@@ -132,7 +132,7 @@ t.test('messages of another run or sender do not count', async (t) => {
 
 t.test('ping-pong measures every round trip, and counts lost and corrupt pongs', async (t) => {
   const { net, a } = setup()
-  const ok = await a.run({ op: 'ping-pong', run: 5, peer: 1, count: 300, warmup: 10, size: 64, timeoutMs: 1000, maxLost: 10 }) as PingPongReport
+  const ok = await a.run({ op: 'ping-pong', run: 5, peer: 1, count: 300, warmup: 10, size: 64, timeoutMs: 1000, maxLost: 10, gapMs: 0 }) as PingPongReport
   t.equal(ok.rttUs.length, 300)
   t.equal(ok.lost + ok.corrupt + ok.unexpected, 0)
   t.ok(ok.rttUs.every((x) => x > 0))
@@ -144,16 +144,29 @@ t.test('ping-pong measures every round trip, and counts lost and corrupt pongs',
     if (seq === 4) { const q = Buffer.from(p); q[30]! ^= 1; return [q] }
     return [p]
   }
-  const bad = await a.run({ op: 'ping-pong', run: 6, peer: 1, count: 20, warmup: 0, size: 64, timeoutMs: 50, maxLost: 10 }) as PingPongReport
+  const bad = await a.run({ op: 'ping-pong', run: 6, peer: 1, count: 20, warmup: 0, size: 64, timeoutMs: 50, maxLost: 10, gapMs: 0 }) as PingPongReport
   t.equal(bad.lost, 1)
   t.equal(bad.corrupt, 1)
   t.equal(bad.rttUs.length, 18)
   t.equal(bad.stopped, false)
 
   net.tamper = (_f, _t, p) => (p[0] === Kind.Pong ? [] : [p])
-  const dead = await a.run({ op: 'ping-pong', run: 7, peer: 1, count: 1000, warmup: 0, size: 64, timeoutMs: 10, maxLost: 3 }) as PingPongReport
+  const dead = await a.run({ op: 'ping-pong', run: 7, peer: 1, count: 1000, warmup: 0, size: 64, timeoutMs: 10, maxLost: 3, gapMs: 0 }) as PingPongReport
   t.equal(dead.lost, 3)
   t.equal(dead.stopped, true, 'stops at maxLost instead of waiting out every timeout')
+})
+
+t.test('sparse ping-pong pauses between round trips, and neither times nor times out the pause', async (t) => {
+  const { a } = setup()
+  const gapMs = 100
+  const started = performance.now()
+  // The pause is longer than the timeout and than the watchdog's 20-ms period.
+  const r = await a.run({ op: 'ping-pong', run: 9, peer: 1, count: 5, warmup: 1, size: 64, timeoutMs: 30, maxLost: 3, gapMs }) as PingPongReport
+  const elapsed = performance.now() - started
+  t.equal(r.rttUs.length, 5)
+  t.equal(r.lost, 0, 'no pause counted as a lost round trip')
+  t.ok(elapsed >= 5 * gapMs, `a pause before each ping after the first (${elapsed.toFixed(0)} ms for 6)`)
+  t.ok(r.rttUs.every((x) => x < gapMs * 1000), `no pause inside a round trip (max ${Math.max(...r.rttUs).toFixed(0)} µs)`)
 })
 
 t.test('fan-out paces rounds on acknowledgements and times out on a silent target', async (t) => {

@@ -64,7 +64,7 @@ function fixture (): BenchReport {
     durationSeconds: 600,
     machine: { nproc: 2, cpuModel: 'Test CPU @ 2.0GHz', node: 'v20.0.0', kernel: '6.1.0 #1 SMP', platform: 'linux', arch: 'x64', memoryGiB: 4 },
     settings: {
-      repetitions: 3, downstreams: 8, pingPongCount: 1000, pingPongWarmup: 100, throughputCount64: 1000, throughputCount1k: 500, fanOutRounds: 100,
+      repetitions: 3, downstreams: 8, pingPongCount: 1000, pingPongWarmup: 100, sparseCount: 300, sparseGapMs: 10, throughputCount64: 1000, throughputCount1k: 500, fanOutRounds: 100,
       failureRatePerSecond: 1000, failureDurationMs: 4000, failureKillAtMs: 1000, failureRestartAfterMs: 500, lossPercents: [5], lossPingPongCount: 300,
     },
     variants: ['raw-dgram', 'sealed-dgram', 'tcp-star', 'tcp-hub', 'redis', 'warpmesh'].map((name) => ({
