@@ -35,8 +35,9 @@
  *   (scenario: "ping-pong" | "throughput" | "fan-out" | "failure", variant,
  *   network: "loopback" | "netns loss N%", case, ok, failure?, repetitions,
  *   and per scenario: rtt {count,min,p50,p90,p99,p999,max,mean} |
- *   messagesPerSecond, bytesPerSecond, received, duplicates, outOfOrder, corrupt |
- *   allReceived {…}, completedRounds, rounds |
+ *   messagesPerSecond, bytesPerSecond, received, duplicates, outOfOrder, corrupt,
+ *     cpuUsPerMessage, cpuUsPerMessageByProcess { name: µs } |
+ *   allReceived {…}, completedRounds, rounds, cpuUsPerRound, cpuUsPerRoundByProcess |
  *   target, sent, received, lost, recoveryMs, afterRestartMs, longestGapMs,
  *   worstDelayMs, outageDetected)
  *   + lossPercent: number
@@ -279,6 +280,12 @@ export function combineRuns (runs: readonly ScenarioResult[]): CombinedResult {
     mean: med(ss.map((s) => s.mean)),
   })
   const sum = (xs: number[]): number => xs.reduce((a, x) => a + num(x), 0)
+  // Per process: the median of its figures (older JSON files have none).
+  const medByProcess = (xs: ReadonlyArray<Readonly<Record<string, number>> | undefined>): Record<string, number> => {
+    const out: Record<string, number> = {}
+    for (const name of new Set(xs.flatMap((x) => Object.keys(x ?? {})))) out[name] = med(xs.map((x) => x?.[name]))
+    return out
+  }
   switch (first.scenario) {
     case 'ping-pong': {
       const rs = runs as readonly PingPongResult[]
@@ -293,11 +300,15 @@ export function combineRuns (runs: readonly ScenarioResult[]): CombinedResult {
         ...first, ...common, messagesPerSecond: rate, bytesPerSecond: rate * first.size, elapsedMs: med(rs.map((r) => r.elapsedMs)),
         received: sum(rs.map((r) => r.received)), duplicates: sum(rs.map((r) => r.duplicates)),
         outOfOrder: sum(rs.map((r) => r.outOfOrder)), corrupt: sum(rs.map((r) => r.corrupt)), count: sum(rs.map((r) => r.count)),
+        cpuUsPerMessage: med(rs.map((r) => r.cpuUsPerMessage)), cpuUsPerMessageByProcess: medByProcess(rs.map((r) => r.cpuUsPerMessageByProcess)),
       }
     }
     case 'fan-out': {
       const rs = runs as readonly FanOutResult[]
-      return { ...first, ...common, allReceived: medSummary(rs.map((r) => r.allReceived)), completedRounds: sum(rs.map((r) => r.completedRounds)), rounds: sum(rs.map((r) => r.rounds)) }
+      return {
+        ...first, ...common, allReceived: medSummary(rs.map((r) => r.allReceived)), completedRounds: sum(rs.map((r) => r.completedRounds)), rounds: sum(rs.map((r) => r.rounds)),
+        cpuUsPerRound: med(rs.map((r) => r.cpuUsPerRound)), cpuUsPerRoundByProcess: medByProcess(rs.map((r) => r.cpuUsPerRoundByProcess)),
+      }
     }
     case 'failure': {
       const rs = runs as readonly FailureResult[]
@@ -452,6 +463,15 @@ function casesOf (results: readonly CombinedResult[], scenario: ScenarioResult['
   return seen
 }
 
+/** `12.3 (proxy 8.1, d1 2.0)`: the total and the two busiest processes; `—` when not measured (older JSON, no /proc). */
+function cpuCell (total: number | null | undefined, byProcess: Readonly<Record<string, number | null>> | undefined, digits: number): string {
+  const t = num(total)
+  if (!Number.isFinite(t)) return '—'
+  const busiest = Object.entries(byProcess ?? {}).map(([k, v]) => [k, num(v)] as const).filter(([, v]) => Number.isFinite(v))
+    .sort((a, b) => b[1] - a[1]).slice(0, 2)
+  return `${t.toFixed(digits)}${busiest.length > 0 ? ` (${busiest.map(([k, v]) => `${k} ${v.toFixed(digits)}`).join(', ')})` : ''}`
+}
+
 function verdict (g: Pick<Goal, 'met' | 'belowFloor'>): string {
   return g.met === null ? 'not measured' : g.met ? '**met**' : g.belowFloor ? '**missed** (target below the floor)' : '**missed**'
 }
@@ -512,19 +532,23 @@ export function renderMarkdown (report: BenchReport): string {
   for (const c of casesOf(results, 'throughput', 'loopback')) {
     for (const r of results) {
       if (r.scenario !== 'throughput' || r.network !== 'loopback' || r.case !== c) continue
-      tpRows.push([c, r.variant, r.ok ? formatRate(num(r.messagesPerSecond)) : '—', r.ok ? `${(num(r.bytesPerSecond) / 1e6).toFixed(1)} MB/s` : '—', ...ratioCells(report, r, 'messagesPerSecond'), status(r)])
+      tpRows.push([c, r.variant, r.ok ? formatRate(num(r.messagesPerSecond)) : '—', r.ok ? `${(num(r.bytesPerSecond) / 1e6).toFixed(1)} MB/s` : '—', ...ratioCells(report, r, 'messagesPerSecond'),
+        r.ok ? cpuCell(r.cpuUsPerMessage, r.cpuUsPerMessageByProcess, 2) : '—', status(r)])
     }
   }
-  out.push(table(['case', 'variant', 'messages/s', 'payload', ...baseCols, 'status'], tpRows), '')
+  out.push(table(['case', 'variant', 'messages/s', 'payload', ...baseCols, 'CPU µs per message: all processes (busiest ones)', 'status'], tpRows), '')
 
   out.push('## Fan-out (loopback): time until every downstream has the broadcast', '')
   const foRows: string[][] = []
   for (const r of results) {
     if (r.scenario !== 'fan-out' || r.network !== 'loopback') continue
     const ok = r.ok
-    foRows.push([r.case, r.variant, ok ? fmtUs(r.allReceived.p50) : '—', ok ? fmtUs(r.allReceived.p99) : '—', ok ? fmtUs(r.allReceived.p999) : '—', ok ? fmtUs(r.allReceived.max) : '—', ...ratioCells(report, r, 'p50'), status(r)])
+    foRows.push([r.case, r.variant, ok ? fmtUs(r.allReceived.p50) : '—', ok ? fmtUs(r.allReceived.p99) : '—', ok ? fmtUs(r.allReceived.p999) : '—', ok ? fmtUs(r.allReceived.max) : '—', ...ratioCells(report, r, 'p50'),
+      ok ? cpuCell(r.cpuUsPerRound, r.cpuUsPerRoundByProcess, 0) : '—', status(r)])
   }
-  out.push(table(['case', 'variant', 'p50', 'p99', 'p99.9', 'max', ...baseCols.map((c) => `p50 ${c}`), 'status'], foRows), '')
+  out.push(table(['case', 'variant', 'p50', 'p99', 'p99.9', 'max', ...baseCols.map((c) => `p50 ${c}`), 'CPU µs per round: all processes (busiest ones)', 'status'], foRows), '')
+  out.push('CPU: user + system time of every process of the variant (nodes, relays, servers) while the measured messages flowed, from /proc at ' +
+    `clock-tick resolution, per message or round; medians of the repetitions. No round (or message) can take less wall time than its CPU ÷ ${m.nproc} CPUs.`, '')
 
   const lossNetworks = [...new Set(results.filter((r) => r.lossPercent > 0).map((r) => r.network))]
   out.push('## Round-trip latency under kernel packet loss', '')

@@ -160,6 +160,7 @@ function throughputCase (size: number, count: number): CaseSpec {
     failed: (v, n, why) => ({
       scenario: 'throughput', variant: v.name, network: n.name, case: caseName, ok: false, failure: why, repetitions: 1, size, count,
       messagesPerSecond: NaN, bytesPerSecond: NaN, elapsedMs: NaN, received: 0, duplicates: 0, outOfOrder: 0, corrupt: 0,
+      cpuUsPerMessage: NaN, cpuUsPerMessageByProcess: {},
     }),
   }
 }
@@ -173,6 +174,7 @@ function fanOutCase (rounds: number, downstreams: number): CaseSpec {
     failed: (v, n, why) => ({
       scenario: 'fan-out', variant: v.name, network: n.name, case: caseName, ok: false, failure: why, repetitions: 1, size: 64, targets: downstreams,
       allReceived: { count: 0, min: NaN, p50: NaN, p90: NaN, p99: NaN, p999: NaN, max: NaN, mean: NaN }, completedRounds: 0, rounds,
+      cpuUsPerRound: NaN, cpuUsPerRoundByProcess: {},
     }),
   }
 }

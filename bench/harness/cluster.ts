@@ -9,6 +9,7 @@
  * a failed start, and by an exit/signal hook if the driver dies.
  */
 
+import { cpuSnapshot } from './cpu.js'
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
@@ -281,6 +282,14 @@ export class Cluster {
     const m = new Map<string, ServiceHandle>()
     for (const [id, s] of this.#services) m.set(id, { id, host: s.host, info: s.info, pid: s.child.pid! })
     return m
+  }
+
+  /** CPU µs used so far by every process of the cluster, by node name or service id (NaN where not measurable; see cpu.ts). */
+  cpuSnapshot (): Map<string, number> {
+    return cpuSnapshot([
+      ...this.#nodes.map((n) => ({ name: n.name, pid: n.proc.pid })),
+      ...[...this.#services].map(([id, s]) => ({ name: id, pid: s.child.pid ?? -1 })),
+    ])
   }
 
   /** A fresh run id (u16, never 0) to tell repetitions apart. */

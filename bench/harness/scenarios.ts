@@ -8,7 +8,7 @@
  * Programmatic use:
  *
  * ```ts
- * import { variant as star } from '../variants/tcp-star.js'
+import { variant as star } from '../variants/tcp-star.js'
  * const cluster = await Cluster.start(star, { downstreams: 2 })
  * try {
  *   const r = await pingPong(cluster, { from: 1, to: 2, size: 64, count: 10_000 })
@@ -26,6 +26,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { BlastReport, FanOutReport, PingPongReport, ReceiverReport, StreamReport } from './agent.js'
 import { Cluster } from './cluster.js'
+import { cpuPerUnit } from './cpu.js'
 import type { ClusterOptions } from './cluster.js'
 import { Kind, checkPayloadSize } from './payload.js'
 import type { Summary } from './stats.js'
@@ -120,6 +121,15 @@ export interface ThroughputResult extends ResultBase {
   readonly duplicates: number
   readonly outOfOrder: number
   readonly corrupt: number
+  /**
+   * CPU µs per message of every process of the cluster while the measured
+   * messages flowed (sender, receiver, any relay or server), summed; NaN
+   * where /proc is not available. Clock-tick resolution (10 ms), so
+   * meaningful for runs of a second or more.
+   */
+  readonly cpuUsPerMessage: number
+  /** The same per process (node name or service id). */
+  readonly cpuUsPerMessageByProcess: Readonly<Record<string, number>>
 }
 
 /** Options of {@link fanOut}. */
@@ -142,6 +152,10 @@ export interface FanOutResult extends ResultBase {
   readonly allReceived: Summary
   readonly completedRounds: number
   readonly rounds: number
+  /** CPU µs per completed round of every process of the cluster, summed (see {@link ThroughputResult.cpuUsPerMessage}). */
+  readonly cpuUsPerRound: number
+  /** The same per process. */
+  readonly cpuUsPerRoundByProcess: Readonly<Record<string, number>>
 }
 
 /** Options of {@link failure}. d1 streams to d2; the cluster needs at least 2 downstreams. */
@@ -323,7 +337,9 @@ export async function throughput (cluster: Cluster, options: ThroughputOptions =
     const w = await flood(cluster, from, to, size, warmup, stallMs)
     for (const p of receiverProblems(w.report, cluster.variant.guarantees.ordered)) problems.push(`warmup: ${p}`)
   }
+  const cpuBefore = cluster.cpuSnapshot()
   const { report: r, sent } = await flood(cluster, from, to, size, count, stallMs)
+  const cpu = cpuPerUnit(cpuBefore, cluster.cpuSnapshot(), count)
   problems.push(...receiverProblems(r, cluster.variant.guarantees.ordered))
   const elapsedNs = r.received > 0 ? Number(r.lastNs - sent.startNs) : NaN
   const rate = problems.length === 0 ? count / (elapsedNs / 1e9) : NaN
@@ -344,6 +360,8 @@ export async function throughput (cluster: Cluster, options: ThroughputOptions =
     duplicates: r.duplicates,
     outOfOrder: r.outOfOrder,
     corrupt: r.corrupt,
+    cpuUsPerMessage: cpu.total,
+    cpuUsPerMessageByProcess: cpu.byProcess,
   }
 }
 
@@ -376,7 +394,9 @@ export async function fanOut (cluster: Cluster, options: FanOutOptions = {}): Pr
     const w = await broadcastRounds(cluster, targets, size, warmup, timeoutMs)
     problems.push(...w.problems.map((p) => `warmup: ${p}`))
   }
+  const cpuBefore = cluster.cpuSnapshot()
   const { sent, reports, problems: measured } = await broadcastRounds(cluster, targets, size, rounds, timeoutMs)
+  const cpu = cpuPerUnit(cpuBefore, cluster.cpuSnapshot(), sent.completedRounds)
   problems.push(...measured)
   const times = new Float64Array(sent.completedRounds)
   for (let round = 0; round < sent.completedRounds; round++) {
@@ -400,6 +420,8 @@ export async function fanOut (cluster: Cluster, options: FanOutOptions = {}): Pr
     allReceived: summarize(times),
     completedRounds: sent.completedRounds,
     rounds,
+    cpuUsPerRound: cpu.total,
+    cpuUsPerRoundByProcess: cpu.byProcess,
   }
 }
 

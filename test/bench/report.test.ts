@@ -19,6 +19,7 @@ function tp (variant: string, rate: number): ThroughputResult {
   return {
     scenario: 'throughput', variant, network: 'loopback', case: 'd1→d2 64B', ok: true, repetitions: 1, size: 64, count: 1000,
     messagesPerSecond: rate, bytesPerSecond: rate * 64, elapsedMs: 1000 / rate * 1000, received: 1000, duplicates: 0, outOfOrder: 0, corrupt: 0,
+    cpuUsPerMessage: 1e6 / rate, cpuUsPerMessageByProcess: { d1: 0.6e6 / rate, d2: 0.3e6 / rate, proxy: 0.1e6 / rate },
   }
 }
 
@@ -171,7 +172,11 @@ t.test('RESULTS.md has the command, the machine, the goals and every table', asy
   t.match(md, /vs Redis pub\/sub \| ≤ 0.5 × redis \| redis did not run or failed \| not measured \|/)
   t.match(md, /one-way throughput d1→d2 64B vs TCP star \| ≥ 1 × tcp-star \| 150\.0k\/s vs 200\.0k\/s = 0\.75× \| \*\*missed\*\* \|/)
   t.match(md, '| d1↔d2 64B | warpmesh | 50.0µs | 150µs | 300µs | 450µs | 1.67× | 0.50× | 0.42× | ok |')
-  t.match(md, '| d1→d2 64B | warpmesh | 150.0k/s | 9.6 MB/s | — | 0.75× | — | ok |')
+  t.match(md, '| d1→d2 64B | warpmesh | 150.0k/s | 9.6 MB/s | — | 0.75× | — | 6.67 (d1 4.00, d2 2.00) | ok |')
+  // A report written before CPU was measured renders a dash, not NaN.
+  const old = fixture()
+  const legacy = { ...old, results: old.results.map((r) => (r.scenario === 'throughput' ? { ...r, cpuUsPerMessage: undefined, cpuUsPerMessageByProcess: undefined } : r)) } as unknown as BenchReport
+  t.match(renderMarkdown(legacy), '| d1→d2 64B | warpmesh | 150.0k/s | 9.6 MB/s | — | 0.75× | — | — | ok |')
   t.match(md, '| 5 % | d1↔d2 64B | raw-dgram | — | — | — | — | 1× | — | — | **FAILED**: #1: 12 round trips lost (run stopped) |')
   t.match(md, '| 5 % | d1↔d2 64B | warpmesh | 300µs | 20.0ms | 40.0ms | 60.0ms | — | 0.10× | 0.10× | ok |')
   t.match(md, '| warpmesh | coordinator | 0/12000 | 1.50ms | 12.0ms | 3.00ms | no | ok |')
