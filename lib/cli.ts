@@ -279,6 +279,7 @@ export function meshNodeOptions(config: NodeEnvConfig, logger: Logger) {
     insecure: config.insecure,
     heartbeatMs: config.heartbeatMs,
     leaseMisses: config.leaseMisses,
+    warmup: config.warmup,
     maxDatagram: config.maxDatagram,
     loopbackDatagram: config.loopbackDatagram,
     logger,

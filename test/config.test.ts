@@ -410,6 +410,7 @@ t.test('nodeOptionsFromEnv: defaults', async (t) => {
     logLevel: 'info',
     heartbeatMs: 1000,
     leaseMisses: 3,
+    warmup: 0,
     maxDatagram: 1200,
     loopbackDatagram: 32768,
     ...INSECURE,
@@ -428,6 +429,7 @@ t.test('nodeOptionsFromEnv: defaults', async (t) => {
     WARPMESH_METRICS: '',
     WARPMESH_HEARTBEAT_MS: '',
     WARPMESH_LEASE_MISSES: '',
+    WARPMESH_WARMUP: ' ',
     WARPMESH_MAX_DATAGRAM: '',
     WARPMESH_LOOPBACK_DATAGRAM: ' \r',
   })
@@ -447,6 +449,7 @@ t.test('nodeOptionsFromEnv: every variable set', async (t) => {
       WARPMESH_METRICS: '127.0.0.1:9464',
       WARPMESH_HEARTBEAT_MS: '500ms',
       WARPMESH_LEASE_MISSES: '5',
+      WARPMESH_WARMUP: '3000',
       WARPMESH_MAX_DATAGRAM: '8972',
       WARPMESH_LOOPBACK_DATAGRAM: '1200',
       WARPMESH_KEY: KEY_HEX,
@@ -466,6 +469,7 @@ t.test('nodeOptionsFromEnv: every variable set', async (t) => {
       metrics: { host: '127.0.0.1', port: 9464, family: 4 },
       heartbeatMs: 500,
       leaseMisses: 5,
+      warmup: 3000,
       maxDatagram: 8972,
       loopbackDatagram: 1200,
       keys: [Buffer.from(KEY_HEX, 'hex')],
@@ -788,6 +792,7 @@ t.test('ENV_VARS agrees with what the parsers print', async (t) => {
     WARPMESH_METRICS: 'x',
     WARPMESH_HEARTBEAT_MS: 'x',
     WARPMESH_LEASE_MISSES: 'x',
+    WARPMESH_WARMUP: '100001',
     WARPMESH_MAX_DATAGRAM: 'x',
     WARPMESH_LOOPBACK_DATAGRAM: 'x',
   }
@@ -813,6 +818,8 @@ t.test('ENV_VARS agrees with what the parsers print', async (t) => {
   t.equal(byName.get('WARPMESH_LOG')?.node?.default, node.logLevel)
   t.equal(byName.get('WARPMESH_HEARTBEAT_MS')?.node?.default, String(node.heartbeatMs))
   t.equal(byName.get('WARPMESH_LEASE_MISSES')?.node?.default, String(node.leaseMisses))
+  t.equal(byName.get('WARPMESH_WARMUP')?.node?.default, String(node.warmup))
+  t.equal(byName.get('WARPMESH_WARMUP')?.coordinator, undefined, 'a coordinator does not warm up')
   t.equal(byName.get('WARPMESH_MAX_DATAGRAM')?.node?.default, String(node.maxDatagram))
   t.equal(byName.get('WARPMESH_LOOPBACK_DATAGRAM')?.node?.default, String(node.loopbackDatagram))
   const coordinator = coordinatorOptionsFromEnv({ WARPMESH_INSECURE: '1' })

@@ -1,0 +1,68 @@
+// Start-up warm-up: two private loopback endpoints exchange round trips and
+// close; MeshNode.start({ warmup }) runs it before binding the node's own
+// endpoint. Real UDP on 127.0.0.1.
+import t from 'tap'
+import { randomBytes } from 'node:crypto'
+import { Coordinator } from '../../lib/mesh/coordinator.js'
+import { MeshNode } from '../../lib/mesh/node.js'
+import { MAX_WARMUP_ROUND_TRIPS, warmUp } from '../../lib/warmup.js'
+import { memoryLogger } from './fixtures/sim.js'
+
+/** UDP sockets this process holds (node's own accounting of live handles). */
+function udpHandles (): number {
+  return process.getActiveResourcesInfo().filter((r) => r === 'UDPWrap').length
+}
+
+/** The UDP handle count once it is back to `n` (a closed socket's handle goes on a later turn of the loop), within 1 s. */
+async function udpHandlesSettle (n: number): Promise<number> {
+  for (let i = 0; i < 100 && udpHandles() !== n; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+  return udpHandles()
+}
+
+t.test('warmUp exchanges the round trips asked for and closes its endpoints', async (t) => {
+  const before = udpHandles()
+  const r = await warmUp({ roundTrips: 400 })
+  t.equal(r.roundTrips, 400)
+  t.equal(r.stopped, undefined)
+  t.ok(r.ms > 0)
+  t.equal(await udpHandlesSettle(before), before, 'no socket left open')
+  const plain = await warmUp({ roundTrips: 50, protect: false })
+  t.same([plain.roundTrips, plain.stopped], [50, undefined], 'unprotected too')
+})
+
+t.test('warmUp stops at its time limit and still resolves', async (t) => {
+  const before = udpHandles()
+  const r = await warmUp({ roundTrips: MAX_WARMUP_ROUND_TRIPS, timeoutMs: 30 })
+  t.match(r.stopped, /timed out after 30 ms/)
+  t.ok(r.roundTrips < MAX_WARMUP_ROUND_TRIPS, `${r.roundTrips} round trips done`)
+  t.equal(await udpHandlesSettle(before), before, 'no socket left open')
+})
+
+t.test('warmUp refuses bad options', async (t) => {
+  for (const roundTrips of [0, -1, 1.5, MAX_WARMUP_ROUND_TRIPS + 1, NaN]) {
+    await t.rejects(warmUp({ roundTrips }), RangeError, `roundTrips ${roundTrips}`)
+  }
+  await t.rejects(warmUp({ timeoutMs: 0 }), RangeError)
+})
+
+t.test('MeshNode.start({ warmup }) warms up, then joins and carries messages as usual', async (t) => {
+  const keys = [randomBytes(32)]
+  const coordinator = await Coordinator.start({ address: '127.0.0.1', port: 0, keys })
+  t.teardown(() => coordinator.close())
+  const log = memoryLogger('debug')
+  const a = await MeshNode.start({ id: 'a', address: '127.0.0.1', coordinators: [{ host: '127.0.0.1', port: coordinator.port }], keys, warmup: 300, logger: log.logger })
+  t.teardown(() => a.close())
+  const b = await MeshNode.start({ id: 'b', address: '127.0.0.1', coordinators: [{ host: '127.0.0.1', port: coordinator.port }], keys })
+  t.teardown(() => b.close())
+  t.ok(log.lines.some((l) => l.includes('warm-up done') && l.includes('"roundTrips":300')), 'logged at debug with the count')
+  const got = new Promise<string>((resolve) => b.on('message', (m: { from: string, data: Uint8Array }) => resolve(`${m.from}:${Buffer.from(m.data).toString()}`)))
+  for (let i = 0; i < 200 && !a.peers().some((p) => p.id === 'b'); i++) await new Promise((resolve) => setTimeout(resolve, 10))
+  a.send('b', Buffer.from('after warm-up'))
+  t.equal(await got, 'a:after warm-up')
+})
+
+t.test('MeshNode.start refuses a bad warmup before binding anything', async (t) => {
+  for (const warmup of [-1, 2.5, MAX_WARMUP_ROUND_TRIPS + 1]) {
+    await t.rejects(MeshNode.start({ id: 'x', coordinators: [{ host: '127.0.0.1', port: 9 }], insecure: true, warmup }), RangeError, `warmup ${warmup}`)
+  }
+})
