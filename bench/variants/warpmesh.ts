@@ -31,6 +31,14 @@ import type {
 } from '../harness/variant.js'
 import { PROXY_ADDRESS, nodeName, siblingModule } from '../harness/variant.js'
 
+/**
+ * Environment variable (read in each node process) with the start-up
+ * warm-up round trips each node runs (`MeshNode.start({ warmup })`).
+ * `npm run bench` leaves it unset: 0, no warm-up, like every other variant.
+ * `npm run bench:warmup` sets it to compare.
+ */
+export const BENCH_WARMUP_ENV = 'WARPMESH_BENCH_WARMUP'
+
 /** Id of the coordinator service (and the failure target). */
 export const COORDINATOR = 'coordinator'
 
@@ -120,6 +128,7 @@ class WarpmeshBenchNode implements BenchNode {
       port: 0,
       coordinators: [{ host: coord.host, port }],
       keys: [Buffer.from(key, 'hex')],
+      warmup: Number(process.env[BENCH_WARMUP_ENV] ?? 0),
     })
     this.#node = node
     node.on('message', this.#onMessage)
