@@ -17,6 +17,7 @@ import { Cluster } from './harness/cluster.js'
 import { fanOut } from './harness/scenarios.js'
 import { median } from './harness/stats.js'
 import { BENCH_WARMUP_ENV, variant } from './variants/warpmesh.js'
+import { warmUp } from '../lib/warmup.js'
 
 interface Settings { runs: number, rounds: number, roundTrips: number }
 
@@ -52,6 +53,9 @@ async function run (s: Settings, warm: number): Promise<Run> {
 
 async function main (): Promise<void> {
   const s = parseArgs(process.argv.slice(2))
+  // What it costs: the warm-up alone, in this (otherwise idle) process.
+  const cost = await warmUp({ roundTrips: s.roundTrips })
+  process.stdout.write(`warmUp({ roundTrips: ${s.roundTrips} }) here: ${cost.roundTrips} round trips in ${cost.ms.toFixed(0)} ms${cost.stopped === undefined ? '' : ` (stopped: ${cost.stopped})`}\n`)
   const modes = [0, s.roundTrips]
   const results = new Map<number, Run[]>(modes.map((m) => [m, []]))
   const label = (warm: number): string => (warm === 0 ? 'no warm-up' : `warm-up ${warm} round trips`)
