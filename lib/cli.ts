@@ -490,7 +490,8 @@ async function startCliNode(args: ParsedArgs, idPrefix: string, name: string) {
   const logger = createLogger({ level: config.logLevel, name })
   warnInsecure(logger, config.insecure)
   const { MeshNode } = await import('./mesh/node.js')
-  const node = await MeshNode.start(meshNodeOptions(config, logger))
+  // A short-lived tool node: a warm-up (WARPMESH_WARMUP) would only delay it.
+  const node = await MeshNode.start({ ...meshNodeOptions(config, logger), warmup: 0 })
   return { config, logger, node }
 }
 

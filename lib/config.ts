@@ -563,7 +563,7 @@ export const ENV_VARS: readonly EnvVarSpec[] = Object.freeze([
     name: 'WARPMESH_WARMUP',
     expected: expectedInt(WARMUP_RANGE.min, WARMUP_RANGE.max),
     description:
-      'Round trips over a private loopback session before start-up, so the first real messages run optimized code (~0.1 ms each; see README, Warm-up). 0: none.',
+      'Round trips over a private loopback session before the node starts, so its first real messages run optimized code (~0.1 ms each; see README, Warm-up). 0: none. The short-lived CLI tools (send, listen) skip it.',
     node: { default: '0' },
   },
   {

@@ -94,6 +94,7 @@ const BAD: Record<string, { value: string; command: 'listen' | 'coordinator'; sh
   WARPMESH_METRICS: { value: 'localhost', command: 'coordinator' },
   WARPMESH_HEARTBEAT_MS: { value: '5', command: 'coordinator' },
   WARPMESH_LEASE_MISSES: { value: 'many', command: 'coordinator' },
+  WARPMESH_WARMUP: { value: '-5', command: 'listen' },
   WARPMESH_MAX_DATAGRAM: { value: '575', command: 'listen' },
   WARPMESH_LOOPBACK_DATAGRAM: { value: '64k', command: 'coordinator' },
   // Key values are secrets: the message shows their length, never the value.
