@@ -12,11 +12,11 @@
  * @module
  */
 
-import { MAX_WARMUP_ROUND_TRIPS } from './warmup.js'
 import { isIPv4, isIPv6, SocketAddress } from 'node:net'
 import { ConfigError } from './errors.js'
 import { LOG_LEVELS, type LogLevel } from './log.js'
 import { KEY_LIST_FORM, loadKeys } from './security/keys.js'
+import { MAX_WARMUP_ROUND_TRIPS } from './warmup.js'
 
 // ---------------------------------------------------------------- limits
 

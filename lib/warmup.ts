@@ -12,12 +12,13 @@
  * of its own code per message than a TCP relay, pays the most.
  *
  * `warmUp()` opens two private endpoints on 127.0.0.1 (ephemeral ports, a
- * random key, protected unless asked otherwise), sends reliable ordered
- * messages of a few sizes back and forth, and closes them. Nothing it does
- * is visible to the mesh: no coordinator, no other node, and the node's own
- * endpoint is not created yet when {@link MeshNode.start} calls it. It never
- * throws: a warm-up that cannot run (no loopback, a closed firewall) or
- * stalls ends at its time limit and reports how far it got.
+ * random key, protected unless asked otherwise, and the 1200-byte datagrams
+ * of a path between hosts, so that fragmentation runs too), sends reliable
+ * ordered messages of a few sizes back and forth, and closes them. Nothing
+ * it does is visible to the mesh: no coordinator, no other node, and the
+ * node's own endpoint is not created yet when `MeshNode.start` calls it.
+ * Only bad options reject: a warm-up that cannot run (no loopback, a closed
+ * firewall) or stalls ends at its time limit and reports how far it got.
  *
  * @module
  */
@@ -49,10 +50,13 @@ export interface WarmupResult {
 /** Largest `roundTrips`. */
 export const MAX_WARMUP_ROUND_TRIPS = 100_000
 
-/** Message sizes cycled through: the small ones real traffic is mostly made of, and one that needs two datagrams on most paths. */
+/** Message sizes cycled through: the small ones real traffic is mostly made of, and one that takes three 1200-byte datagrams. */
 const SIZES = [64, 64, 200, 64, 1024, 64, 16, 3000] as const
 
 const ORDERED = { channel: 0, delivery: Delivery.RELIABLE_ORDERED } as const
+
+/** Datagram size of the private session: that of a path between hosts (the endpoint's default `maxDatagram`). */
+const DATAGRAM = 1200
 
 /**
  * Exchange `roundTrips` request/response pairs between two private
@@ -72,9 +76,10 @@ export async function warmUp(options: WarmupOptions = {}): Promise<WarmupResult>
   let done = 0
   let stopped: string | undefined
   try {
-    const server = new Endpoint(await bindUdp({ address: '127.0.0.1' }), { ...security, handshakeTimeoutMs: timeoutMs })
+    const endpointOptions = { ...security, handshakeTimeoutMs: timeoutMs, loopbackDatagram: DATAGRAM }
+    const server = new Endpoint(await bindUdp({ address: '127.0.0.1' }), endpointOptions)
     endpoints.push(server)
-    const client = new Endpoint(await bindUdp({ address: '127.0.0.1' }), { ...security, handshakeTimeoutMs: timeoutMs })
+    const client = new Endpoint(await bindUdp({ address: '127.0.0.1' }), endpointOptions)
     endpoints.push(client)
     server.on('message', (data: Uint8Array, s: Session) => { s.send(data, ORDERED) })
     const session = await client.connect('127.0.0.1', server.port)

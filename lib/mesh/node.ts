@@ -23,7 +23,6 @@
  * one). Entries are only removed when no coordinator holds them. All
  * coordinators down: views, table and sessions stay; sending goes on.
  */
-import { MAX_WARMUP_ROUND_TRIPS, warmUp } from '../warmup.js'
 import { EventEmitter } from 'node:events'
 import { Endpoint, formatAddress, type SendOptions, type Session, type SessionStats } from '../endpoint.js'
 import { systemClock, type Clock, type TimerHandle } from '../transport/transport.js'
@@ -37,6 +36,7 @@ import {
   APP_CHANNELS, CONTROL_CHANNEL, copyPeer, decodeControl, encodeControl, MAX_TOPICS, MESH_CHANNELS, MeshKind, meshEndpointOptions,
   metaProblem, samePeer, TOPIC_MAX_LENGTH, type MeshControl, type PeerInfo,
 } from './control.js'
+import { MAX_WARMUP_ROUND_TRIPS, warmUp } from '../warmup.js'
 
 export type { PeerInfo } from './control.js'
 
@@ -1161,7 +1161,7 @@ function checkOptions(o: MeshNodeOptions): void {
   if (o.warmup !== undefined && !(Number.isInteger(o.warmup) && o.warmup >= 0 && o.warmup <= MAX_WARMUP_ROUND_TRIPS)) {
     throw new RangeError(`warmup must be an integer 0..${MAX_WARMUP_ROUND_TRIPS} (round trips), got ${o.warmup}`)
   }
-    if (o.heartbeatMs !== undefined && !(o.heartbeatMs > 0)) throw new RangeError(`heartbeatMs must be a positive number of milliseconds, got ${o.heartbeatMs}`)
+  if (o.heartbeatMs !== undefined && !(o.heartbeatMs > 0)) throw new RangeError(`heartbeatMs must be a positive number of milliseconds, got ${o.heartbeatMs}`)
   if (o.leaseMisses !== undefined && !(Number.isInteger(o.leaseMisses) && o.leaseMisses >= 1)) throw new RangeError(`leaseMisses must be an integer >= 1, got ${o.leaseMisses}`)
   if (o.meta !== undefined) {
     const problem = metaProblem(o.meta)
