@@ -371,14 +371,19 @@ export function computeRatios (results: readonly CombinedResult[]): Ratio[] {
   return out
 }
 
+/** A goal with no floors: every goal but the latency ones, and a latency goal that could not be judged. */
+function plainGoal (id: string, description: string, target: string, measured: string, met: boolean | null, ratio: number | null = null): Goal {
+  return { id, description, target, measured, ratio, floorRatio: null, sealedFloorRatio: null, belowFloor: false, met }
+}
+
 function latencyGoal (results: readonly CombinedResult[], id: string, network: string, metric: 'p50' | 'p99', baselines: readonly string[], factor: number, description: string): Goal {
   const subject = findResult(results, 'ping-pong', network, DD_CASE, SUBJECT)
   const label = baselines.length === 1 ? baselines[0]! : `best of ${baselines.join(', ')}`
   const target = `≤ ${factor} × ${label}`
   const base = baselines.map((b) => findResult(results, 'ping-pong', network, DD_CASE, b)).filter((b): b is Extract<CombinedResult, { scenario: 'ping-pong' }> => b !== undefined && b.ok)
-  if (subject === undefined) return { id, description, target, measured: 'warpmesh did not run', ratio: null, floorRatio: null, sealedFloorRatio: null, belowFloor: false, met: null }
-  if (!subject.ok) return { id, description, target, measured: `warpmesh FAILED: ${subject.failure ?? ''}`, ratio: null, floorRatio: null, sealedFloorRatio: null, belowFloor: false, met: false }
-  if (base.length === 0) return { id, description, target, measured: `${label} did not run or failed`, ratio: null, floorRatio: null, sealedFloorRatio: null, belowFloor: false, met: null }
+  if (subject === undefined) return plainGoal(id, description, target, 'warpmesh did not run', null)
+  if (!subject.ok) return plainGoal(id, description, target, `warpmesh FAILED: ${subject.failure ?? ''}`, false)
+  if (base.length === 0) return plainGoal(id, description, target, `${label} did not run or failed`, null)
   let best = base[0]!
   for (const b of base) if (metricOf(b, metric) < metricOf(best, metric)) best = b
   const s = metricOf(subject, metric)
@@ -413,12 +418,12 @@ export function evaluateGoals (results: readonly CombinedResult[]): Goal[] {
     const target = '≥ 1 × tcp-star'
     const s = findResult(results, 'throughput', 'loopback', TP_CASE, SUBJECT)
     const b = findResult(results, 'throughput', 'loopback', TP_CASE, 'tcp-star')
-    if (s === undefined) goals.push({ id, description, target, measured: 'warpmesh did not run', ratio: null, floorRatio: null, sealedFloorRatio: null, belowFloor: false, met: null })
-    else if (!s.ok) goals.push({ id, description, target, measured: `warpmesh FAILED: ${s.failure ?? ''}`, ratio: null, floorRatio: null, sealedFloorRatio: null, belowFloor: false, met: false })
-    else if (b === undefined || !b.ok) goals.push({ id, description, target, measured: 'tcp-star did not run or failed', ratio: null, floorRatio: null, sealedFloorRatio: null, belowFloor: false, met: null })
+    if (s === undefined) goals.push(plainGoal(id, description, target, 'warpmesh did not run', null))
+    else if (!s.ok) goals.push(plainGoal(id, description, target, `warpmesh FAILED: ${s.failure ?? ''}`, false))
+    else if (b === undefined || !b.ok) goals.push(plainGoal(id, description, target, 'tcp-star did not run or failed', null))
     else {
       const ratio = num(s.messagesPerSecond) / num(b.messagesPerSecond)
-      goals.push({ id, description, target, measured: `${formatRate(num(s.messagesPerSecond))} vs ${formatRate(num(b.messagesPerSecond))} = ${fmtRatio(ratio)}`, ratio, floorRatio: null, sealedFloorRatio: null, belowFloor: false, met: ratio >= 1 })
+      goals.push(plainGoal(id, description, target, `${formatRate(num(s.messagesPerSecond))} vs ${formatRate(num(b.messagesPerSecond))} = ${fmtRatio(ratio)}`, ratio >= 1, ratio))
     }
   }
   {
@@ -426,17 +431,11 @@ export function evaluateGoals (results: readonly CombinedResult[]): Goal[] {
     const description = 'coordinator SIGKILLed mid-stream: downstream↔downstream traffic'
     const target = '0 lost, no interruption'
     const f = results.find((r) => r.scenario === 'failure' && r.variant === SUBJECT && r.network === 'loopback') as Extract<CombinedResult, { scenario: 'failure' }> | undefined
-    if (f === undefined) goals.push({ id, description, target, measured: 'warpmesh did not run', ratio: null, floorRatio: null, sealedFloorRatio: null, belowFloor: false, met: null })
+    if (f === undefined) goals.push(plainGoal(id, description, target, 'warpmesh did not run', null))
     else {
-      goals.push({
-        id, description, target,
-        measured: `lost ${f.lost}/${f.sent} over ${f.repetitions} runs, longest gap ${fmtMs(f.longestGapMs)}, worst delay ${fmtMs(f.worstDelayMs)}${f.outageDetected ? ', outage detected' : ''}${f.ok ? '' : ` (FAILED: ${f.failure ?? ''})`}`,
-        ratio: null,
-        floorRatio: null,
-        sealedFloorRatio: null,
-        belowFloor: false,
-        met: f.ok && f.lost === 0 && !f.outageDetected,
-      })
+      goals.push(plainGoal(id, description, target,
+        `lost ${f.lost}/${f.sent} over ${f.repetitions} runs, longest gap ${fmtMs(f.longestGapMs)}, worst delay ${fmtMs(f.worstDelayMs)}${f.outageDetected ? ', outage detected' : ''}${f.ok ? '' : ` (FAILED: ${f.failure ?? ''})`}`,
+        f.ok && f.lost === 0 && !f.outageDetected))
     }
   }
   return goals

@@ -31,11 +31,11 @@ import { NetnsNetwork, checkNetnsSupport, measureDropRate } from './harness/netn
 import type { NetnsHost } from './harness/netns.js'
 import type { Network } from './harness/network.js'
 import { loopback } from './harness/network.js'
-import { failure, fanOut, formatResult, pingPong, throughput } from './harness/scenarios.js'
+import { failure, fanOut, formatResult, pingPong, pingPongCaseName, throughput } from './harness/scenarios.js'
 import type { ScenarioResult } from './harness/scenarios.js'
 import { Progress } from './harness/stats.js'
 import type { Variant } from './harness/variant.js'
-import { PROXY_ADDRESS, nodeName } from './harness/variant.js'
+import { PROXY_ADDRESS } from './harness/variant.js'
 import { variants as allVariants } from './variants/index.js'
 import {
   SCHEMA, combineRuns, computeRatios, evaluateGoals, renderMarkdown, renderSvg,
@@ -142,7 +142,7 @@ function failedPingPong (variant: Variant, network: Network, caseName: string, s
 }
 
 function pingCase (from: number, to: number, size: number, count: number, warmup: number, gapMs = 0): CaseSpec {
-  const caseName = `${nodeName(from)}↔${nodeName(to)} ${size}B${gapMs > 0 ? `, ${gapMs} ms apart` : ''}`
+  const caseName = pingPongCaseName(from, to, size, gapMs)
   return {
     label: `ping-pong ${caseName}`,
     scenario: 'ping-pong',

@@ -9,11 +9,11 @@
  * a failed start, and by an exit/signal hook if the driver dies.
  */
 
-import { cpuSnapshot } from './cpu.js'
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import type { Task } from './agent.js'
+import { cpuSnapshot } from './cpu.js'
 import type { Host, Network } from './network.js'
 import { loopback } from './network.js'
 import type { ControlReply } from './node-proc.js'

@@ -8,7 +8,7 @@
  * Programmatic use:
  *
  * ```ts
-import { variant as star } from '../variants/tcp-star.js'
+ * import { variant as star } from '../variants/tcp-star.js'
  * const cluster = await Cluster.start(star, { downstreams: 2 })
  * try {
  *   const r = await pingPong(cluster, { from: 1, to: 2, size: 64, count: 10_000 })
@@ -227,6 +227,11 @@ function pair (from: number, to: number, arrow: string, size: number): string {
   return `${nodeName(from)}${arrow}${nodeName(to)} ${size}B`
 }
 
+/** The case name of a {@link pingPong} result: `d1↔d2 64B`, or `d1↔d2 64B, 10 ms apart` with a gap. */
+export function pingPongCaseName (from: number, to: number, size: number, gapMs = 0): string {
+  return `${pair(from, to, '↔', size)}${gapMs > 0 ? `, ${gapMs} ms apart` : ''}`
+}
+
 function checkAddress (cluster: Cluster, address: number, option: string): void {
   if (!Number.isInteger(address) || address < 0 || address > cluster.downstreams) {
     throw new RangeError(`${option} must be a node address from 0 to ${cluster.downstreams}, got ${address}`)
@@ -272,7 +277,7 @@ export async function pingPong (cluster: Cluster, options: PingPongOptions = {})
     scenario: 'ping-pong',
     variant: cluster.variant.name,
     network: cluster.network.name,
-    case: `${pair(from, to, '↔', size)}${gapMs > 0 ? `, ${gapMs} ms apart` : ''}`,
+    case: pingPongCaseName(from, to, size, gapMs),
     ok: problems.length === 0,
     ...(problems.length > 0 ? { failure: problems.join(', ') } : {}),
     repetitions: 1,

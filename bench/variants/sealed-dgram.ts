@@ -42,10 +42,19 @@ export function trafficKey (from: number, to: number): Buffer {
   return createHash('sha256').update(`warpmesh bench sealed-dgram ${from}>${to}`).digest()
 }
 
+/** Protection of the datagrams to and from one peer. */
+interface Peer {
+  readonly protector: PacketProtector
+  /** Packet number of the next datagram sealed for the peer. */
+  next: number
+  /** The associated data `PacketProtector.prepare` feeds ahead. */
+  readonly aadFor: (pn: number, sending: boolean) => Buffer
+}
+
 /** Per-peer packet protection; see the module comment for the datagram. */
 export class SealedCodec implements DatagramCodec {
   readonly #address: number
-  readonly #peers = new Map<number, { protector: PacketProtector, next: number, aadFor: (pn: number, sending: boolean) => Buffer }>()
+  readonly #peers = new Map<number, Peer>()
   /** Datagrams that failed to open (wrong key, tampered, truncated); also counted as malformed. */
   #authFailures = 0
 
@@ -53,7 +62,7 @@ export class SealedCodec implements DatagramCodec {
     this.#address = address
   }
 
-  #peer (peer: number): { protector: PacketProtector, next: number, aadFor: (pn: number, sending: boolean) => Buffer } {
+  #peer (peer: number): Peer {
     let p = this.#peers.get(peer)
     if (p === undefined) {
       const self = this.#address
