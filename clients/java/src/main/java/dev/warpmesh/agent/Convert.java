@@ -1,0 +1,58 @@
+package dev.warpmesh.agent;
+
+import dev.warpmesh.agent.proto.Peer;
+import dev.warpmesh.agent.proto.PeerStats;
+import dev.warpmesh.agent.proto.Stats;
+import java.util.ArrayList;
+import java.util.List;
+
+/** Generated protobuf types to the library's public types. */
+final class Convert {
+  private Convert() {}
+
+  static PeerInfo peer(Peer p) {
+    return new PeerInfo(
+        p.getId(), p.getRole(), p.getAddress(), p.getPort(), p.getMetaMap(), p.getTopicsList());
+  }
+
+  static List<PeerInfo> peers(List<Peer> list) {
+    List<PeerInfo> out = new ArrayList<>(list.size());
+    for (Peer p : list) out.add(peer(p));
+    return List.copyOf(out);
+  }
+
+  static NodeStats stats(Stats s) {
+    List<NodeStats.PeerSession> sessions = new ArrayList<>(s.getPeerStatsCount());
+    for (PeerStats p : s.getPeerStatsList()) {
+      sessions.add(
+          new NodeStats.PeerSession(
+              p.getId(),
+              p.getRttMs(),
+              p.getPacketsSent(),
+              p.getPacketsReceived(),
+              p.getRetransmits(),
+              p.getBytesInFlight()));
+    }
+    return new NodeStats(
+        s.getMessagesSent(),
+        s.getMessagesReceived(),
+        s.getRequestsSent(),
+        s.getRequestsSucceeded(),
+        s.getRequestsFailed(),
+        s.getRequestsTimedOut(),
+        s.getRequestsServed(),
+        s.getUndeliverable(),
+        s.getPeers(),
+        s.getCoordinatorsUp(),
+        sessions);
+  }
+
+  static WarpmeshException error(dev.warpmesh.agent.proto.Error e) {
+    return new WarpmeshException(
+        ErrorCode.fromNumber(e.getCodeValue()), e.getMessage(), e.getFatal(), null);
+  }
+
+  static dev.warpmesh.agent.proto.Delivery delivery(Delivery d) {
+    return dev.warpmesh.agent.proto.Delivery.forNumber(d.number());
+  }
+}
