@@ -29,4 +29,4 @@ java -jar "$junit_jar" \
   --class-path "$tclasses:$here/build/warpmesh-client.jar:$protobuf_jar" \
   --scan-class-path "$tclasses" \
   --reports-dir "$reports" \
-  --disable-banner --details=tree --fail-if-no-tests
+  --disable-banner --disable-ansi-colors --details=tree --fail-if-no-tests
