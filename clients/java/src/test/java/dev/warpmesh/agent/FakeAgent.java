@@ -32,27 +32,27 @@ import java.util.function.Function;
  * answers Hello with Welcome (unless told otherwise), and lets the test read what the client sent and
  * write whatever it wants back, including garbage.
  */
-final class FakeAgent implements AutoCloseable {
-  static final long WAIT_MS = 5_000;
+public final class FakeAgent implements AutoCloseable {
+  public static final long WAIT_MS = 5_000;
 
-  final Path dir;
-  final Path socketPath;
-  final int tcpPort;
+  public final Path dir;
+  public final Path socketPath;
+  public final int tcpPort;
   private final ServerSocketChannel server;
   private final BlockingQueue<Conn> accepted = new LinkedBlockingQueue<>();
   private final List<Conn> all = new java.util.concurrent.CopyOnWriteArrayList<>();
   private final Thread acceptor;
 
   /** Welcome.peers for the next hellos. */
-  volatile List<Peer> welcomePeers = List.of();
+  public volatile List<Peer> welcomePeers = List.of();
   /** Welcome.max_frame (0 = unset). */
-  volatile int maxFrame = 0;
+  public volatile int maxFrame = 0;
   /** Answer Hello with Welcome automatically. */
-  volatile boolean autoWelcome = true;
+  public volatile boolean autoWelcome = true;
   /** Answer Goodbye with Goodbye and close, as the agent does. */
-  volatile boolean answerGoodbye = true;
+  public volatile boolean answerGoodbye = true;
   /** Answers other messages (null = no answer). */
-  volatile Function<ClientMessage, AgentMessage> responder = m -> null;
+  public volatile Function<ClientMessage, AgentMessage> responder = m -> null;
 
   private FakeAgent(boolean tcp) throws IOException {
     if (tcp) {
@@ -73,16 +73,16 @@ final class FakeAgent implements AutoCloseable {
     acceptor.start();
   }
 
-  static FakeAgent unix() throws IOException {
+  public static FakeAgent unix() throws IOException {
     return new FakeAgent(false);
   }
 
-  static FakeAgent tcp() throws IOException {
+  public static FakeAgent tcp() throws IOException {
     return new FakeAgent(true);
   }
 
   /** A client builder pointed at this agent, with a short request timeout. */
-  WarpmeshClient.Builder builder(String id) {
+  public WarpmeshClient.Builder builder(String id) {
     WarpmeshClient.Builder b = WarpmeshClient.builder().id(id);
     return socketPath != null ? b.socketPath(socketPath) : b.tcp("127.0.0.1", tcpPort, "secret");
   }
@@ -102,14 +102,14 @@ final class FakeAgent implements AutoCloseable {
   }
 
   /** The next accepted connection (fails the test after 5 s). */
-  Conn nextConn() throws InterruptedException {
+  public Conn nextConn() throws InterruptedException {
     Conn c = accepted.poll(WAIT_MS, TimeUnit.MILLISECONDS);
     assertNotNull(c, "no connection from the client");
     return c;
   }
 
   /** True when no new connection arrives within {@code ms}. */
-  boolean noConnWithin(long ms) throws InterruptedException {
+  public boolean noConnWithin(long ms) throws InterruptedException {
     return accepted.poll(ms, TimeUnit.MILLISECONDS) == null;
   }
 
@@ -123,7 +123,7 @@ final class FakeAgent implements AutoCloseable {
     }
   }
 
-  static byte[] frame(AgentMessage m) {
+  public static byte[] frame(AgentMessage m) {
     try {
       ByteArrayOutputStream b = new ByteArrayOutputStream();
       m.writeDelimitedTo(b);
@@ -133,7 +133,7 @@ final class FakeAgent implements AutoCloseable {
     }
   }
 
-  static byte[] varint(long n) {
+  public static byte[] varint(long n) {
     try {
       ByteArrayOutputStream b = new ByteArrayOutputStream();
       CodedOutputStream c = CodedOutputStream.newInstance(b);
@@ -146,10 +146,10 @@ final class FakeAgent implements AutoCloseable {
   }
 
   /** One client connection as the agent sees it. */
-  final class Conn {
-    final SocketChannel channel;
-    final BlockingQueue<ClientMessage> inbox = new LinkedBlockingQueue<>();
-    final CountDownLatch eof = new CountDownLatch(1);
+  public final class Conn {
+    public final SocketChannel channel;
+    public final BlockingQueue<ClientMessage> inbox = new LinkedBlockingQueue<>();
+    public final CountDownLatch eof = new CountDownLatch(1);
     private final Thread reader;
 
     Conn(SocketChannel channel) {
@@ -214,24 +214,24 @@ final class FakeAgent implements AutoCloseable {
     }
 
     /** The next message from the client (fails the test after 5 s). */
-    ClientMessage next() throws InterruptedException {
+    public ClientMessage next() throws InterruptedException {
       ClientMessage m = inbox.poll(WAIT_MS, TimeUnit.MILLISECONDS);
       assertNotNull(m, "no message from the client");
       return m;
     }
 
     /** The next message, which must be of {@code kind}. */
-    ClientMessage next(ClientMessage.BodyCase kind) throws InterruptedException {
+    public ClientMessage next(ClientMessage.BodyCase kind) throws InterruptedException {
       ClientMessage m = next();
       assertEquals(kind, m.getBodyCase(), "unexpected message " + m);
       return m;
     }
 
-    synchronized void send(AgentMessage m) {
+    public synchronized void send(AgentMessage m) {
       sendRaw(frame(m));
     }
 
-    synchronized void sendRaw(byte[] bytes) {
+    public synchronized void sendRaw(byte[] bytes) {
       try {
         ByteBuffer b = ByteBuffer.wrap(bytes);
         while (b.hasRemaining()) channel.write(b);
@@ -241,11 +241,11 @@ final class FakeAgent implements AutoCloseable {
     }
 
     /** True when the client closed the connection within 5 s. */
-    boolean awaitEof() throws InterruptedException {
+    public boolean awaitEof() throws InterruptedException {
       return eof.await(WAIT_MS, TimeUnit.MILLISECONDS);
     }
 
-    void close() {
+    public void close() {
       try {
         channel.close();
       } catch (IOException e) {
