@@ -708,8 +708,8 @@ class WarpmeshClientTest {
     FakeAgent.Conn c = connect(agent.builder("n1").reconnect(false).listener(rec));
     CompletableFuture<byte[]> outstanding = client.request("p", utf8("x"), Duration.ofSeconds(30));
     c.next(BodyCase.REQUEST);
-    c.sendRaw(FakeAgent.varint(Limits.MAX_FRAME + 1));
-    c.sendRaw(new byte[100]);
+    byte[] prefix = FakeAgent.varint(Limits.MAX_FRAME + 1);
+    c.sendRaw(java.util.Arrays.copyOf(prefix, prefix.length + 100)); // one write: the client closes after reading it
     String d = rec.next();
     assertTrue(d.startsWith("disconnected protocol error: frame of " + (Limits.MAX_FRAME + 1)), d);
     assertEquals(ErrorCode.CLOSED, codeOf(outstanding));
