@@ -19,11 +19,18 @@ for j in junit-jupiter-api junit-jupiter-params opentest4j apiguardian-api junit
 done
 
 tclasses="$here/build/test-classes"
-rm -rf "$tclasses" "$reports"
-mkdir -p "$tclasses" "$reports"
-find "$here/src/test/java" -name '*.java' > "$here/build/test-sources.txt"
-javac --release 17 -encoding UTF-8 -nowarn \
-  -cp "$here/build/warpmesh-client.jar:$protobuf_jar:$api_cp" -d "$tclasses" @"$here/build/test-sources.txt"
+stamp="$tclasses/.compiled"
+rm -rf "$reports"
+mkdir -p "$reports"
+# Recompile the tests only when a test source, the jar or this script changed.
+if [ ! -f "$stamp" ] || [ -n "$(find "$here/src/test" "$here/build/warpmesh-client.jar" "$here/test.sh" -newer "$stamp" -print -quit)" ]; then
+  rm -rf "$tclasses"
+  mkdir -p "$tclasses"
+  find "$here/src/test/java" -name '*.java' > "$here/build/test-sources.txt"
+  javac --release 17 -encoding UTF-8 -nowarn \
+    -cp "$here/build/warpmesh-client.jar:$protobuf_jar:$api_cp" -d "$tclasses" @"$here/build/test-sources.txt"
+  touch "$stamp"
+fi
 
 java -jar "$junit_jar" \
   --class-path "$tclasses:$here/build/warpmesh-client.jar:$protobuf_jar" \
