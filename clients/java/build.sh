@@ -28,7 +28,7 @@ rm -rf "$build/gen" "$build/classes"
 mkdir -p "$build/gen" "$build/classes"
 protoc --proto_path="$(dirname "$proto")" --java_out="$build/gen" "$proto"
 find "$build/gen" "$here/src/main/java" -name '*.java' > "$build/sources.txt"
-javac --release 17 -encoding UTF-8 -Xlint:all,-serial -Xlint:-options -nowarn \
+javac --release 17 -encoding UTF-8 -Xlint:all,-serial,-options \
   -cp "$protobuf_jar" -d "$build/classes" @"$build/sources.txt"
 rm -f "$jar_out.tmp"
 jar --create --file "$jar_out.tmp" -C "$build/classes" .
