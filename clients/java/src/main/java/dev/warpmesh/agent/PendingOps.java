@@ -5,6 +5,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
@@ -40,8 +41,9 @@ final class PendingOps {
     }
     Entry e = new Entry();
     entries.put(id, e);
-    e.deadline =
-        timer.schedule(
+    try {
+      e.deadline =
+          timer.schedule(
             () ->
                 fail(
                     id,
@@ -49,6 +51,10 @@ final class PendingOps {
                         ErrorCode.TIMEOUT, what + ": no answer from the agent within " + timeoutMs + " ms")),
             timeoutMs,
             TimeUnit.MILLISECONDS);
+    } catch (RejectedExecutionException closed) {
+      take(id);
+      throw new WarpmeshException(ErrorCode.CLOSED, "the client is closed");
+    }
     return e.future;
   }
 

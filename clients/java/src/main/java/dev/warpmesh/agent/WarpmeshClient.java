@@ -39,12 +39,14 @@ import java.util.concurrent.CompletionException;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Function;
 import java.util.regex.Pattern;
 
@@ -110,7 +112,7 @@ public final class WarpmeshClient implements AutoCloseable {
   private final WarpmeshListener listener;
   private final AsyncRequestHandler handler;
 
-  private final Object writeLock = new Object();
+  private final ReentrantLock writeLock = new ReentrantLock();
   private final AtomicLong nextId = new AtomicLong();
   private final ScheduledExecutorService timer;
   private final PendingOps pending;
@@ -238,8 +240,11 @@ public final class WarpmeshClient implements AutoCloseable {
     knownPeers.clear();
     for (PeerInfo p : Convert.peers(c.welcome.getPeersList())) rememberPeer(p);
     fatalReason = null;
-    synchronized (writeLock) {
+    writeLock.lock();
+    try {
       conn = c;
+    } finally {
+      writeLock.unlock();
     }
   }
 
@@ -279,8 +284,11 @@ public final class WarpmeshClient implements AutoCloseable {
 
   private void drop(Conn c, String reason) {
     closeQuietly(c.channel);
-    synchronized (writeLock) {
+    writeLock.lock();
+    try {
       if (conn == c) conn = null;
+    } finally {
+      writeLock.unlock();
     }
     pending.failAll(ErrorCode.CLOSED, "the connection to the agent dropped: " + reason);
     if (!closing) {
@@ -302,6 +310,8 @@ public final class WarpmeshClient implements AutoCloseable {
         return handshake();
       } catch (IOException | WarpmeshException e) {
         LOG.log(System.Logger.Level.DEBUG, "warpmesh client {0}: reconnect failed: {1}", id, e.getMessage());
+      } catch (RejectedExecutionException e) {
+        return null; // close() stopped the timer
       }
       delay = Math.min(delay * 2, Limits.RECONNECT_MAX_MS);
     }
@@ -393,26 +403,27 @@ public final class WarpmeshClient implements AutoCloseable {
 
   private void handleIncoming(IncomingRequest r) {
     long rid = r.getId();
+    Conn from = conn;
     AsyncRequestHandler h = handler;
     if (h == null) {
-      sendReply(rid, null, "no request handler on " + id);
+      sendReply(from, rid, null, "no request handler on " + id);
       return;
     }
     CompletionStage<byte[]> stage;
     try {
       stage = h.handle(r.getFrom(), r.getData().toByteArray());
     } catch (Throwable t) {
-      sendReply(rid, null, errorText(t));
+      sendReply(from, rid, null, errorText(t));
       return;
     }
     if (stage == null) {
-      sendReply(rid, new byte[0], null);
+      sendReply(from, rid, new byte[0], null);
       return;
     }
     stage.whenComplete(
         (data, t) -> {
-          if (t != null) sendReply(rid, null, errorText(t));
-          else sendReply(rid, data, null);
+          if (t != null) sendReply(from, rid, null, errorText(t));
+          else sendReply(from, rid, data, null);
         });
   }
 
@@ -423,7 +434,8 @@ public final class WarpmeshClient implements AutoCloseable {
     return text.length() > Limits.MAX_REPLY_ERROR_CHARS ? text.substring(0, Limits.MAX_REPLY_ERROR_CHARS) : text;
   }
 
-  private void sendReply(long rid, byte[] data, String error) {
+  private void sendReply(Conn from, long rid, byte[] data, String error) {
+    if (conn != from) return; // the request died with its connection
     Reply.Builder rb = Reply.newBuilder().setId(rid);
     if (error != null) rb.setError(error);
     else if (data != null) rb.setData(ByteString.copyFrom(data));
@@ -431,7 +443,7 @@ public final class WarpmeshClient implements AutoCloseable {
       write(ClientMessage.newBuilder().setReply(rb).build(), true);
     } catch (WarpmeshException e) {
       if (e.code() == ErrorCode.TOO_LARGE) {
-        sendReply(rid, null, "reply too large: " + e.detail());
+        sendReply(from, rid, null, "reply too large: " + e.detail());
       } else {
         LOG.log(System.Logger.Level.DEBUG, "warpmesh client {0}: reply {1} not sent: {2}", id, rid, e.getMessage());
       }
@@ -450,7 +462,8 @@ public final class WarpmeshClient implements AutoCloseable {
 
   /** Writes one frame; throws CLOSED when not connected, TOO_LARGE above the agent's maximum. */
   private void write(ClientMessage m, boolean flush) {
-    synchronized (writeLock) {
+    writeLock.lock();
+    try {
       Conn c = conn;
       if (c == null) throw notConnected();
       if (m.getSerializedSize() > c.maxFrame) {
@@ -465,6 +478,8 @@ public final class WarpmeshClient implements AutoCloseable {
         closeQuietly(c.channel); // the reader thread notices and runs the disconnect
         throw new WarpmeshException(ErrorCode.CLOSED, "the connection to the agent dropped: " + e, e);
       }
+    } finally {
+      writeLock.unlock();
     }
   }
 
@@ -565,7 +580,8 @@ public final class WarpmeshClient implements AutoCloseable {
 
   /** Writes out frames left in the buffer by {@link #sendBuffered}. */
   public void flush() {
-    synchronized (writeLock) {
+    writeLock.lock();
+    try {
       Conn c = conn;
       if (c == null) throw notConnected();
       try {
@@ -574,6 +590,8 @@ public final class WarpmeshClient implements AutoCloseable {
         closeQuietly(c.channel);
         throw new WarpmeshException(ErrorCode.CLOSED, "the connection to the agent dropped: " + e, e);
       }
+    } finally {
+      writeLock.unlock();
     }
   }
 
@@ -806,17 +824,7 @@ public final class WarpmeshClient implements AutoCloseable {
   public void close() {
     if (closing) return;
     closing = true;
-    synchronized (writeLock) {
-      Conn c = conn;
-      if (c != null) {
-        try {
-          c.writer.write(ClientMessage.newBuilder().setGoodbye(Goodbye.newBuilder().setReason("client closed")).build());
-          c.writer.flush();
-        } catch (IOException e) {
-          closeQuietly(c.channel);
-        }
-      }
-    }
+    sendGoodbye();
     Thread t = reader;
     if (t != null && t != Thread.currentThread()) {
       try {
@@ -837,11 +845,41 @@ public final class WarpmeshClient implements AutoCloseable {
         Thread.currentThread().interrupt();
       }
     }
-    synchronized (writeLock) {
+    writeLock.lock();
+    try {
       conn = null;
+    } finally {
+      writeLock.unlock();
     }
     pending.failAll(ErrorCode.CLOSED, "the client is closed");
     timer.shutdownNow();
+  }
+
+  /**
+   * Writes Goodbye unless a writer blocked by a full socket holds the lock for longer than the close
+   * wait (then the connection is closed without it, which also unblocks that writer).
+   */
+  private void sendGoodbye() {
+    boolean locked = false;
+    try {
+      locked = writeLock.tryLock(Limits.CLOSE_WAIT_MS, TimeUnit.MILLISECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    Conn c = conn;
+    if (!locked) {
+      if (c != null) closeQuietly(c.channel);
+      return;
+    }
+    try {
+      if (c == null) return;
+      c.writer.write(ClientMessage.newBuilder().setGoodbye(Goodbye.newBuilder().setReason("client closed")).build());
+      c.writer.flush();
+    } catch (IOException e) {
+      closeQuietly(c.channel);
+    } finally {
+      writeLock.unlock();
+    }
   }
 
   private static void closeQuietly(SocketChannel ch) {

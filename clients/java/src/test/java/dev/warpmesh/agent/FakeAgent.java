@@ -150,6 +150,8 @@ public final class FakeAgent implements AutoCloseable {
     public final SocketChannel channel;
     public final BlockingQueue<ClientMessage> inbox = new LinkedBlockingQueue<>();
     public final CountDownLatch eof = new CountDownLatch(1);
+    /** While true, the agent reads nothing more from this connection (its socket buffer fills). */
+    public volatile boolean paused;
     private final Thread reader;
 
     Conn(SocketChannel channel) {
@@ -180,7 +182,10 @@ public final class FakeAgent implements AutoCloseable {
       try {
         ClientMessage m;
         boolean first = true;
-        while ((m = ClientMessage.parseDelimitedFrom(in)) != null) {
+        while (true) {
+          while (paused) Thread.sleep(5);
+          m = ClientMessage.parseDelimitedFrom(in);
+          if (m == null) break;
           inbox.add(m);
           if (first && m.hasHello() && autoWelcome) {
             send(welcome(m.getHello().getId()));
@@ -193,7 +198,7 @@ public final class FakeAgent implements AutoCloseable {
           }
           first = false;
         }
-      } catch (IOException e) {
+      } catch (IOException | InterruptedException e) {
         // dropped
       } finally {
         eof.countDown();

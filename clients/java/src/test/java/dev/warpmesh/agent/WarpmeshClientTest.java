@@ -42,7 +42,7 @@ import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
-@Timeout(20)
+@Timeout(value = 20, threadMode = Timeout.ThreadMode.SEPARATE_THREAD)
 class WarpmeshClientTest {
   private FakeAgent agent;
   private WarpmeshClient client;
@@ -766,6 +766,30 @@ class WarpmeshClientTest {
     assertEquals(ErrorCode.CLOSED, e.code());
     assertTrue(e.detail().contains("closed"));
     client.close(); // idempotent
+  }
+
+  @Test
+  void aWriterIsSlowedByTheSocketAndCloseStillReturns() throws Exception {
+    FakeAgent.Conn c = connect(agent.builder("n1"));
+    c.paused = true;
+    // 600 MB cannot fit in the socket buffers: the writer blocks until the agent reads or we close.
+    CompletableFuture<Throwable> writer =
+        CompletableFuture.supplyAsync(
+            () -> {
+              try {
+                for (int i = 0; i < 10_000; i++) client.send("p", new byte[60_000]);
+                return null;
+              } catch (Throwable t) {
+                return t;
+              }
+            });
+    Thread.sleep(200);
+    assertFalse(writer.isDone(), "the writer is held back while the agent does not read");
+    client.close();
+    Throwable t = writer.get(10, TimeUnit.SECONDS);
+    assertTrue(t instanceof WarpmeshException, "writer failed with " + t);
+    assertEquals(ErrorCode.CLOSED, ((WarpmeshException) t).code());
+    assertFalse(client.isConnected());
   }
 
   @Test

@@ -55,6 +55,7 @@ public final class BenchClient {
   static final int EXIT_FLOOD_TIMEOUT = 4;
   private static final long DEFAULT_TIMEOUT_MS = 10_000;
   private static final long REPL_DRAIN_MS = 10_000;
+  private static final long MAX_ERRORS_SHOWN = 10;
   private static final byte[] EMPTY = new byte[0];
   private static final byte[] RE = "re:".getBytes(StandardCharsets.UTF_8);
 
@@ -521,6 +522,7 @@ public final class BenchClient {
   /** Counts messages, tracks the awaited peer, and prints events in repl mode. */
   static final class Events implements WarpmeshListener {
     final AtomicLong received = new AtomicLong();
+    private final AtomicLong errors = new AtomicLong();
     private final Out out;
     private final boolean print;
     private final Object peerSeen = new Object();
@@ -613,7 +615,9 @@ public final class BenchClient {
 
     @Override
     public void onError(WarpmeshException e) {
-      System.err.println("bench-client: agent error: " + e.getMessage());
+      long n = errors.incrementAndGet();
+      if (n <= MAX_ERRORS_SHOWN) System.err.println("bench-client: agent error: " + e.getMessage());
+      else if (n == MAX_ERRORS_SHOWN + 1) System.err.println("bench-client: further agent errors not shown");
     }
   }
 }
