@@ -40,9 +40,9 @@ import java.util.concurrent.CompletionStage;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.RejectedExecutionException;
-import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
@@ -138,13 +138,16 @@ public final class WarpmeshClient implements AutoCloseable {
     this.handler = b.handler;
     this.meta = Map.copyOf(b.meta);
     this.topics.addAll(b.topics);
-    this.timer =
-        Executors.newSingleThreadScheduledExecutor(
+    ScheduledThreadPoolExecutor t =
+        new ScheduledThreadPoolExecutor(
+            1,
             r -> {
-              Thread t = new Thread(r, "warpmesh-timer-" + b.id);
-              t.setDaemon(true);
-              return t;
+              Thread th = new Thread(r, "warpmesh-timer-" + b.id);
+              th.setDaemon(true);
+              return th;
             });
+    t.setRemoveOnCancelPolicy(true); // answered operations leave the timer queue at once
+    this.timer = t;
     this.pending = new PendingOps(b.maxPending, timer);
   }
 
