@@ -301,7 +301,7 @@ public final class WarpmeshClient implements AutoCloseable {
   }
 
   private Conn reconnectLoop() {
-    long delay = Limits.RECONNECT_FIRST_MS;
+    long delay = Backoff.first();
     while (!closing) {
       try {
         Thread.sleep(delay);
@@ -316,7 +316,7 @@ public final class WarpmeshClient implements AutoCloseable {
       } catch (RejectedExecutionException e) {
         return null; // close() stopped the timer
       }
-      delay = Math.min(delay * 2, Limits.RECONNECT_MAX_MS);
+      delay = Backoff.next(delay);
     }
     return null;
   }

@@ -681,6 +681,44 @@ class WarpmeshClientTest {
   }
 
   @Test
+  void reconnectBackoffDoublesFrom100MsTo2s() {
+    long d = Backoff.first();
+    StringBuilder seq = new StringBuilder().append(d);
+    for (int i = 0; i < 6; i++) seq.append(',').append(d = Backoff.next(d));
+    assertEquals("100,200,400,800,1600,2000,2000", seq.toString());
+  }
+
+  @Test
+  void manyFramesAcrossBufferBoundariesArriveInOrder() throws Exception {
+    BlockingQueue<MeshMessage> got = new LinkedBlockingQueue<>();
+    FakeAgent.Conn c =
+        connect(
+            agent.builder("n1").listener(
+                new WarpmeshListener() {
+                  @Override
+                  public void onMessage(MeshMessage m) {
+                    got.add(m);
+                  }
+                }));
+    java.io.ByteArrayOutputStream burst = new java.io.ByteArrayOutputStream();
+    int n = 5000;
+    for (int i = 0; i < n; i++) {
+      byte[] data = new byte[i % 301];
+      java.util.Arrays.fill(data, (byte) i);
+      burst.write(FakeAgent.frame(AgentMessage.newBuilder().setMessage(Message.newBuilder().setFrom("p" + i).setData(ByteString.copyFrom(data))).build()));
+    }
+    assertTrue(burst.size() > 4 * Limits.IO_BUFFER, "the burst spans several reader buffers");
+    c.sendRaw(burst.toByteArray());
+    for (int i = 0; i < n; i++) {
+      MeshMessage m = got.poll(5, TimeUnit.SECONDS);
+      assertNotNull(m, "message " + i);
+      assertEquals("p" + i, m.from());
+      assertEquals(i % 301, m.data().length);
+      if (m.data().length > 0) assertEquals((byte) i, m.data()[m.data().length - 1]);
+    }
+  }
+
+  @Test
   void noReconnectWhenDisabled() throws Exception {
     Recorder rec = new Recorder();
     FakeAgent.Conn c = connect(agent.builder("n1").reconnect(false).listener(rec));
