@@ -1,0 +1,1148 @@
+<?php
+
+declare(strict_types=1);
+
+namespace Warpmesh\Agent;
+
+use Warpmesh\Agent\Proto\AgentMessage;
+use Warpmesh\Agent\Proto\Broadcast;
+use Warpmesh\Agent\Proto\ClientMessage;
+use Warpmesh\Agent\Proto\Delivery;
+use Warpmesh\Agent\Proto\ErrorCode;
+use Warpmesh\Agent\Proto\GetPeers;
+use Warpmesh\Agent\Proto\GetStats;
+use Warpmesh\Agent\Proto\Goodbye;
+use Warpmesh\Agent\Proto\Hello;
+use Warpmesh\Agent\Proto\PeerEvent\Kind;
+use Warpmesh\Agent\Proto\Publish;
+use Warpmesh\Agent\Proto\SetMeta;
+use Warpmesh\Agent\Proto\Subscribe;
+use Warpmesh\Agent\Proto\Unsubscribe;
+
+/**
+ * A connection to the local warpmesh agent: one mesh node.
+ *
+ * Non-blocking: the socket never blocks; poll() reads what is ready, dispatches
+ * callbacks, writes pending output as far as the socket takes and returns at
+ * once (call it every tick). Blocking helpers for scripts: connectAndWait(),
+ * await(), requestSync(), waitFor().
+ *
+ * Operations need a welcomed connection (isReady()). While not ready, send()
+ * returns false and operations with an answer fail at once with CLOSED, except
+ * setMeta/subscribe/unsubscribe, which update the state the next Hello announces
+ * and succeed at once. When the connection drops, outstanding operations fail
+ * with CLOSED and the client reconnects from poll() (100 ms doubling to 2 s),
+ * announcing its id, role, current meta and topics again.
+ */
+final class Client
+{
+    private const DISCONNECTED = 0;   // no socket; a reconnect may be scheduled
+    private const CONNECTING = 1;     // Hello sent, waiting for Welcome
+    private const READY = 2;          // welcomed
+    private const CLOSED = 3;         // close() called, or dropped without reconnect
+
+    /** Protocol version spoken (Hello.protocol_version). */
+    public const PROTOCOL_VERSION = 1;
+    /** Output waiting beyond this is written at once by the operation that queued it. */
+    private const FLUSH_THRESHOLD = 65536;
+    /** Largest chunk handed to one fwrite(). */
+    private const WRITE_CHUNK = 262144;
+    /** Largest read() of the socket. */
+    private const READ_CHUNK = 262144;
+
+    private ClientOptions $opts;
+    /** @var \Closure():float */
+    private \Closure $clock;
+    /** @var resource|null */
+    private $sock = null;
+    private int $state = self::DISCONNECTED;
+    private bool $everWelcomed = false;
+    private bool $polling = false;
+
+    private string $in = '';
+    private int $inPos = 0;
+    private string $out = '';
+    private int $outPos = 0;
+    private int $maxFrame;
+
+    private int $nextId = 1;
+    /** @var array<int, array{0:Pending,1:float}> id => [handle, deadline ms] */
+    private array $pending = [];
+    private float $nextDeadline = INF;
+
+    private int $backoffMs;
+    private float $reconnectAt = 0.0;
+    private ?WarpmeshException $lastError = null;
+
+    /** @var array<string,string> */
+    private array $meta;
+    /** @var array<string,true> */
+    private array $topics = [];
+    /** @var array<string,Peer> */
+    private array $peers = [];
+    private ?Proto\Welcome $welcome = null;
+
+    /** @var array<string,int> */
+    private array $counters = [
+        'framesIn' => 0, 'framesOut' => 0, 'messagesReceived' => 0, 'requestsReceived' => 0,
+        'badFrames' => 0, 'strayAnswers' => 0, 'connectAttempts' => 0, 'disconnects' => 0, 'reconnects' => 0, 'sendRefused' => 0,
+    ];
+
+    private ?\Closure $onMessage = null;
+    private ?\Closure $onRequest = null;
+    private ?\Closure $onPeerUp = null;
+    private ?\Closure $onPeerDown = null;
+    private ?\Closure $onPeerUpdated = null;
+    private ?\Closure $onCoordinator = null;
+    private ?\Closure $onUndelivered = null;
+    private ?\Closure $onError = null;
+    private ?\Closure $onConnected = null;
+    private ?\Closure $onDisconnected = null;
+    private ?\Closure $onReconnected = null;
+
+    /**
+     * @param ClientOptions|array<string,mixed> $options see ClientOptions
+     */
+    public function __construct(ClientOptions|array $options)
+    {
+        $this->opts = $options instanceof ClientOptions ? $options : ClientOptions::fromArray($options);
+        $this->clock = $this->opts->clock ?? static fn (): float => hrtime(true) / 1e6;
+        $this->maxFrame = $this->opts->maxFrame;
+        $this->backoffMs = $this->opts->reconnectMinMs;
+        $this->meta = $this->opts->meta;
+        foreach ($this->opts->topics as $t) {
+            $this->topics[$t] = true;
+        }
+    }
+
+    // ------------------------------------------------------------ callbacks
+
+    /** fn(Message $m): a message from a peer (send, broadcast, publication). */
+    public function onMessage(?callable $cb): self
+    {
+        $this->onMessage = $cb === null ? null : \Closure::fromCallable($cb);
+        return $this;
+    }
+
+    /**
+     * fn(IncomingRequest $r): ?string — a peer's request. Return the reply bytes; throw to fail
+     * it (the caller gets REMOTE_ERROR with the exception's message); return null to answer later
+     * with reply()/replyError(). Without a handler, requests fail with "no request handler".
+     */
+    public function onRequest(?callable $cb): self
+    {
+        $this->onRequest = $cb === null ? null : \Closure::fromCallable($cb);
+        return $this;
+    }
+
+    /** fn(Peer $p): a peer joined. */
+    public function onPeerUp(?callable $cb): self
+    {
+        $this->onPeerUp = $cb === null ? null : \Closure::fromCallable($cb);
+        return $this;
+    }
+
+    /** fn(Peer $p, string $reason): a peer left ("left", "expired", "timeout", ...). */
+    public function onPeerDown(?callable $cb): self
+    {
+        $this->onPeerDown = $cb === null ? null : \Closure::fromCallable($cb);
+        return $this;
+    }
+
+    /** fn(Peer $p): a peer's meta or topics changed. */
+    public function onPeerUpdated(?callable $cb): self
+    {
+        $this->onPeerUpdated = $cb === null ? null : \Closure::fromCallable($cb);
+        return $this;
+    }
+
+    /** fn(bool $up, string $address): a coordinator came up or went down. */
+    public function onCoordinator(?callable $cb): self
+    {
+        $this->onCoordinator = $cb === null ? null : \Closure::fromCallable($cb);
+        return $this;
+    }
+
+    /** fn(string $peer, int $count, string $reason): queued reliable messages to $peer were dropped. */
+    public function onUndelivered(?callable $cb): self
+    {
+        $this->onUndelivered = $cb === null ? null : \Closure::fromCallable($cb);
+        return $this;
+    }
+
+    /** fn(WarpmeshException $e): an agent error not tied to an outstanding operation (id 0, or fatal). */
+    public function onError(?callable $cb): self
+    {
+        $this->onError = $cb === null ? null : \Closure::fromCallable($cb);
+        return $this;
+    }
+
+    /** fn(Proto\Welcome $w): the agent welcomed this node (first connection and every reconnection). */
+    public function onConnected(?callable $cb): self
+    {
+        $this->onConnected = $cb === null ? null : \Closure::fromCallable($cb);
+        return $this;
+    }
+
+    /** fn(WarpmeshException $why): the welcomed connection dropped; outstanding operations have failed with CLOSED. */
+    public function onDisconnected(?callable $cb): self
+    {
+        $this->onDisconnected = $cb === null ? null : \Closure::fromCallable($cb);
+        return $this;
+    }
+
+    /** fn(): welcomed again after a drop. */
+    public function onReconnected(?callable $cb): self
+    {
+        $this->onReconnected = $cb === null ? null : \Closure::fromCallable($cb);
+        return $this;
+    }
+
+    // ------------------------------------------------------------ connection
+
+    /**
+     * Opens the connection and sends Hello; returns without waiting for Welcome
+     * (poll() until isReady(), or use connectAndWait()). If the agent cannot be
+     * reached and reconnect is on, attempts continue from poll().
+     *
+     * @throws WarpmeshException CLOSED when the socket cannot be opened and reconnect is off
+     */
+    public function connect(): void
+    {
+        if ($this->state === self::CLOSED) {
+            throw new WarpmeshException(ErrorCode::CLOSED, 'the client is closed');
+        }
+        if ($this->state !== self::DISCONNECTED) {
+            return;
+        }
+        if (!$this->attempt() && !$this->opts->reconnect) {
+            $this->state = self::CLOSED;
+            throw $this->lastError;
+        }
+    }
+
+    /**
+     * Connects and blocks until the agent's Welcome.
+     *
+     * @param float $timeoutSeconds how long to wait at most
+     * @throws WarpmeshException the agent's fatal error (UNAUTHORIZED, DUPLICATE_NODE, START_FAILED...),
+     *   CLOSED when the socket cannot be opened, TIMEOUT when no Welcome came in time
+     */
+    public function connectAndWait(float $timeoutSeconds = 10.0): Proto\Welcome
+    {
+        if ($this->state === self::READY) {
+            return $this->welcome;
+        }
+        if ($this->state === self::DISCONNECTED && !$this->attempt()) {
+            throw $this->lastError;
+        }
+        $this->lastError = null;
+        $failed = false;
+        $ok = $this->waitFor(function () use (&$failed): bool {
+            if ($this->state !== self::CONNECTING && $this->state !== self::READY) {
+                $failed = true;
+            }
+            return $failed || $this->state === self::READY;
+        }, $timeoutSeconds);
+        if ($failed || !$ok) {
+            $e = $this->lastError ?? new WarpmeshException(ErrorCode::TIMEOUT, "no Welcome from the agent within {$timeoutSeconds} s");
+            if ($this->state !== self::READY && !$this->opts->reconnect) {
+                $this->state = self::CLOSED;
+            }
+            throw $e;
+        }
+        return $this->welcome;
+    }
+
+    /** True when welcomed: operations go to the agent. */
+    public function isReady(): bool
+    {
+        return $this->state === self::READY;
+    }
+
+    /** True after close(), or after a drop with reconnect off. */
+    public function isClosed(): bool
+    {
+        return $this->state === self::CLOSED;
+    }
+
+    /** The last Welcome (null before the first). */
+    public function welcome(): ?Proto\Welcome
+    {
+        return $this->welcome;
+    }
+
+    /** The most recent connection failure (connect error, fatal agent error, drop), or null. */
+    public function lastError(): ?WarpmeshException
+    {
+        return $this->lastError;
+    }
+
+    /**
+     * The socket, for callers running their own stream_select() (null while disconnected).
+     * Select it for reading; for writing too when wantsWrite().
+     *
+     * @return resource|null
+     */
+    public function stream()
+    {
+        return $this->sock;
+    }
+
+    /** True when output is waiting for the socket to accept it. */
+    public function wantsWrite(): bool
+    {
+        return $this->outPos < strlen($this->out);
+    }
+
+    /** Bytes of output not yet accepted by the socket. */
+    public function bufferedBytes(): int
+    {
+        return strlen($this->out) - $this->outPos;
+    }
+
+    /**
+     * Counters: framesIn, framesOut, messagesReceived, requestsReceived, badFrames (undecodable
+     * frames dropped), strayAnswers (answers to unknown ids), connectAttempts, disconnects, reconnects, sendRefused.
+     *
+     * @return array<string,int>
+     */
+    public function counters(): array
+    {
+        return $this->counters;
+    }
+
+    /**
+     * Leaves the mesh: sends Goodbye, waits up to $waitSeconds for the agent's Goodbye (or the
+     * connection's end), closes the socket. Outstanding operations fail with CLOSED. Idempotent.
+     */
+    public function close(string $reason = '', float $waitSeconds = 1.0): void
+    {
+        if ($this->state === self::CLOSED) {
+            return;
+        }
+        $wasLive = $this->sock !== null && ($this->state === self::READY || $this->state === self::CONNECTING);
+        if ($wasLive) {
+            $cm = new ClientMessage();
+            $cm->setGoodbye((new Goodbye())->setReason($reason));
+            $this->out .= Codec::messageFrame($cm);
+            $this->counters['framesOut']++;
+            $deadline = self::realMs() + $waitSeconds * 1000;
+            $this->state = self::CLOSED;
+            // Write everything, then read (and discard) until the agent, having answered
+            // Goodbye, closes the connection.
+            while ($this->sock !== null && self::realMs() < $deadline) {
+                if ($this->wantsWrite()) {
+                    if (!$this->flush()) {
+                        break;
+                    }
+                } else {
+                    $chunk = @fread($this->sock, self::READ_CHUNK);
+                    if (($chunk === false || $chunk === '') && feof($this->sock)) {
+                        break;
+                    }
+                    if ($chunk !== false && $chunk !== '') {
+                        continue;
+                    }
+                }
+                $r = [$this->sock];
+                $w = $this->wantsWrite() ? [$this->sock] : [];
+                $e = null;
+                $left = max(0.0, $deadline - self::realMs());
+                if (@stream_select($r, $w, $e, 0, (int) min(100_000, $left * 1000)) === false) {
+                    break;
+                }
+            }
+        }
+        $this->state = self::CLOSED;
+        $this->closeSocket();
+        $this->failAll(new WarpmeshException(ErrorCode::CLOSED, 'client closed'));
+    }
+
+    // ------------------------------------------------------------ the tick
+
+    /**
+     * Does everything that is ready and returns at once: a due reconnect attempt, reading and
+     * dispatching frames (at most maxReadPerPoll bytes), writing pending output, local timeouts.
+     * Callbacks run from here. Calls from inside a callback return 0 at once.
+     *
+     * @return int frames handled
+     */
+    public function poll(): int
+    {
+        if ($this->polling) {
+            return 0;
+        }
+        $this->polling = true;
+        try {
+            $now = ($this->clock)();
+            if ($this->state === self::DISCONNECTED && $this->opts->reconnect && $this->reconnectAt > 0 && $now >= $this->reconnectAt) {
+                $this->attempt();
+            }
+            $handled = 0;
+            if ($this->sock !== null) {
+                $handled = $this->readAndDispatch();
+            }
+            if ($this->sock !== null && $this->outPos < strlen($this->out)) {
+                $this->flush();
+            }
+            if ($this->pending !== [] && ($this->clock)() >= $this->nextDeadline) {
+                $this->checkTimeouts(($this->clock)());
+            }
+            return $handled;
+        } finally {
+            $this->polling = false;
+        }
+    }
+
+    /**
+     * Blocks, polling, until $condition() returns true or $timeoutSeconds pass. Sleeps in
+     * stream_select() on the socket between polls, never longer than the next deadline.
+     *
+     * @param callable():bool $condition
+     * @return bool whether the condition became true
+     */
+    public function waitFor(callable $condition, float $timeoutSeconds): bool
+    {
+        $deadline = self::realMs() + $timeoutSeconds * 1000;
+        while (true) {
+            $this->poll();
+            if ($condition()) {
+                return true;
+            }
+            $real = self::realMs();
+            if ($real >= $deadline || $this->state === self::CLOSED) {
+                return (bool) $condition();
+            }
+            // Sleep until data, the caller's deadline, or the client's next timer (protocol clock).
+            $now = ($this->clock)();
+            $timer = $this->nextDeadline;
+            if ($this->state === self::DISCONNECTED && $this->reconnectAt > 0) {
+                $timer = min($timer, $this->reconnectAt);
+            }
+            $waitMs = max(0.0, min($deadline - $real, $timer - $now, 50.0));
+            if ($this->sock !== null) {
+                $r = [$this->sock];
+                $w = $this->wantsWrite() ? [$this->sock] : [];
+                $e = null;
+                @stream_select($r, $w, $e, 0, (int) ($waitMs * 1000));
+            } else {
+                usleep((int) ($waitMs * 1000));
+            }
+        }
+    }
+
+    /**
+     * Blocks until a Pending settles and returns its value.
+     *
+     * @throws WarpmeshException its failure, or TIMEOUT after $timeoutSeconds
+     */
+    public function await(Pending $p, float $timeoutSeconds = 30.0): mixed
+    {
+        if (!$this->waitFor(static fn (): bool => $p->isDone(), $timeoutSeconds)) {
+            throw new WarpmeshException(ErrorCode::TIMEOUT, "operation {$p->id} not settled within {$timeoutSeconds} s");
+        }
+        return $p->value();
+    }
+
+    // ------------------------------------------------------------ operations
+
+    /**
+     * One-way message to a peer (id 0: no answer; a failure arrives as onError with id 0).
+     * The Send frame is encoded by hand (no protobuf runtime on this path).
+     *
+     * @param int $channel application channel 0..15
+     * @param int $delivery a Proto\Delivery value (default: reliable ordered)
+     * @return bool false when not ready or the output buffer is over maxOutputBuffer (poll() and retry)
+     * @throws WarpmeshException TOO_LARGE when the frame exceeds the agent's maximum
+     * @throws \InvalidArgumentException for a channel or delivery out of range
+     */
+    public function send(string $to, string $data, int $channel = 0, int $delivery = Delivery::DELIVERY_DEFAULT): bool
+    {
+        if ($channel < 0 || $channel > 15 || $delivery < 0 || $delivery > 4) {
+            throw new \InvalidArgumentException("send: channel must be 0..15 and delivery 0..4, got $channel and $delivery");
+        }
+        if ($this->state !== self::READY) {
+            $this->counters['sendRefused']++;
+            return false;
+        }
+        return $this->queue(Codec::sendFrame(0, $to, $data, $channel, $delivery));
+    }
+
+    /**
+     * Like send(), with an answer: resolves with 1 once the agent accepted the message, or fails
+     * (UNKNOWN_PEER, INVALID_ARGUMENT, CLOSED, OVERLOADED...).
+     */
+    public function sendConfirmed(string $to, string $data, int $channel = 0, int $delivery = Delivery::DELIVERY_DEFAULT): Pending
+    {
+        if ($channel < 0 || $channel > 15 || $delivery < 0 || $delivery > 4) {
+            throw new \InvalidArgumentException("sendConfirmed: channel must be 0..15 and delivery 0..4, got $channel and $delivery");
+        }
+        return $this->operation(fn (int $id): string => Codec::sendFrame($id, $to, $data, $channel, $delivery), $this->opts->requestTimeoutMs);
+    }
+
+    /**
+     * Request/response: resolves with the reply bytes, or fails with TIMEOUT, UNKNOWN_PEER,
+     * PEER_DOWN, OVERLOADED, REMOTE_ERROR (message = the peer's error text), CLOSED...
+     *
+     * @param ?int $timeoutMs the request's timeout (default: option requestTimeoutMs)
+     */
+    public function request(string $to, string $data, ?int $timeoutMs = null): Pending
+    {
+        $t = $timeoutMs ?? $this->opts->requestTimeoutMs;
+        if ($t < 1 || $t > 0xffffffff) {
+            throw new \InvalidArgumentException("request: timeoutMs must be 1..4294967295, got $t");
+        }
+        return $this->operation(fn (int $id): string => Codec::requestFrame($id, $to, $data, $t), $t);
+    }
+
+    /**
+     * Blocking request for scripts.
+     *
+     * @throws WarpmeshException as request() fails
+     */
+    public function requestSync(string $to, string $data, ?int $timeoutMs = null): string
+    {
+        $t = $timeoutMs ?? $this->opts->requestTimeoutMs;
+        return $this->await($this->request($to, $data, $t), ($t + $this->opts->timeoutGraceMs) / 1000 + 1);
+    }
+
+    /**
+     * Answers an incoming request whose handler returned null.
+     *
+     * @return bool false when not connected (the request is lost with the connection) or the buffer is full
+     */
+    public function reply(int $requestId, string $data): bool
+    {
+        return $this->state === self::READY && $this->queue(Codec::replyFrame($requestId, $data, ''));
+    }
+
+    /** Fails an incoming request (the caller gets REMOTE_ERROR with $message). */
+    public function replyError(int $requestId, string $message): bool
+    {
+        return $this->state === self::READY && $this->queue(Codec::replyFrame($requestId, '', $message === '' ? 'error' : $message));
+    }
+
+    /**
+     * To every peer with the role and tag ("" = any). Resolves with the number of peers it went to.
+     */
+    public function broadcast(string $role, string $tag, string $data, int $channel = 0, int $delivery = Delivery::DELIVERY_DEFAULT): Pending
+    {
+        return $this->operation(function (int $id) use ($role, $tag, $data, $channel, $delivery): string {
+            $cm = new ClientMessage();
+            $cm->setBroadcast((new Broadcast())->setId($id)->setRole($role)->setTag($tag)->setData($data)
+                ->setChannel($channel)->setDelivery($delivery));
+            return Codec::messageFrame($cm);
+        }, $this->opts->requestTimeoutMs);
+    }
+
+    /** To every subscriber of the topic. Resolves with the number of subscribers it went to. */
+    public function publish(string $topic, string $data, int $channel = 0, int $delivery = Delivery::DELIVERY_DEFAULT): Pending
+    {
+        ClientOptions::checkTopic($topic, 'publish');
+        return $this->operation(function (int $id) use ($topic, $data, $channel, $delivery): string {
+            $cm = new ClientMessage();
+            $cm->setPublish((new Publish())->setId($id)->setTopic($topic)->setData($data)->setChannel($channel)->setDelivery($delivery));
+            return Codec::messageFrame($cm);
+        }, $this->opts->requestTimeoutMs);
+    }
+
+    /** Subscribes to a topic (kept across reconnects). Resolves with 0. */
+    public function subscribe(string $topic): Pending
+    {
+        ClientOptions::checkTopic($topic, 'subscribe');
+        if (!isset($this->topics[$topic]) && count($this->topics) >= ClientOptions::MAX_TOPICS) {
+            throw new \InvalidArgumentException('subscribe: at most ' . ClientOptions::MAX_TOPICS . ' topics per node');
+        }
+        $this->topics[$topic] = true;
+        return $this->stateOperation(function (int $id) use ($topic): string {
+            $cm = new ClientMessage();
+            $cm->setSubscribe((new Subscribe())->setId($id)->setTopic($topic));
+            return Codec::messageFrame($cm);
+        });
+    }
+
+    /** Unsubscribes from a topic. Resolves with 0. */
+    public function unsubscribe(string $topic): Pending
+    {
+        ClientOptions::checkTopic($topic, 'unsubscribe');
+        unset($this->topics[$topic]);
+        return $this->stateOperation(function (int $id) use ($topic): string {
+            $cm = new ClientMessage();
+            $cm->setUnsubscribe((new Unsubscribe())->setId($id)->setTopic($topic));
+            return Codec::messageFrame($cm);
+        });
+    }
+
+    /**
+     * Replaces this node's metadata everywhere (kept across reconnects). Resolves with 0.
+     *
+     * @param array<string,string> $meta
+     * @throws \InvalidArgumentException beyond MeshNode's limits
+     */
+    public function setMeta(array $meta): Pending
+    {
+        ClientOptions::checkMeta($meta, 'setMeta');
+        $this->meta = $meta;
+        return $this->stateOperation(function (int $id) use ($meta): string {
+            $cm = new ClientMessage();
+            $cm->setSetMeta((new SetMeta())->setId($id)->setMeta($meta));
+            return Codec::messageFrame($cm);
+        });
+    }
+
+    /** The agent's peer table, fresh (a round trip). Resolves with list<Peer>. */
+    public function getPeers(): Pending
+    {
+        return $this->operation(static function (int $id): string {
+            $cm = new ClientMessage();
+            $cm->setGetPeers((new GetPeers())->setId($id));
+            return Codec::messageFrame($cm);
+        }, $this->opts->requestTimeoutMs);
+    }
+
+    /** The node's statistics. Resolves with a Proto\Stats. */
+    public function getStats(): Pending
+    {
+        return $this->operation(static function (int $id): string {
+            $cm = new ClientMessage();
+            $cm->setGetStats((new GetStats())->setId($id));
+            return Codec::messageFrame($cm);
+        }, $this->opts->requestTimeoutMs);
+    }
+
+    /**
+     * The peer table as this client knows it (Welcome + peer events; emptied when the connection
+     * drops, refilled by the next Welcome).
+     *
+     * @return array<string,Peer> by id
+     */
+    public function peers(): array
+    {
+        return $this->peers;
+    }
+
+    /** This node's current metadata (what the next Hello announces). @return array<string,string> */
+    public function meta(): array
+    {
+        return $this->meta;
+    }
+
+    /** This node's current topics. @return list<string> */
+    public function topics(): array
+    {
+        return array_keys($this->topics);
+    }
+
+    // ------------------------------------------------------------ internals: operations
+
+    /**
+     * Queues an operation with an answer: allocates an id, encodes, registers the handle.
+     *
+     * @param \Closure(int):string $encode
+     */
+    private function operation(\Closure $encode, int $timeoutMs): Pending
+    {
+        if ($this->state !== self::READY) {
+            $p = new Pending(0);
+            $p->reject(new WarpmeshException(ErrorCode::CLOSED, 'not connected to the agent'));
+            return $p;
+        }
+        if (count($this->pending) >= $this->opts->maxPending) {
+            $p = new Pending(0);
+            $p->reject(new WarpmeshException(ErrorCode::OVERLOADED, "{$this->opts->maxPending} operations outstanding (option maxPending)"));
+            return $p;
+        }
+        $id = $this->nextId++;
+        $frame = $encode($id);
+        $p = new Pending($id);
+        if (!$this->queue($frame)) {
+            $p->reject(new WarpmeshException(ErrorCode::OVERLOADED, 'output buffer full (option maxOutputBuffer): poll() until it drains'));
+            return $p;
+        }
+        $deadline = ($this->clock)() + $timeoutMs + $this->opts->timeoutGraceMs;
+        $this->pending[$id] = [$p, $deadline];
+        if ($deadline < $this->nextDeadline) {
+            $this->nextDeadline = $deadline;
+        }
+        return $p;
+    }
+
+    /** An operation on state the next Hello carries: while not ready it succeeds at once. */
+    private function stateOperation(\Closure $encode): Pending
+    {
+        if ($this->state !== self::READY) {
+            $p = new Pending(0);
+            $p->resolve(0);
+            return $p;
+        }
+        return $this->operation($encode, $this->opts->requestTimeoutMs);
+    }
+
+    /**
+     * Appends a frame to the output; writes when enough is waiting.
+     *
+     * @throws WarpmeshException TOO_LARGE when the frame is above the agent's maximum
+     */
+    private function queue(string $frame): bool
+    {
+        $n = strlen($frame);
+        if ($n > $this->maxFrame + 10) {
+            throw new WarpmeshException(ErrorCode::TOO_LARGE, "frame of $n bytes exceeds the agent's maximum of {$this->maxFrame}");
+        }
+        $waiting = strlen($this->out) - $this->outPos;
+        if ($waiting + $n > $this->opts->maxOutputBuffer) {
+            $this->flush();
+            if ($this->sock === null || strlen($this->out) - $this->outPos + $n > $this->opts->maxOutputBuffer) {
+                $this->counters['sendRefused']++;
+                return false;
+            }
+        }
+        $this->out .= $frame;
+        $this->counters['framesOut']++;
+        // One write attempt per FLUSH_THRESHOLD bytes queued (not one per frame while the socket is full).
+        if (intdiv($waiting, self::FLUSH_THRESHOLD) !== intdiv($waiting + $n, self::FLUSH_THRESHOLD)) {
+            $this->flush();
+        }
+        return true;
+    }
+
+    /**
+     * Writes pending output as far as the socket takes it.
+     *
+     * @return bool false when the connection failed (and was dropped)
+     */
+    private function flush(): bool
+    {
+        if ($this->sock === null) {
+            return false;
+        }
+        $len = strlen($this->out);
+        while ($this->outPos < $len) {
+            $chunk = $this->outPos === 0 && $len <= self::WRITE_CHUNK ? $this->out : substr($this->out, $this->outPos, self::WRITE_CHUNK);
+            $n = @fwrite($this->sock, $chunk);
+            if ($n === false) {
+                $this->drop(new WarpmeshException(ErrorCode::CLOSED, 'write to the agent failed: ' . (error_get_last()['message'] ?? 'unknown error')));
+                return false;
+            }
+            if ($n === 0) {
+                break;
+            }
+            $this->outPos += $n;
+        }
+        if ($this->outPos >= $len) {
+            $this->out = '';
+            $this->outPos = 0;
+        } elseif ($this->outPos > 1_048_576) {
+            $this->out = substr($this->out, $this->outPos);
+            $this->outPos = 0;
+        }
+        return true;
+    }
+
+    // ------------------------------------------------------------ internals: connection
+
+    /** Opens the socket and queues Hello. @return bool false when the socket could not be opened */
+    private function attempt(): bool
+    {
+        $this->reconnectAt = 0.0;
+        $this->counters['connectAttempts']++;
+        $addr = $this->opts->tcp !== null ? 'tcp://' . $this->opts->tcp : 'unix://' . $this->opts->socketPath();
+        $errno = 0;
+        $errstr = '';
+        $s = @stream_socket_client($addr, $errno, $errstr, $this->opts->connectTimeoutMs / 1000);
+        if ($s === false) {
+            $this->lastError = new WarpmeshException(ErrorCode::CLOSED, "cannot connect to the agent at $addr: $errstr ($errno)");
+            $this->scheduleReconnect();
+            return false;
+        }
+        stream_set_blocking($s, false);
+        stream_set_write_buffer($s, 0);
+        stream_set_read_buffer($s, 0);
+        if ($this->opts->tcp !== null && function_exists('socket_import_stream') && defined('TCP_NODELAY')) {
+            $sock = @socket_import_stream($s);
+            if ($sock !== false && $sock !== null) {
+                @socket_set_option($sock, SOL_TCP, TCP_NODELAY, 1);
+            }
+        }
+        $this->sock = $s;
+        $this->state = self::CONNECTING;
+        $this->in = '';
+        $this->inPos = 0;
+        $this->out = '';
+        $this->outPos = 0;
+        $this->maxFrame = $this->opts->maxFrame;
+        $hello = (new Hello())->setProtocolVersion(self::PROTOCOL_VERSION)->setId($this->opts->id)->setRole($this->opts->role)
+            ->setMeta($this->meta)->setTopics(array_keys($this->topics))->setToken($this->opts->token)
+            ->setClient($this->opts->clientName);
+        $cm = new ClientMessage();
+        $cm->setHello($hello);
+        $this->out = Codec::messageFrame($cm);
+        $this->counters['framesOut']++;
+        return $this->flush();
+    }
+
+    /** Real monotonic time, ms: bounds the blocking helpers whatever clock the protocol timers use. */
+    private static function realMs(): float
+    {
+        return hrtime(true) / 1e6;
+    }
+
+    private function scheduleReconnect(): void
+    {
+        if (!$this->opts->reconnect || $this->state === self::CLOSED) {
+            return;
+        }
+        $this->reconnectAt = ($this->clock)() + $this->backoffMs;
+        $this->backoffMs = min($this->backoffMs * 2, $this->opts->reconnectMaxMs);
+    }
+
+    private function closeSocket(): void
+    {
+        if ($this->sock !== null) {
+            @fclose($this->sock);
+            $this->sock = null;
+        }
+        $this->in = '';
+        $this->inPos = 0;
+        $this->out = '';
+        $this->outPos = 0;
+    }
+
+    /** The connection is gone: fail what was outstanding, tell the application, schedule a reconnect. */
+    private function drop(WarpmeshException $why): void
+    {
+        $wasReady = $this->state === self::READY;
+        $this->closeSocket();
+        $this->lastError = $why;
+        $this->peers = [];
+        if ($this->state !== self::CLOSED) {
+            $this->state = $this->opts->reconnect ? self::DISCONNECTED : self::CLOSED;
+        }
+        $this->scheduleReconnect();
+        $this->failAll(new WarpmeshException(ErrorCode::CLOSED, 'agent connection lost: ' . $why->getMessage(), false, $why));
+        if ($wasReady) {
+            $this->counters['disconnects']++;
+            if ($this->onDisconnected !== null) {
+                ($this->onDisconnected)($why);
+            }
+        }
+    }
+
+    private function failAll(WarpmeshException $e): void
+    {
+        $pending = $this->pending;
+        $this->pending = [];
+        $this->nextDeadline = INF;
+        foreach ($pending as [$p]) {
+            $p->reject($e);
+        }
+    }
+
+    private function checkTimeouts(float $now): void
+    {
+        $next = INF;
+        foreach ($this->pending as $id => [$p, $deadline]) {
+            if ($deadline <= $now) {
+                unset($this->pending[$id]);
+                $p->reject(new WarpmeshException(ErrorCode::TIMEOUT, "no answer to operation $id from the agent in time"));
+            } elseif ($deadline < $next) {
+                $next = $deadline;
+            }
+        }
+        $this->nextDeadline = $this->pending === [] ? INF : $next;
+    }
+
+    /** Reads what is ready (bounded) and dispatches complete frames. */
+    private function readAndDispatch(): int
+    {
+        $handled = 0;
+        $read = 0;
+        while ($this->sock !== null && $read < $this->opts->maxReadPerPoll) {
+            $chunk = @fread($this->sock, self::READ_CHUNK);
+            if ($chunk === false || $chunk === '') {
+                if ($this->sock !== null && feof($this->sock)) {
+                    $handled += $this->dispatchFrames();
+                    if ($this->sock !== null) {
+                        $this->drop(new WarpmeshException(ErrorCode::CLOSED, 'the agent closed the connection'));
+                    }
+                }
+                break;
+            }
+            $read += strlen($chunk);
+            if ($this->inPos === strlen($this->in)) {
+                $this->in = $chunk;
+                $this->inPos = 0;
+            } else {
+                $this->in .= $chunk;
+            }
+            $handled += $this->dispatchFrames();
+        }
+        return $handled;
+    }
+
+    /** Cuts complete frames out of the input buffer and handles them. */
+    private function dispatchFrames(): int
+    {
+        $handled = 0;
+        while ($this->sock !== null) {
+            $len = strlen($this->in);
+            $pos = $this->inPos;
+            if ($pos >= $len) {
+                break;
+            }
+            $n = Codec::readVarint($this->in, $pos, $len);
+            if ($n === null) {
+                if ($pos === -1 || $len - $this->inPos > 10) {
+                    $this->protocolError(ErrorCode::BAD_MESSAGE, 'malformed frame length from the agent');
+                }
+                break;
+            }
+            if ($n > $this->maxFrame || $n < 0) {
+                $this->protocolError(ErrorCode::TOO_LARGE, "frame of $n bytes from the agent exceeds the maximum of {$this->maxFrame}");
+                break;
+            }
+            if ($len - $pos < $n) {
+                break;
+            }
+            $frame = substr($this->in, $pos, $n);
+            $this->inPos = $pos + $n;
+            $this->counters['framesIn']++;
+            $handled++;
+            $this->handleFrame($frame);
+        }
+        if ($this->sock !== null && $this->inPos > 0) {
+            if ($this->inPos >= strlen($this->in)) {
+                $this->in = '';
+                $this->inPos = 0;
+            } elseif ($this->inPos > 65536) {
+                $this->in = substr($this->in, $this->inPos);
+                $this->inPos = 0;
+            }
+        }
+        return $handled;
+    }
+
+    private function protocolError(int $code, string $message): void
+    {
+        $e = new WarpmeshException($code, $message, true);
+        if ($this->onError !== null) {
+            ($this->onError)($e);
+        }
+        $this->drop($e);
+    }
+
+    private function handleFrame(string $frame): void
+    {
+        $d = Codec::decodeAgentMessage($frame);
+        if ($d === null) {
+            $this->counters['badFrames']++;
+            return;
+        }
+        if (is_array($d)) {
+            $this->handleHot($d[0], $d[1]);
+            return;
+        }
+        $this->handleOther($d);
+    }
+
+    /**
+     * The hot messages, as decoded fields.
+     *
+     * @param array<int,int|string> $f
+     */
+    private function handleHot(int $kind, array $f): void
+    {
+        switch ($kind) {
+            case Codec::AM_MESSAGE:
+                $this->counters['messagesReceived']++;
+                if ($this->onMessage !== null) {
+                    ($this->onMessage)(new Message((string) ($f[1] ?? ''), (string) ($f[2] ?? ''), (int) ($f[3] ?? 0),
+                        (int) ($f[4] ?? 0), (string) ($f[5] ?? '')));
+                }
+                return;
+            case Codec::AM_INCOMING_REQUEST:
+                $this->counters['requestsReceived']++;
+                $this->answer(new IncomingRequest((int) ($f[1] ?? 0), (string) ($f[2] ?? ''), (string) ($f[3] ?? '')));
+                return;
+            case Codec::AM_RESPONSE:
+                $this->settle((int) ($f[1] ?? 0), (string) ($f[2] ?? ''));
+                return;
+            case Codec::AM_RESULT:
+                $this->settle((int) ($f[1] ?? 0), (int) ($f[2] ?? 0));
+                return;
+            default: // Codec::AM_ERROR
+                $this->handleError((int) ($f[1] ?? 0), (int) ($f[2] ?? 0), (string) ($f[3] ?? ''), (bool) ($f[4] ?? 0));
+        }
+    }
+
+    private function handleOther(AgentMessage $m): void
+    {
+        switch ($m->getBody()) {
+            case 'welcome':
+                $this->handleWelcome($m->getWelcome());
+                return;
+            case 'message':
+                $x = $m->getMessage();
+                $this->handleHot(Codec::AM_MESSAGE, [1 => $x->getFrom(), 2 => $x->getData(), 3 => $x->getChannel(), 4 => $x->getDelivery(), 5 => $x->getTopic()]);
+                return;
+            case 'incoming_request':
+                $x = $m->getIncomingRequest();
+                $this->handleHot(Codec::AM_INCOMING_REQUEST, [1 => (int) $x->getId(), 2 => $x->getFrom(), 3 => $x->getData()]);
+                return;
+            case 'response':
+                $x = $m->getResponse();
+                $this->handleHot(Codec::AM_RESPONSE, [1 => (int) $x->getId(), 2 => $x->getData()]);
+                return;
+            case 'result':
+                $x = $m->getResult();
+                $this->handleHot(Codec::AM_RESULT, [1 => (int) $x->getId(), 2 => $x->getCount()]);
+                return;
+            case 'error':
+                $x = $m->getError();
+                $this->handleError((int) $x->getId(), $x->getCode(), $x->getMessage(), $x->getFatal());
+                return;
+            case 'peer_event':
+                $this->handlePeerEvent($m->getPeerEvent());
+                return;
+            case 'coordinator_event':
+                $x = $m->getCoordinatorEvent();
+                if ($this->onCoordinator !== null) {
+                    ($this->onCoordinator)($x->getUp(), $x->getAddress());
+                }
+                return;
+            case 'undelivered':
+                $x = $m->getUndelivered();
+                if ($this->onUndelivered !== null) {
+                    ($this->onUndelivered)($x->getPeer(), (int) $x->getCount(), $x->getReason());
+                }
+                return;
+            case 'peers':
+                $x = $m->getPeers();
+                $list = [];
+                foreach ($x->getPeers() as $p) {
+                    $list[] = Peer::fromProto($p);
+                }
+                $this->settle((int) $x->getId(), $list);
+                return;
+            case 'stats':
+                $x = $m->getStats();
+                $this->settle((int) $x->getId(), $x);
+                return;
+            case 'goodbye':
+                // The agent is going away (shutting down, or answering our Goodbye).
+                $reason = $m->getGoodbye()->getReason();
+                $this->drop(new WarpmeshException(ErrorCode::CLOSED, 'the agent said goodbye' . ($reason !== '' ? ": $reason" : '')));
+                return;
+            default:
+                $this->counters['badFrames']++;
+        }
+    }
+
+    private function handleWelcome(Proto\Welcome $w): void
+    {
+        if ($this->state !== self::CONNECTING) {
+            $this->counters['badFrames']++;
+            return;
+        }
+        $this->state = self::READY;
+        $this->welcome = $w;
+        $this->lastError = null;
+        $this->backoffMs = $this->opts->reconnectMinMs;
+        if ($w->getMaxFrame() > 0) {
+            $this->maxFrame = (int) $w->getMaxFrame();
+        }
+        $this->peers = [];
+        foreach ($w->getPeers() as $p) {
+            $peer = Peer::fromProto($p);
+            $this->peers[$peer->id] = $peer;
+        }
+        $again = $this->everWelcomed;
+        $this->everWelcomed = true;
+        if ($again) {
+            $this->counters['reconnects']++;
+        }
+        if ($this->onConnected !== null) {
+            ($this->onConnected)($w);
+        }
+        if ($again && $this->onReconnected !== null) {
+            ($this->onReconnected)();
+        }
+    }
+
+    private function handlePeerEvent(Proto\PeerEvent $e): void
+    {
+        $pp = $e->getPeer();
+        if ($pp === null) {
+            $this->counters['badFrames']++;
+            return;
+        }
+        $peer = Peer::fromProto($pp);
+        switch ($e->getKind()) {
+            case Kind::UP:
+                $this->peers[$peer->id] = $peer;
+                if ($this->onPeerUp !== null) {
+                    ($this->onPeerUp)($peer);
+                }
+                return;
+            case Kind::DOWN:
+                unset($this->peers[$peer->id]);
+                if ($this->onPeerDown !== null) {
+                    ($this->onPeerDown)($peer, $e->getReason());
+                }
+                return;
+            case Kind::UPDATED:
+                $this->peers[$peer->id] = $peer;
+                if ($this->onPeerUpdated !== null) {
+                    ($this->onPeerUpdated)($peer);
+                }
+                return;
+            default:
+                $this->counters['badFrames']++;
+        }
+    }
+
+    private function handleError(int $id, int $code, string $message, bool $fatal): void
+    {
+        $e = new WarpmeshException($code, $message, $fatal);
+        if ($id !== 0 && isset($this->pending[$id])) {
+            $p = $this->pending[$id][0];
+            unset($this->pending[$id]);
+            $p->reject($e);
+        } elseif ($this->onError !== null) {
+            ($this->onError)($e);
+        }
+        if ($fatal) {
+            $this->drop($e);
+        }
+    }
+
+    private function settle(int $id, mixed $value): void
+    {
+        if (!isset($this->pending[$id])) {
+            $this->counters['strayAnswers']++;
+            return;
+        }
+        $p = $this->pending[$id][0];
+        unset($this->pending[$id]);
+        $p->resolve($value);
+    }
+
+    private function answer(IncomingRequest $r): void
+    {
+        if ($this->onRequest === null) {
+            $this->replyError($r->id, 'no request handler');
+            return;
+        }
+        try {
+            $out = ($this->onRequest)($r);
+        } catch (\Throwable $t) {
+            $msg = $t->getMessage();
+            $this->replyError($r->id, $msg !== '' ? $msg : get_class($t));
+            return;
+        }
+        if ($out !== null) {
+            $this->reply($r->id, (string) $out);
+        }
+    }
+}
