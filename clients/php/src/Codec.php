@@ -103,10 +103,36 @@ final class Codec
             . self::bytesField(0x1a, $error));
     }
 
+    /**
+     * A protobuf map field as a PHP array. The pure runtime's map iterator creates a dynamic
+     * property, deprecated since PHP 8.2: the notice is silenced for the iteration only.
+     *
+     * @return array<string,string>
+     */
+    public static function mapToArray(\Google\Protobuf\Internal\MapField $map): array
+    {
+        $old = error_reporting(error_reporting() & ~E_DEPRECATED);
+        try {
+            $out = [];
+            foreach ($map as $k => $v) {
+                $out[(string) $k] = (string) $v;
+            }
+            return $out;
+        } finally {
+            error_reporting($old);
+        }
+    }
+
     /** Frame of any ClientMessage, through the protobuf runtime (the rare messages). */
     public static function messageFrame(ClientMessage $m): string
     {
-        $b = $m->serializeToString();
+        // The runtime's map serialization iterates with the deprecated dynamic property (see mapToArray).
+        $old = error_reporting(error_reporting() & ~E_DEPRECATED);
+        try {
+            $b = $m->serializeToString();
+        } finally {
+            error_reporting($old);
+        }
         return self::varint(strlen($b)) . $b;
     }
 

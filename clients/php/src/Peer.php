@@ -28,10 +28,7 @@ final class Peer
     /** @internal builds a Peer from the generated class */
     public static function fromProto(Proto\Peer $p): self
     {
-        $meta = [];
-        foreach ($p->getMeta() as $k => $v) {
-            $meta[(string) $k] = (string) $v;
-        }
+        $meta = Codec::mapToArray($p->getMeta());
         $topics = [];
         foreach ($p->getTopics() as $t) {
             $topics[] = (string) $t;

@@ -24,6 +24,8 @@ final class FakeAgent
     private string $buf = '';
     public readonly string $path;
     public readonly string $tcp;
+    /** The client polled while the fake agent waits for socket space. */
+    public ?Client $client = null;
 
     public function __construct(bool $tcp = false)
     {
@@ -134,15 +136,30 @@ final class FakeAgent
 
     public function send(AgentMessage $m): void
     {
+        $old = error_reporting(error_reporting() & ~E_DEPRECATED);
         $b = $m->serializeToString();
+        error_reporting($old);
         $this->sendRaw(Codec::varint(strlen($b)) . $b);
     }
 
+    /** Writes all of $bytes, polling the attached client while its socket is full. */
     public function sendRaw(string $bytes): void
     {
-        stream_set_blocking($this->conn, true);
-        fwrite($this->conn, $bytes);
-        stream_set_blocking($this->conn, false);
+        $deadline = microtime(true) + 5;
+        while ($bytes !== '') {
+            $n = @fwrite($this->conn, $bytes);
+            if ($n === false) {
+                throw new \RuntimeException('fake agent: write failed');
+            }
+            $bytes = (string) substr($bytes, $n);
+            if ($bytes !== '') {
+                if (microtime(true) > $deadline) {
+                    throw new \RuntimeException('fake agent: the client does not read');
+                }
+                $this->client?->poll();
+                usleep(200);
+            }
+        }
     }
 
     /** @param list<\Warpmesh\Agent\Proto\Peer> $peers */
@@ -166,7 +183,9 @@ final class FakeAgent
     public function close(): void
     {
         $this->dropConnection();
-        @fclose($this->server);
+        if (is_resource($this->server)) {
+            fclose($this->server);
+        }
         if ($this->path !== '') {
             @unlink($this->path);
         }
