@@ -295,6 +295,12 @@ final class Client
         return $this->outPos < strlen($this->out);
     }
 
+    /** Operations awaiting the agent's answer. */
+    public function outstanding(): int
+    {
+        return count($this->pending);
+    }
+
     /** Bytes of output not yet accepted by the socket. */
     public function bufferedBytes(): int
     {
