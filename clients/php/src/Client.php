@@ -82,9 +82,10 @@ final class Client
     private array $peers = [];
     private ?Proto\Welcome $welcome = null;
 
+    private int $messagesReceived = 0;
     /** @var array<string,int> */
     private array $counters = [
-        'framesIn' => 0, 'framesOut' => 0, 'messagesReceived' => 0, 'requestsReceived' => 0,
+        'framesIn' => 0, 'framesOut' => 0, 'requestsReceived' => 0,
         'badFrames' => 0, 'strayAnswers' => 0, 'connectAttempts' => 0, 'disconnects' => 0, 'reconnects' => 0, 'sendRefused' => 0,
     ];
 
@@ -315,7 +316,13 @@ final class Client
      */
     public function counters(): array
     {
-        return $this->counters;
+        return ['messagesReceived' => $this->messagesReceived] + $this->counters;
+    }
+
+    /** Messages received from peers so far (all kinds; also counted without an onMessage callback). */
+    public function messagesReceived(): int
+    {
+        return $this->messagesReceived;
     }
 
     /**
@@ -911,11 +918,24 @@ final class Client
             if ($len - $pos < $n) {
                 break;
             }
-            $frame = substr($this->in, $pos, $n);
             $this->inPos = $pos + $n;
             $this->counters['framesIn']++;
             $handled++;
-            $this->handleFrame($frame);
+            // Messages from peers, the bulk of a busy client's input, are decoded in place;
+            // without an onMessage callback they are only counted.
+            if ($n > 0 && $this->in[$pos] === "\x12") {
+                if ($this->onMessage === null) {
+                    $this->messagesReceived++;
+                    continue;
+                }
+                $m = Codec::decodeMessageAt($this->in, $pos, $pos + $n);
+                if ($m !== null) {
+                    $this->messagesReceived++;
+                    ($this->onMessage)($m);
+                    continue;
+                }
+            }
+            $this->handleFrame(substr($this->in, $pos, $n));
         }
         if ($this->sock !== null && $this->inPos > 0) {
             if ($this->inPos >= strlen($this->in)) {
@@ -961,7 +981,7 @@ final class Client
     {
         switch ($kind) {
             case Codec::AM_MESSAGE:
-                $this->counters['messagesReceived']++;
+                $this->messagesReceived++;
                 if ($this->onMessage !== null) {
                     ($this->onMessage)(new Message((string) ($f[1] ?? ''), (string) ($f[2] ?? ''), (int) ($f[3] ?? 0),
                         (int) ($f[4] ?? 0), (string) ($f[5] ?? '')));

@@ -164,6 +164,74 @@ final class Codec
     }
 
     /**
+     * The hottest path of a receiving client: AgentMessage{message: Message} decoded in place
+     * from the input buffer ($p at the AgentMessage's first byte, $end after its last), for the
+     * usual shape (one-byte tags, known fields). Anything else returns null and the frame takes
+     * decodeAgentMessage(), which handles unknown fields and reports malformed bytes.
+     */
+    public static function decodeMessageAt(string $b, int $p, int $end): ?Message
+    {
+        if ($end - $p < 2 || $b[$p] !== "\x12") {
+            return null;
+        }
+        $p++;
+        $len = ord($b[$p++]);
+        if ($len >= 0x80) {
+            $p--;
+            $len = self::readVarint($b, $p, $end);
+            if ($len === null) {
+                return null;
+            }
+        }
+        if ($p + $len !== $end) {
+            return null;
+        }
+        $from = $data = $topic = '';
+        $channel = $delivery = 0;
+        while ($p < $end) {
+            $tag = ord($b[$p++]);
+            if ($tag === 0x0a || $tag === 0x12 || $tag === 0x2a) {
+                if ($p >= $end) {
+                    return null;
+                }
+                $l = ord($b[$p++]);
+                if ($l >= 0x80) {
+                    $p--;
+                    $l = self::readVarint($b, $p, $end);
+                    if ($l === null) {
+                        return null;
+                    }
+                }
+                if ($l > $end - $p) {
+                    return null;
+                }
+                $v = substr($b, $p, $l);
+                $p += $l;
+                if ($tag === 0x12) {
+                    $data = $v;
+                } elseif ($tag === 0x0a) {
+                    $from = $v;
+                } else {
+                    $topic = $v;
+                }
+            } elseif ($tag === 0x18 || $tag === 0x20) {
+                $v = self::readVarint($b, $p, $end);
+                if ($v === null) {
+                    return null;
+                }
+                if ($tag === 0x18) {
+                    $channel = $v;
+                } else {
+                    $delivery = $v;
+                }
+            } else {
+                return null;
+            }
+        }
+        return new Message($from, $data, $channel, $delivery, $topic);
+    }
+
+    /**
      * Decodes the fields of a flat message (varints and length-delimited only; no
      * nested messages needed) into [fieldNumber => int|string]; the last occurrence
      * of a field wins, as protobuf merges scalars. Unknown varint / 64-bit / 32-bit /

@@ -789,4 +789,26 @@ final class ClientTest extends TestCase
         putenv('WARPMESH_AGENT_SOCKET');
         $this->assertSame('/tmp/warpmesh-agent.sock', \Warpmesh\Agent\ClientOptions::fromArray(['id' => 'x'])->socketPath());
     }
+
+    public function testMessagesAreCountedWithoutACallbackAndUnusualOnesTakeTheGeneralPath(): void
+    {
+        $c = $this->ready();
+        for ($i = 0; $i < 3; $i++) {
+            $this->agent->send(self::agentMsg('Message', (new Message())->setFrom('p')->setData("m$i")));
+        }
+        $this->pollUntil($c, fn () => $c->messagesReceived() === 3);
+        $got = [];
+        $c->onMessage(function (InMsg $m) use (&$got) {
+            $got[] = [$m->from, $m->data];
+        });
+        // Message{from "p", data "x", unknown field 9}: not the in-place shape, decoded by the general path.
+        $body = "\x0a\x01p\x12\x01x\x48\x07";
+        $this->agent->sendRaw(Codec::varint(strlen($body) + 2) . "\x12" . chr(strlen($body)) . $body);
+        $this->pollUntil($c, function () use (&$got) {
+            return count($got) === 1;
+        });
+        $this->assertSame([['p', 'x']], $got);
+        $this->assertSame(4, $c->counters()['messagesReceived']);
+        $this->assertSame(0, $c->counters()['badFrames']);
+    }
 }

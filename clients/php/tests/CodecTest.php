@@ -141,4 +141,43 @@ final class CodecTest extends TestCase
         $this->assertNull(Codec::decodeAgentMessage("\x22\x01\x00"), 'field number 0');
         $this->assertNull(Codec::decodeAgentMessage("\x0a\x05ab"), 'welcome shorter than declared, runtime path');
     }
+
+    /** @return array<string, array{Message}> */
+    public static function messageShapes(): array
+    {
+        return [
+            'flood message' => [(new Message())->setFrom('peer-a')->setData(random_bytes(64))->setDelivery(4)],
+            'every field, two-byte lengths' => [(new Message())->setFrom(str_repeat('f', 64))->setData(random_bytes(300))
+                ->setChannel(15)->setDelivery(3)->setTopic(str_repeat('t', 200))],
+            'empty' => [new Message()],
+            'large data (three-byte lengths)' => [(new Message())->setFrom('p')->setData(random_bytes(70000))],
+            'multi-byte enum value' => [(new Message())->setFrom('p')->setDelivery(300)],
+        ];
+    }
+
+    /** @dataProvider messageShapes */
+    public function testMessageDecodedInPlaceEqualsTheRuntime(Message $m): void
+    {
+        $b = 'junk' . (new AgentMessage())->setMessage($m)->serializeToString() . 'more';
+        $d = Codec::decodeMessageAt($b, 4, strlen($b) - 4);
+        $this->assertNotNull($d);
+        $this->assertSame([$m->getFrom(), $m->getData(), $m->getChannel(), $m->getDelivery(), $m->getTopic()],
+            [$d->from, $d->data, $d->channel, $d->delivery, $d->topic]);
+    }
+
+    public function testMessageInPlaceLeavesUnusualShapesToTheGeneralPath(): void
+    {
+        $ok = (new AgentMessage())->setMessage((new Message())->setFrom('p')->setData('d'))->serializeToString();
+        $this->assertNotNull(Codec::decodeMessageAt($ok, 0, strlen($ok)));
+        $this->assertNull(Codec::decodeMessageAt($ok . "\x08\x01", 0, strlen($ok) + 2), 'a second AgentMessage field');
+        $this->assertNull(Codec::decodeMessageAt("\x12\x03\x30\x01\x00", 0, 5), 'unknown field 6');
+        $this->assertNull(Codec::decodeMessageAt("\x12\x02\x0a\x05", 0, 4), 'length beyond the body');
+        $this->assertNull(Codec::decodeMessageAt("\x12\x01\x0a", 0, 3), 'tag without length');
+        $this->assertNull(Codec::decodeMessageAt("\x12\x01\x18", 0, 3), 'varint field without value');
+        $this->assertNull(Codec::decodeMessageAt("\x12\x05\x0a\x81", 0, 4), 'truncated body length');
+        $this->assertNull(Codec::decodeMessageAt("\x12\x02\x0a\xff", 0, 4), 'truncated field length varint');
+        $this->assertNull(Codec::decodeMessageAt("\x22\x00", 0, 2), 'not a Message');
+        $this->assertNull(Codec::decodeMessageAt("\x12", 0, 1), 'too short');
+        $this->assertNull(Codec::decodeMessageAt("\x12\xff", 0, 2), 'truncated length varint');
+    }
 }

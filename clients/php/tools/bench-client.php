@@ -177,8 +177,23 @@ try {
 } catch (WarpmeshException $e) {
     fail('connect: ' . $e->getErrorName() . ': ' . $e->getMessage());
 }
-$client->onError(static function (WarpmeshException $e): void {
-    fwrite(STDERR, 'bench-client: agent error ' . $e->getErrorName() . ': ' . $e->getMessage() . "\n");
+// Agent errors without an operation (e.g. a flood's sends to a vanished peer): the first of
+// each code is printed, the rest counted and summed up at exit.
+$errorCounts = [];
+$client->onError(static function (WarpmeshException $e) use (&$errorCounts): void {
+    $name = $e->getErrorName();
+    if (!isset($errorCounts[$name])) {
+        $errorCounts[$name] = 0;
+        fwrite(STDERR, "bench-client: agent error $name: " . $e->getMessage() . "\n");
+    }
+    $errorCounts[$name]++;
+});
+register_shutdown_function(static function () use (&$errorCounts): void {
+    foreach ($errorCounts as $name => $n) {
+        if ($n > 1) {
+            fwrite(STDERR, "bench-client: $n agent errors $name in all\n");
+        }
+    }
 });
 // Signal handlers before `ready`: a driver may send SIGTERM as soon as it reads it.
 $stop = false;
@@ -220,7 +235,7 @@ function waitInput(Client $c, bool $stdinOpen): bool
 switch ($mode) {
     case 'echo':
         $client->onRequest(static function (IncomingRequest $r) use ($client): string {
-            return $r->data === '' ? (string) $client->counters()['messagesReceived'] : $r->data;
+            return $r->data === '' ? (string) $client->messagesReceived() : $r->data;
         });
         stream_set_blocking(STDIN, false);
         while (!$stop) {
