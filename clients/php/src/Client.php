@@ -45,24 +45,21 @@ final class Client
     public const PROTOCOL_VERSION = 1;
     /** Output waiting beyond this is written at once by the operation that queued it. */
     private const FLUSH_THRESHOLD = 65536;
-    /** Largest chunk handed to one fwrite(). */
-    private const WRITE_CHUNK = 262144;
     /** Largest read() of the socket. */
     private const READ_CHUNK = 262144;
+    /** Input bytes already dispatched kept at the buffer's head before it is compacted. */
+    private const COMPACT_INPUT_AFTER = 65536;
 
     private ClientOptions $opts;
     /** @var \Closure():float */
     private \Closure $clock;
-    /** @var resource|null */
-    private $sock = null;
+    private ?Connection $conn = null;
     private int $state = self::DISCONNECTED;
     private bool $everWelcomed = false;
     private bool $polling = false;
 
     private string $in = '';
     private int $inPos = 0;
-    private string $out = '';
-    private int $outPos = 0;
     private int $maxFrame;
 
     private int $nextId = 1;
@@ -287,13 +284,13 @@ final class Client
      */
     public function stream()
     {
-        return $this->sock;
+        return $this->conn?->stream();
     }
 
     /** True when output is waiting for the socket to accept it. */
     public function wantsWrite(): bool
     {
-        return $this->outPos < strlen($this->out);
+        return $this->conn !== null && $this->conn->buffered() > 0;
     }
 
     /** Operations awaiting the agent's answer. */
@@ -305,7 +302,7 @@ final class Client
     /** Bytes of output not yet accepted by the socket. */
     public function bufferedBytes(): int
     {
-        return strlen($this->out) - $this->outPos;
+        return $this->conn?->buffered() ?? 0;
     }
 
     /**
@@ -334,32 +331,32 @@ final class Client
         if ($this->state === self::CLOSED) {
             return;
         }
-        $wasLive = $this->sock !== null && ($this->state === self::READY || $this->state === self::CONNECTING);
-        if ($wasLive) {
+        $conn = $this->conn;
+        if ($conn !== null && ($this->state === self::READY || $this->state === self::CONNECTING)) {
             $cm = new ClientMessage();
             $cm->setGoodbye((new Goodbye())->setReason($reason));
-            $this->out .= Codec::messageFrame($cm);
+            $conn->queue(Codec::messageFrame($cm), PHP_INT_MAX);
             $this->counters['framesOut']++;
             $deadline = self::realMs() + $waitSeconds * 1000;
             $this->state = self::CLOSED;
             // Write everything, then read (and discard) until the agent, having answered
             // Goodbye, closes the connection.
-            while ($this->sock !== null && self::realMs() < $deadline) {
-                if ($this->wantsWrite()) {
-                    if (!$this->flush()) {
+            while (self::realMs() < $deadline) {
+                if ($conn->buffered() > 0) {
+                    if ($conn->flush() !== null) {
                         break;
                     }
                 } else {
-                    $chunk = @fread($this->sock, self::READ_CHUNK);
-                    if (($chunk === false || $chunk === '') && feof($this->sock)) {
+                    $chunk = $conn->read(self::READ_CHUNK);
+                    if ($chunk === null) {
                         break;
                     }
-                    if ($chunk !== false && $chunk !== '') {
+                    if ($chunk !== '') {
                         continue;
                     }
                 }
-                $r = [$this->sock];
-                $w = $this->wantsWrite() ? [$this->sock] : [];
+                $r = [$conn->stream()];
+                $w = $conn->buffered() > 0 ? [$conn->stream()] : [];
                 $e = null;
                 $left = max(0.0, $deadline - self::realMs());
                 if (@stream_select($r, $w, $e, 0, (int) min(100_000, $left * 1000)) === false) {
@@ -393,10 +390,10 @@ final class Client
                 $this->attempt();
             }
             $handled = 0;
-            if ($this->sock !== null) {
+            if ($this->conn !== null) {
                 $handled = $this->readAndDispatch();
             }
-            if ($this->sock !== null && $this->outPos < strlen($this->out)) {
+            if ($this->conn !== null && $this->conn->buffered() > 0) {
                 $this->flush();
             }
             if ($this->pending !== [] && ($this->clock)() >= $this->nextDeadline) {
@@ -434,9 +431,9 @@ final class Client
                 $timer = min($timer, $this->reconnectAt);
             }
             $waitMs = max(0.0, min($deadline - $real, $timer - $now, 50.0));
-            if ($this->sock !== null) {
-                $r = [$this->sock];
-                $w = $this->wantsWrite() ? [$this->sock] : [];
+            if ($this->conn !== null) {
+                $r = [$this->conn->stream()];
+                $w = $this->wantsWrite() ? $r : [];
                 $e = null;
                 @stream_select($r, $w, $e, 0, (int) ($waitMs * 1000));
             } else {
@@ -703,15 +700,15 @@ final class Client
         if ($n > $this->maxFrame + 10) {
             throw new WarpmeshException(ErrorCode::TOO_LARGE, "frame of $n bytes exceeds the agent's maximum of {$this->maxFrame}");
         }
-        $waiting = strlen($this->out) - $this->outPos;
-        if ($waiting + $n > $this->opts->maxOutputBuffer) {
-            $this->flush();
-            if ($this->sock === null || strlen($this->out) - $this->outPos + $n > $this->opts->maxOutputBuffer) {
+        $conn = $this->conn;
+        $waiting = $conn->buffered();
+        if (!$conn->queue($frame, $this->opts->maxOutputBuffer)) {
+            // Full: write what the socket takes now, then try once more.
+            if (!$this->flush() || !$conn->queue($frame, $this->opts->maxOutputBuffer)) {
                 $this->counters['sendRefused']++;
                 return false;
             }
         }
-        $this->out .= $frame;
         $this->counters['framesOut']++;
         // One write attempt per FLUSH_THRESHOLD bytes queued (not one per frame while the socket is full).
         if (intdiv($waiting, self::FLUSH_THRESHOLD) !== intdiv($waiting + $n, self::FLUSH_THRESHOLD)) {
@@ -727,28 +724,13 @@ final class Client
      */
     private function flush(): bool
     {
-        if ($this->sock === null) {
+        if ($this->conn === null) {
             return false;
         }
-        $len = strlen($this->out);
-        while ($this->outPos < $len) {
-            $chunk = $this->outPos === 0 && $len <= self::WRITE_CHUNK ? $this->out : substr($this->out, $this->outPos, self::WRITE_CHUNK);
-            $n = @fwrite($this->sock, $chunk);
-            if ($n === false) {
-                $this->drop(new WarpmeshException(ErrorCode::CLOSED, 'write to the agent failed: ' . (error_get_last()['message'] ?? 'unknown error')));
-                return false;
-            }
-            if ($n === 0) {
-                break;
-            }
-            $this->outPos += $n;
-        }
-        if ($this->outPos >= $len) {
-            $this->out = '';
-            $this->outPos = 0;
-        } elseif ($this->outPos > 1_048_576) {
-            $this->out = substr($this->out, $this->outPos);
-            $this->outPos = 0;
+        $failure = $this->conn->flush();
+        if ($failure !== null) {
+            $this->drop(new WarpmeshException(ErrorCode::CLOSED, $failure));
+            return false;
         }
         return true;
     }
@@ -761,36 +743,23 @@ final class Client
         $this->reconnectAt = 0.0;
         $this->counters['connectAttempts']++;
         $addr = $this->opts->tcp !== null ? 'tcp://' . $this->opts->tcp : 'unix://' . $this->opts->socketPath();
-        $errno = 0;
-        $errstr = '';
-        $s = @stream_socket_client($addr, $errno, $errstr, $this->opts->connectTimeoutMs / 1000);
-        if ($s === false) {
-            $this->lastError = new WarpmeshException(ErrorCode::CLOSED, "cannot connect to the agent at $addr: $errstr ($errno)");
+        try {
+            $this->conn = Connection::open($addr, $this->opts->connectTimeoutMs / 1000);
+        } catch (WarpmeshException $e) {
+            $this->lastError = $e;
             $this->scheduleReconnect();
             return false;
         }
-        stream_set_blocking($s, false);
-        stream_set_write_buffer($s, 0);
-        stream_set_read_buffer($s, 0);
-        if ($this->opts->tcp !== null && function_exists('socket_import_stream') && defined('TCP_NODELAY')) {
-            $sock = @socket_import_stream($s);
-            if ($sock !== false && $sock !== null) {
-                @socket_set_option($sock, SOL_TCP, TCP_NODELAY, 1);
-            }
-        }
-        $this->sock = $s;
         $this->state = self::CONNECTING;
         $this->in = '';
         $this->inPos = 0;
-        $this->out = '';
-        $this->outPos = 0;
         $this->maxFrame = $this->opts->maxFrame;
         $hello = (new Hello())->setProtocolVersion(self::PROTOCOL_VERSION)->setId($this->opts->id)->setRole($this->opts->role)
             ->setMeta($this->meta)->setTopics(array_keys($this->topics))->setToken($this->opts->token)
             ->setClient($this->opts->clientName);
         $cm = new ClientMessage();
         $cm->setHello($hello);
-        $this->out = Codec::messageFrame($cm);
+        $this->conn->queue(Codec::messageFrame($cm), PHP_INT_MAX);
         $this->counters['framesOut']++;
         return $this->flush();
     }
@@ -812,14 +781,10 @@ final class Client
 
     private function closeSocket(): void
     {
-        if ($this->sock !== null) {
-            @fclose($this->sock);
-            $this->sock = null;
-        }
+        $this->conn?->close();
+        $this->conn = null;
         $this->in = '';
         $this->inPos = 0;
-        $this->out = '';
-        $this->outPos = 0;
     }
 
     /** The connection is gone: fail what was outstanding, tell the application, schedule a reconnect. */
@@ -871,15 +836,13 @@ final class Client
     {
         $handled = 0;
         $read = 0;
-        while ($this->sock !== null && $read < $this->opts->maxReadPerPoll) {
-            $chunk = @fread($this->sock, self::READ_CHUNK);
-            if ($chunk === false || $chunk === '') {
-                if ($this->sock !== null && feof($this->sock)) {
-                    $handled += $this->dispatchFrames();
-                    if ($this->sock !== null) {
-                        $this->drop(new WarpmeshException(ErrorCode::CLOSED, 'the agent closed the connection'));
-                    }
-                }
+        while ($this->conn !== null && $read < $this->opts->maxReadPerPoll) {
+            $chunk = $this->conn->read(self::READ_CHUNK);
+            if ($chunk === null) {
+                $this->drop(new WarpmeshException(ErrorCode::CLOSED, 'the agent closed the connection'));
+                break;
+            }
+            if ($chunk === '') {
                 break;
             }
             $read += strlen($chunk);
@@ -898,7 +861,7 @@ final class Client
     private function dispatchFrames(): int
     {
         $handled = 0;
-        while ($this->sock !== null) {
+        while ($this->conn !== null) {
             $len = strlen($this->in);
             $pos = $this->inPos;
             if ($pos >= $len) {
@@ -937,11 +900,11 @@ final class Client
             }
             $this->handleFrame(substr($this->in, $pos, $n));
         }
-        if ($this->sock !== null && $this->inPos > 0) {
+        if ($this->conn !== null && $this->inPos > 0) {
             if ($this->inPos >= strlen($this->in)) {
                 $this->in = '';
                 $this->inPos = 0;
-            } elseif ($this->inPos > 65536) {
+            } elseif ($this->inPos > self::COMPACT_INPUT_AFTER) {
                 $this->in = substr($this->in, $this->inPos);
                 $this->inPos = 0;
             }
