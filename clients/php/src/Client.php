@@ -231,6 +231,9 @@ final class Client
         if ($this->state === self::READY) {
             return $this->welcome;
         }
+        if ($this->state === self::CLOSED) {
+            throw new WarpmeshException(ErrorCode::CLOSED, 'the client is closed');
+        }
         if ($this->state === self::DISCONNECTED && !$this->attempt()) {
             throw $this->lastError;
         }

@@ -476,6 +476,12 @@ final class ClientTest extends TestCase
         $this->now += 10_000;
         $c->poll();
         $this->assertSame(1, $c->counters()['connectAttempts']);
+        try {
+            $c->connectAndWait(1);
+            $this->fail('connectAndWait after close must throw');
+        } catch (WarpmeshException $e) {
+            $this->assertSame(ErrorCode::CLOSED, $e->getCode());
+        }
         $this->expectException(WarpmeshException::class);
         $c->connect();
     }
