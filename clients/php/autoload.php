@@ -22,6 +22,9 @@ declare(strict_types=1);
 
 (static function (): void {
     $here = __DIR__;
+    if (!is_dir($here . '/gen/Warpmesh/Agent/Proto')) {
+        throw new \RuntimeException("warpmesh: the generated protocol classes are missing in $here/gen: run $here/build.sh (needs protoc)");
+    }
     $runtime = defined('WARPMESH_PROTOBUF_PHP') ? (string) constant('WARPMESH_PROTOBUF_PHP') : '';
     if ($runtime === '') {
         $env = getenv('WARPMESH_PROTOBUF_PHP');

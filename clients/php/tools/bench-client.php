@@ -18,7 +18,11 @@ declare(strict_types=1);
  * --timeout-ms. Errors go to stderr.
  */
 
-require __DIR__ . '/../autoload.php';
+try {
+    require __DIR__ . '/../autoload.php';
+} catch (RuntimeException $e) {
+    fail($e->getMessage());
+}
 
 use Warpmesh\Agent\Client;
 use Warpmesh\Agent\IncomingRequest;
