@@ -18,11 +18,6 @@ declare(strict_types=1);
  * --timeout-ms. Errors go to stderr.
  */
 
-try {
-    require __DIR__ . '/../autoload.php';
-} catch (RuntimeException $e) {
-    fail($e->getMessage());
-}
 
 use Warpmesh\Agent\Client;
 use Warpmesh\Agent\IncomingRequest;
@@ -36,6 +31,12 @@ const EXIT_FAILURE = 1;
 const EXIT_NO_PEER = 2;
 const EXIT_MISMATCH = 3;
 const EXIT_FLOOD_TIMEOUT = 4;
+
+try {
+    require __DIR__ . '/../autoload.php';
+} catch (RuntimeException $e) {
+    fail($e->getMessage());
+}
 
 function fail(string $message, int $code = EXIT_FAILURE): never
 {
