@@ -817,4 +817,27 @@ final class ClientTest extends TestCase
         $this->assertSame(4, $c->counters()['messagesReceived']);
         $this->assertSame(0, $c->counters()['badFrames']);
     }
+
+    public function testFatalErrorAfterWelcomeDropsAndReconnects(): void
+    {
+        $c = $this->ready();
+        $seen = [];
+        $c->onError(function (WarpmeshException $e) use (&$seen) {
+            $seen[] = 'error ' . $e->getErrorName();
+        });
+        $c->onDisconnected(function (WarpmeshException $e) use (&$seen) {
+            $seen[] = 'disconnected ' . $e->getErrorName();
+        });
+        $p = $c->request('proxy-1', 'q');
+        $this->agent->recv($c);
+        $this->agent->send(self::agentMsg('Error', (new Error())->setCode(ErrorCode::SLOW_CLIENT)->setMessage('buffer limit')->setFatal(true)));
+        $this->pollUntil($c, fn () => !$c->isReady());
+        $this->assertSame(['error SLOW_CLIENT', 'disconnected SLOW_CLIENT'], $seen);
+        $this->assertSame(ErrorCode::CLOSED, $p->error()?->getCode());
+        $this->assertSame(ErrorCode::SLOW_CLIENT, $p->error()->getPrevious()?->getCode(), 'the cause is kept');
+        $this->now += 100;
+        $c->poll();
+        $this->agent->accept();
+        $this->assertSame('hello', $this->agent->recv($c)->getBody());
+    }
 }
