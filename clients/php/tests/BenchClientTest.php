@@ -61,7 +61,7 @@ final class BenchClientTest extends TestCase
         stream_set_blocking($this->pipes[2], false);
     }
 
-    private function line(float $timeout = 3.0): string
+    private function line(float $timeout = 10.0): string
     {
         $deadline = microtime(true) + $timeout;
         while (($nl = strpos($this->outBuf, "\n")) === false) {
@@ -92,7 +92,7 @@ final class BenchClientTest extends TestCase
         return $v;
     }
 
-    private function exitCode(float $timeout = 5.0): int
+    private function exitCode(float $timeout = 10.0): int
     {
         $deadline = microtime(true) + $timeout;
         while (true) {
@@ -120,8 +120,8 @@ final class BenchClientTest extends TestCase
     /** Accepts, checks Hello, welcomes; returns the Hello's ClientMessage. */
     private function welcome(array $peers = []): ClientMessage
     {
-        $this->agent->accept(5);
-        $hello = $this->agent->recv(null, 5);
+        $this->agent->accept(10);
+        $hello = $this->agent->recv(null, 10);
         $this->agent->welcome($peers);
         return $hello;
     }
@@ -137,42 +137,42 @@ final class BenchClientTest extends TestCase
         $a = $this->agent;
 
         fwrite($in, "request r1 proxy-1 where is Steve\n");
-        $req = $a->recv(null, 3)->getRequest();
+        $req = $a->recv(null, 10)->getRequest();
         $this->assertSame(['proxy-1', 'where is Steve'], [$req->getTo(), $req->getData()]);
         $a->send(self::msg('Response', (new Response())->setId($req->getId())->setData('re:where is Steve')));
         $this->assertSame(['ev' => 'response', 'tag' => 'r1', 'data' => 're:where is Steve'], $this->json());
 
         fwrite($in, "send s1 ghost hi there\n");
-        $send = $a->recv(null, 3)->getSend();
+        $send = $a->recv(null, 10)->getSend();
         $this->assertSame(['ghost', 'hi there'], [$send->getTo(), $send->getData()]);
         $this->assertNotSame(0, (int) $send->getId(), 'send in repl asks for a result');
         $a->send(self::msg('Error', (new Error())->setId($send->getId())->setCode(ErrorCode::UNKNOWN_PEER)->setMessage('no peer "ghost"')));
         $this->assertSame(['ev' => 'error', 'tag' => 's1', 'code' => 'UNKNOWN_PEER', 'message' => 'no peer "ghost"'], $this->json());
 
         fwrite($in, "broadcast b1 - eu to everyone\n");
-        $b = $a->recv(null, 3)->getBroadcast();
+        $b = $a->recv(null, 10)->getBroadcast();
         $this->assertSame(['', 'eu', 'to everyone'], [$b->getRole(), $b->getTag(), $b->getData()]);
         $a->send(self::msg('Result', (new Result())->setId($b->getId())->setCount(3)));
         $this->assertSame(['ev' => 'result', 'tag' => 'b1', 'count' => 3], $this->json());
 
         fwrite($in, "publish p1 status players=3\nsubscribe u1 news\nunsubscribe u2 chat\nmeta m1 players=3,tags=eu\npeers q1\n");
-        $p = $a->recv(null, 3)->getPublish();
+        $p = $a->recv(null, 10)->getPublish();
         $this->assertSame(['status', 'players=3'], [$p->getTopic(), $p->getData()]);
         $a->send(self::msg('Result', (new Result())->setId($p->getId())->setCount(2)));
         $this->assertSame(['ev' => 'result', 'tag' => 'p1', 'count' => 2], $this->json());
-        $s = $a->recv(null, 3)->getSubscribe();
+        $s = $a->recv(null, 10)->getSubscribe();
         $this->assertSame('news', $s->getTopic());
         $a->send(self::msg('Result', (new Result())->setId($s->getId())));
         $this->assertSame(['ev' => 'result', 'tag' => 'u1'], $this->json());
-        $u = $a->recv(null, 3)->getUnsubscribe();
+        $u = $a->recv(null, 10)->getUnsubscribe();
         $this->assertSame('chat', $u->getTopic());
         $a->send(self::msg('Result', (new Result())->setId($u->getId())));
         $this->assertSame(['ev' => 'result', 'tag' => 'u2'], $this->json());
-        $m = $a->recv(null, 3)->getSetMeta();
+        $m = $a->recv(null, 10)->getSetMeta();
         $this->assertSame(['players' => '3', 'tags' => 'eu'], Codec::mapToArray($m->getMeta()));
         $a->send(self::msg('Result', (new Result())->setId($m->getId())));
         $this->assertSame(['ev' => 'result', 'tag' => 'm1'], $this->json());
-        $g = $a->recv(null, 3)->getGetPeers();
+        $g = $a->recv(null, 10)->getGetPeers();
         $a->send(self::msg('Peers', (new Peers())->setId($g->getId())->setPeers([self::peer('proxy-1', 'proxy', ['tags' => 'eu'])])));
         $this->assertSame('{"ev":"peers","tag":"q1","peers":[{"id":"proxy-1","role":"proxy","meta":{"tags":"eu"},"topics":[]}]}', $this->line());
 
@@ -190,7 +190,7 @@ final class BenchClientTest extends TestCase
         $a->send(self::msg('CoordinatorEvent', (new CoordinatorEvent())->setUp(true)->setAddress('127.0.0.1:7000')));
         $this->assertSame('{"ev":"coordinator","up":true,"address":"127.0.0.1:7000"}', $this->line());
         $a->send(self::msg('IncomingRequest', (new IncomingRequest())->setId(77)->setFrom('proxy-1')->setData('ping')));
-        $r = $a->recv(null, 3)->getReply();
+        $r = $a->recv(null, 10)->getReply();
         $this->assertSame([77, 're:ping', ''], [(int) $r->getId(), $r->getData(), $r->getError()]);
 
         // Reconnect: the agent drops the connection; the client says so, comes back with its current state.
@@ -203,7 +203,7 @@ final class BenchClientTest extends TestCase
 
         // stdin EOF: Goodbye, exit 0.
         fclose($in);
-        $this->assertSame('goodbye', $a->recv(null, 3)->getBody());
+        $this->assertSame('goodbye', $a->recv(null, 10)->getBody());
         $this->assertSame(0, $this->exitCode());
     }
 
@@ -214,15 +214,15 @@ final class BenchClientTest extends TestCase
         $this->assertSame('ready', $this->line());
         $a = $this->agent;
         $a->send(self::msg('IncomingRequest', (new IncomingRequest())->setId(1)->setFrom('p')->setData("\x00bytes\xff")));
-        $this->assertSame("\x00bytes\xff", $a->recv(null, 3)->getReply()->getData());
+        $this->assertSame("\x00bytes\xff", $a->recv(null, 10)->getReply()->getData());
         for ($i = 0; $i < 5; $i++) {
             $a->send(self::msg('Message', (new Message())->setFrom('p')->setData("m$i")->setTopic($i === 4 ? 't' : '')));
         }
         $a->send(self::msg('IncomingRequest', (new IncomingRequest())->setId(2)->setFrom('p')));
-        $r = $a->recv(null, 3)->getReply();
+        $r = $a->recv(null, 10)->getReply();
         $this->assertSame([2, '5'], [(int) $r->getId(), $r->getData()]);
         fclose($this->pipes[0]);
-        $this->assertSame('goodbye', $a->recv(null, 3)->getBody());
+        $this->assertSame('goodbye', $a->recv(null, 10)->getBody());
         $this->assertSame(0, $this->exitCode());
     }
 
@@ -235,7 +235,7 @@ final class BenchClientTest extends TestCase
         $this->welcome();
         $this->assertSame('ready', $this->line());
         proc_terminate($this->proc, 15);
-        $this->assertSame('goodbye', $this->agent->recv(null, 3)->getBody());
+        $this->assertSame('goodbye', $this->agent->recv(null, 10)->getBody());
         $this->assertSame(0, $this->exitCode());
     }
 
@@ -246,7 +246,7 @@ final class BenchClientTest extends TestCase
         $this->agent->send(self::msg('PeerEvent', (new PeerEvent())->setKind(Kind::UP)->setPeer(self::peer('echo-1'))));
         $seen = [];
         for ($i = 0; $i < 23; $i++) {
-            $req = $this->agent->recv(null, 3)->getRequest();
+            $req = $this->agent->recv(null, 10)->getRequest();
             $this->assertSame(['echo-1', 64], [$req->getTo(), strlen($req->getData())]);
             $seen[] = $req->getData();
             $this->agent->send(self::msg('Response', (new Response())->setId($req->getId())->setData($req->getData())));
@@ -268,7 +268,7 @@ final class BenchClientTest extends TestCase
     {
         $this->start(['--id', 'pp', '--mode', 'pingpong', '--peer', 'echo-1', '--count', '2', '--size', '8']);
         $this->welcome([self::peer('echo-1')]);
-        $req = $this->agent->recv(null, 3)->getRequest();
+        $req = $this->agent->recv(null, 10)->getRequest();
         $this->agent->send(self::msg('Response', (new Response())->setId($req->getId())->setData('12345678')));
         $this->assertSame(3, $this->exitCode());
     }
@@ -318,7 +318,7 @@ final class BenchClientTest extends TestCase
     {
         $this->start(['--id', 'fl', '--mode', 'flood', '--peer', 'echo-1', '--count', '10', '--size', '64', '--timeout-ms', '300']);
         $this->welcome([self::peer('echo-1')]);
-        $deadline = microtime(true) + 5;
+        $deadline = microtime(true) + 15;
         $code = null;
         while ($code === null && microtime(true) < $deadline) {
             try {

@@ -49,7 +49,7 @@ final class FakeAgent
     }
 
     /** Accepts the client's connection (the client connects synchronously, so it is waiting). */
-    public function accept(float $timeout = 2.0): void
+    public function accept(float $timeout = 10.0): void
     {
         $c = @stream_socket_accept($this->server, $timeout);
         if ($c === false) {
@@ -78,7 +78,7 @@ final class FakeAgent
     /**
      * The next ClientMessage, polling the client between reads so it writes its output.
      */
-    public function recv(?Client $client = null, float $timeout = 2.0): ClientMessage
+    public function recv(?Client $client = null, float $timeout = 10.0): ClientMessage
     {
         $frame = $this->recvFrame($client, $timeout);
         $m = new ClientMessage();
@@ -87,7 +87,7 @@ final class FakeAgent
     }
 
     /** The next frame's bytes (without its length prefix). */
-    public function recvFrame(?Client $client = null, float $timeout = 2.0): string
+    public function recvFrame(?Client $client = null, float $timeout = 10.0): string
     {
         $deadline = microtime(true) + $timeout;
         while (true) {
@@ -145,7 +145,7 @@ final class FakeAgent
     /** Writes all of $bytes, polling the attached client while its socket is full. */
     public function sendRaw(string $bytes): void
     {
-        $deadline = microtime(true) + 5;
+        $deadline = microtime(true) + 10;
         while ($bytes !== '') {
             $n = @fwrite($this->conn, $bytes);
             if ($n === false) {
