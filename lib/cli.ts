@@ -319,6 +319,15 @@ export function trafficCounters(stats: unknown): TrafficCounters {
   }
 }
 
+/** `rttMs` (the path's round trip) and `srttMs` from a session's stats row, each only once it has a sample. */
+function rttFields(row: unknown): Pick<PeerMetrics, 'rttMs' | 'srttMs'> {
+  const r = (row ?? {}) as { roundTripTime?: unknown; srtt?: unknown }
+  return {
+    ...(typeof r.roundTripTime === 'number' && r.roundTripTime > 0 ? { rttMs: r.roundTripTime } : {}),
+    ...(typeof r.srtt === 'number' && r.srtt > 0 ? { srttMs: r.srtt } : {}),
+  }
+}
+
 /**
  * A {@link MetricsSnapshot} from `node.stats()` (`{ peers: Record<id,
  * SessionStats & { id }>, totals }`) and, when given, the endpoint's
@@ -338,10 +347,9 @@ export function metricsSnapshot(
   const totals = trafficCounters({})
   for (const [id, row] of Object.entries(s.peers ?? {})) {
     const peerId = typeof row?.id === 'string' ? row.id : id
-    const srtt = row?.srtt
     const counters = trafficCounters(row)
     for (const key of Object.keys(totals) as (keyof TrafficCounters)[]) totals[key] += counters[key]
-    peers.push({ peerId, role: roles.get(peerId) ?? '', ...counters, ...(typeof srtt === 'number' && srtt > 0 ? { srttMs: srtt } : {}) })
+    peers.push({ peerId, role: roles.get(peerId) ?? '', ...counters, ...rttFields(row) })
   }
   if (endpoint !== undefined) {
     totals.packetsSent = num(endpoint.datagramsSent)
@@ -381,7 +389,7 @@ export function coordinatorSnapshot(coordinator: CoordinatorLike): MetricsSnapsh
     const row = trafficCounters(stats)
     retransmits += row.retransmits
     losses += row.losses
-    peers.push({ peerId: info?.id ?? session.remote, role: info?.role ?? '', ...row, ...(stats.srtt > 0 ? { srttMs: stats.srtt } : {}) })
+    peers.push({ peerId: info?.id ?? session.remote, role: info?.role ?? '', ...row, ...rttFields(stats) })
   }
   const endpoint = coordinator.endpoint.stats()
   const control = coordinator.stats()

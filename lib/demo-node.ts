@@ -50,7 +50,7 @@ export type DemoReport =
       pid: number
       /** Peers in this process's table (the coordinator: table size). */
       peers: number
-      /** Mean smoothed RTT over live sessions, ms; 0 before the first sample. */
+      /** Mean path round trip over live sessions (their `roundTripTime`), ms; 0 before the first sample. */
       rttMs: number
       /** Application messages sent + received since start. */
       messages: number
@@ -78,9 +78,9 @@ function report(message: DemoReport): void {
   if (process.connected) process.send?.(message)
 }
 
-/** Mean srtt over peers, messages sent + received, retransmits: the table's columns. */
+/** Mean path round trip over peers, messages sent + received, retransmits: the table's columns. */
 function summarize(snapshot: MetricsSnapshot): { rttMs: number; messages: number; retransmits: number } {
-  const rtts = snapshot.peers.map((p) => p.srttMs ?? 0).filter((v) => v > 0)
+  const rtts = snapshot.peers.map((p) => p.rttMs ?? 0).filter((v) => v > 0)
   return {
     rttMs: rtts.length === 0 ? 0 : rtts.reduce((a, b) => a + b, 0) / rtts.length,
     messages: snapshot.totals.messagesSent + snapshot.totals.messagesReceived,

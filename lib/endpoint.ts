@@ -144,7 +144,13 @@ export interface EndpointStats {
 
 /** One peer's statistics. */
 export interface SessionStats extends ConnectionStats {
-  /** Smoothed RTT, ms. */
+  /**
+   * The path's round trip, ms: the median of the recent RTT samples less the
+   * peer's ack delay (`RttEstimator.pathRtt` in lib/core/rtt.ts); 0 before the first
+   * sample. What to show as the latency to this peer.
+   */
+  roundTripTime: number
+  /** Smoothed RTT (RFC 6298), ms: the retransmission timer's estimate, pulled up by slow samples. */
   srtt: number
   /** RTT variation, ms. */
   rttVar: number
@@ -253,9 +259,9 @@ export class Session {
     return this.#closeReason
   }
 
-  /** Smoothed round-trip time in milliseconds (0 before the first sample). */
+  /** The path's round trip in milliseconds (0 before the first sample); see {@link SessionStats.roundTripTime}. */
   get roundTripTime(): number {
-    return this.conn.rtt.srtt
+    return this.conn.rtt.pathRtt
   }
 
   /**
@@ -324,6 +330,7 @@ export class Session {
     const c = this.conn
     return {
       ...c.stats,
+      roundTripTime: c.rtt.pathRtt,
       srtt: c.rtt.srtt,
       rttVar: c.rtt.rttVar,
       rto: c.rtt.rto,

@@ -15,6 +15,7 @@
  * | `warpmesh_retransmits_total`, `warpmesh_losses_total` | counter | |
  * | `warpmesh_messages_sent_total`, `warpmesh_messages_received_total` | counter | |
  * | `warpmesh_malformed_datagrams_total` | counter | `reason` |
+ * | `warpmesh_peer_rtt_seconds` | gauge | `peer`, `role` |
  * | `warpmesh_peer_srtt_seconds` | gauge | `peer`, `role` |
  * | `warpmesh_peer_packets_sent_total` … `warpmesh_peer_messages_received_total` (the eight counters above) | counter | `peer`, `role` |
  * | `warpmesh_peers_unreported` | gauge | |
@@ -53,7 +54,16 @@ export interface PeerMetrics extends TrafficCounters {
   peerId: string
   /** Peer role; the `role` label. Default `""`. */
   role?: string
-  /** Smoothed round-trip time in milliseconds (exported in seconds). Default: no sample yet, no series. */
+  /**
+   * The path's round trip in milliseconds (exported in seconds): the
+   * session's `roundTripTime`, ack delay taken out. Default: no sample yet, no series.
+   */
+  rttMs?: number
+  /**
+   * Smoothed round-trip time of the retransmission timer (RFC 6298 SRTT), in
+   * milliseconds (exported in seconds); above `rttMs` when samples vary.
+   * Default: no sample yet, no series.
+   */
   srttMs?: number
 }
 
@@ -145,9 +155,15 @@ export function registerMetrics(register: Registry, options: RegisterMetricsOpti
       labelNames: ['reason'],
       registers,
     })
+    const rtt = new Gauge({
+      name: name('peer_rtt_seconds'),
+      help: 'Round-trip time of the path to the peer (median of recent samples, the peer\'s ack delay taken out).',
+      labelNames: ['peer', 'role'],
+      registers,
+    })
     const srtt = new Gauge({
       name: name('peer_srtt_seconds'),
-      help: 'Smoothed round-trip time to the peer.',
+      help: 'Smoothed round-trip time of the retransmission timer (RFC 6298 SRTT) to the peer.',
       labelNames: ['peer', 'role'],
       registers,
     })
@@ -168,6 +184,7 @@ export function registerMetrics(register: Registry, options: RegisterMetricsOpti
         if (snapshot.malformed !== undefined) {
           for (const reason of Object.keys(snapshot.malformed)) malformed.inc({ reason }, clean(snapshot.malformed[reason]))
         }
+        rtt.reset()
         srtt.reset()
         for (const [, counter] of perPeer) counter.reset()
         const peers = snapshot.peers
@@ -176,6 +193,9 @@ export function registerMetrics(register: Registry, options: RegisterMetricsOpti
         for (let i = 0; i < reported; i++) {
           const peer = peers[i] as PeerMetrics
           const labels = { peer: peer.peerId, role: peer.role ?? '' }
+          if (peer.rttMs !== undefined && Number.isFinite(peer.rttMs) && peer.rttMs >= 0) {
+            rtt.set(labels, peer.rttMs / 1000)
+          }
           if (peer.srttMs !== undefined && Number.isFinite(peer.srttMs) && peer.srttMs >= 0) {
             srtt.set(labels, peer.srttMs / 1000)
           }

@@ -118,13 +118,14 @@ t.test('each scrape is fresh: changed values, departed peers and reasons disappe
   snapshot = {
     peersUp: 1,
     totals: counters(2000),
-    peers: [peer('lobby-1', 30, { role: 'downstream', srttMs: 8 })],
+    peers: [peer('lobby-1', 30, { role: 'downstream', rttMs: 0.25, srttMs: 8 })],
   }
   const s = warpmeshSamples(await (await get(server.url)).text())
   t.equal(s.get('warpmesh_peers_up'), 1)
   t.equal(s.get('warpmesh_packets_sent_total'), 2001)
   t.equal(s.get('warpmesh_peer_packets_sent_total{peer="lobby-1",role="downstream"}'), 31)
   t.equal(s.get('warpmesh_peer_srtt_seconds{peer="lobby-1",role="downstream"}'), 0.008)
+  t.equal(s.get('warpmesh_peer_rtt_seconds{peer="lobby-1",role="downstream"}'), 0.00025, 'the path round trip, its own series')
   t.notOk([...s.keys()].some((key) => key.includes('proxy-1')), 'departed peer has no series')
   t.notOk([...s.keys()].some((key) => key.includes('malformed')), 'no reasons, no series')
 })
@@ -313,7 +314,7 @@ t.test('registerMetrics: per-peer series bound', async (t) => {
   t.throws(() => registerMetrics(new Registry(), { maxPeerSeries: 1.5 }), RangeError)
 })
 
-t.test('registerMetrics: bad numbers are exported as 0, bad srtt as no series', async (t) => {
+t.test('registerMetrics: bad numbers are exported as 0, bad rtt and srtt as no series', async (t) => {
   const register = new Registry()
   const metrics = registerMetrics(register)
   metrics.update({
@@ -321,9 +322,9 @@ t.test('registerMetrics: bad numbers are exported as 0, bad srtt as no series', 
     totals: { ...counters(0), packetsSent: -5, bytesSent: Number.POSITIVE_INFINITY },
     malformed: { weird: Number.NaN },
     peers: [
-      peer('a', 0, { srttMs: Number.NaN, retransmits: -1 }),
-      peer('b', 0, { srttMs: -1 }),
-      peer('c', 0, { srttMs: 0 }),
+      peer('a', 0, { srttMs: Number.NaN, rttMs: Number.NaN, retransmits: -1 }),
+      peer('b', 0, { srttMs: -1, rttMs: -1 }),
+      peer('c', 0, { srttMs: 0, rttMs: 0 }),
     ],
   })
   const s = warpmeshSamples(await register.metrics())
@@ -336,6 +337,9 @@ t.test('registerMetrics: bad numbers are exported as 0, bad srtt as no series', 
   t.notOk(s.has('warpmesh_peer_srtt_seconds{peer="a",role=""}'))
   t.notOk(s.has('warpmesh_peer_srtt_seconds{peer="b",role=""}'))
   t.equal(s.get('warpmesh_peer_srtt_seconds{peer="c",role=""}'), 0, 'zero is a valid sample')
+  t.notOk(s.has('warpmesh_peer_rtt_seconds{peer="a",role=""}'))
+  t.notOk(s.has('warpmesh_peer_rtt_seconds{peer="b",role=""}'))
+  t.equal(s.get('warpmesh_peer_rtt_seconds{peer="c",role=""}'), 0)
 })
 
 t.test('registerMetrics: a clash throws and undoes a partial registration', async (t) => {

@@ -6,7 +6,20 @@
  * for the first time, and every packet number is used once, so a sample is
  * never ambiguous (Karn's rule holds by construction: a retransmitted frame
  * travels in a new packet with its own send time).
+ *
+ * Two figures come out of the same samples, for two readers:
+ * - `srtt`/`rttVar`/`rto` drive retransmission and stay RFC 6298's smoothed
+ *   mean, which a few slow samples pull up (and keep up for ~16 samples):
+ *   conservative, as a timer must be;
+ * - {@link RttEstimator.pathRtt} is what users read as the round trip
+ *   (`roundTripTime` in stats, metrics and the demo): the median of the last
+ *   {@link PATH_RTT_SAMPLES} samples less the peer's ack delay (QUIC's
+ *   latest_rtt − ack_delay), so neither the acks delayed by sparse one-way
+ *   traffic nor a stray slow wake-up shows as the path's latency.
  */
+
+/** Samples the median of {@link RttEstimator.pathRtt} is taken over. */
+export const PATH_RTT_SAMPLES = 16
 
 /** Options of {@link RttEstimator}; all times in milliseconds. */
 export interface RttOptions {
@@ -35,6 +48,10 @@ export class RttEstimator {
   readonly #minRto: number
   readonly #maxRto: number
   readonly #granularity: number
+  /** The last {@link PATH_RTT_SAMPLES} adjusted samples, a ring (`#pathCount` of them valid). */
+  readonly #path = new Float64Array(PATH_RTT_SAMPLES)
+  #pathCount = 0
+  #pathNext = 0
 
   constructor(options: RttOptions = {}) {
     this.#initialRto = options.initialRto ?? 100
@@ -71,6 +88,9 @@ export class RttEstimator {
     this.latestRtt = rtt
     const adjusted = ackDelay > 0 && ackDelay < rtt ? rtt - ackDelay : rtt
     if (adjusted < this.minRtt) this.minRtt = adjusted
+    this.#path[this.#pathNext] = adjusted
+    this.#pathNext = (this.#pathNext + 1) % PATH_RTT_SAMPLES
+    if (this.#pathCount < PATH_RTT_SAMPLES) this.#pathCount++
     if (this.srtt === 0) {
       this.srtt = Math.max(adjusted, 0.001)
       this.rttVar = adjusted / 2
@@ -79,6 +99,20 @@ export class RttEstimator {
       this.srtt = 0.875 * this.srtt + 0.125 * adjusted
     }
     this.backoff = 0
+  }
+
+  /**
+   * The path's round trip, ms: the median of the last
+   * {@link PATH_RTT_SAMPLES} samples less the peer's ack delay (the mean of
+   * the middle two for an even count); 0 before the first sample. Computed
+   * when read (stats, not per packet). Not used for any timer: see `srtt`.
+   */
+  get pathRtt(): number {
+    const n = this.#pathCount
+    if (n === 0) return 0
+    const sorted = this.#path.slice(0, n).sort()
+    const mid = n >>> 1
+    return n % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
   }
 
   /** The RTO without backoff, ms. */

@@ -50,19 +50,20 @@ t.test('parseCommandLine: flags override their variables and are remembered for 
 
 t.test('metricsSnapshot from node.stats()', async (t) => {
   const peer = {
-    id: 'lobby-1', srtt: 1.5, packetsSent: 10, packetsReceived: 9, bytesSent: 100, bytesReceived: 90,
+    id: 'lobby-1', roundTripTime: 0.25, srtt: 1.5, packetsSent: 10, packetsReceived: 9, bytesSent: 100, bytesReceived: 90,
     framesRetransmitted: 2, packetsLost: 1, messagesSent: 5, messagesReceived: 4,
   }
   const snap = metricsSnapshot(
-    { peers: { 'lobby-1': peer, x: { ...peer, id: 'x', srtt: 0 } }, totals: { messagesSent: 50, messagesReceived: 40 } },
+    { peers: { 'lobby-1': peer, x: { ...peer, id: 'x', roundTripTime: 0, srtt: 0 } }, totals: { messagesSent: 50, messagesReceived: 40 } },
     new Map([['lobby-1', 'downstream']]),
   )
   t.equal(snap.peersUp, 2)
   t.same(snap.peers[0], {
     peerId: 'lobby-1', role: 'downstream', packetsSent: 10, packetsReceived: 9, bytesSent: 100, bytesReceived: 90,
-    retransmits: 2, losses: 1, messagesSent: 5, messagesReceived: 4, srttMs: 1.5,
+    retransmits: 2, losses: 1, messagesSent: 5, messagesReceived: 4, rttMs: 0.25, srttMs: 1.5,
   })
   t.notOk('srttMs' in (snap.peers[1] as object), 'no RTT series before a sample')
+  t.notOk('rttMs' in (snap.peers[1] as object), 'no path RTT series before a sample')
   t.same(snap.totals, {
     packetsSent: 20, packetsReceived: 18, bytesSent: 200, bytesReceived: 180, retransmits: 4, losses: 2, messagesSent: 50, messagesReceived: 40,
   })
@@ -77,7 +78,7 @@ t.test('metricsSnapshot from node.stats()', async (t) => {
 t.test('coordinatorSnapshot: sessions named by the table, control messages as messages', async (t) => {
   const session = (remote: string, isOpen = true) => ({
     remote, isOpen,
-    stats: () => ({ srtt: 2, packetsSent: 1, framesRetransmitted: 1, packetsLost: 0 }) as never,
+    stats: () => ({ roundTripTime: 0.5, srtt: 2, packetsSent: 1, framesRetransmitted: 1, packetsLost: 0 }) as never,
   })
   const snap = coordinatorSnapshot({
     table: () => [{ id: 'proxy-1', role: 'proxy', address: '127.0.0.1', port: 5000 }],
@@ -87,7 +88,7 @@ t.test('coordinatorSnapshot: sessions named by the table, control messages as me
       sessions: () => [session('127.0.0.1:5000'), session('127.0.0.1:6000'), session('127.0.0.1:7000', false)],
     },
   })
-  t.same(snap.peers.map((p) => [p.peerId, p.role, p.srttMs]), [['proxy-1', 'proxy', 2], ['127.0.0.1:6000', '', 2]])
+  t.same(snap.peers.map((p) => [p.peerId, p.role, p.rttMs, p.srttMs]), [['proxy-1', 'proxy', 0.5, 2], ['127.0.0.1:6000', '', 0.5, 2]])
   t.same(snap.totals, {
     packetsSent: 3, packetsReceived: 4, bytesSent: 5, bytesReceived: 6, retransmits: 2, losses: 0, messagesSent: 11, messagesReceived: 12,
   })

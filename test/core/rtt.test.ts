@@ -151,3 +151,28 @@ t.test('RTO backs off on a dead link, probes, and resets after an ack', async (t
   t.equal(b.got.length, 1, 'delivered once after many retransmissions')
   t.equal(b.conn.stats.messagesReceived, 1)
 })
+
+t.test('pathRtt: the median of the last 16 samples less the ack delay; srtt keeps the slow ones', async (t) => {
+  const r = new RttEstimator()
+  t.equal(r.pathRtt, 0, '0 before any sample')
+  r.sample(3, 1)
+  t.equal(r.pathRtt, 2, 'one sample, ack delay taken out')
+  r.sample(5)
+  t.equal(r.pathRtt, 3.5, 'even count: the mean of the middle two')
+  r.sample(2.5, 2)
+  t.equal(r.pathRtt, 2, 'odd count: the middle one (0.5, 2, 5)')
+  r.sample(4, 4)
+  t.equal(r.pathRtt, 3, 'a delay as long as the sample is not taken out: (0.5, 2, 4, 5)')
+  // Sparse one-way traffic with one slow wake-up: every sample held the 1 ms ack delay.
+  const s = new RttEstimator()
+  for (let i = 0; i < 15; i++) s.sample(1.2, 1)
+  s.sample(6.2, 1)
+  t.ok(Math.abs(s.pathRtt - 0.2) < 1e-12, `one slow sample of 16 does not move the median (${s.pathRtt} ms)`)
+  t.ok(s.srtt > 0.8, `srtt (${s.srtt.toFixed(3)} ms) keeps the slow sample for the RTO`)
+  // The ring holds the last 16: older samples fall out.
+  for (let i = 0; i < 16; i++) s.sample(0.5)
+  t.equal(s.pathRtt, 0.5, 'only the last 16 samples count')
+  s.sample(NaN)
+  s.sample(-1)
+  t.equal(s.pathRtt, 0.5, 'invalid samples are not recorded')
+})
