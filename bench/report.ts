@@ -1,6 +1,6 @@
 /**
  * The comparison bench's output: the JSON document `npm run bench --
- * --json FILE` writes ({@link BenchReport}, schema `warpmesh-bench/1`), the
+ * --json FILE` writes ({@link BenchReport}, schema `warpmesh-bench/2`), the
  * ratios and goal verdicts derived from it, and its two renderings,
  * `bench/RESULTS.md` ({@link renderMarkdown}) and `bench/results.svg`
  * ({@link renderSvg}, hand-written SVG, no dependency).
@@ -8,7 +8,14 @@
  * Everything here is a pure function of a {@link BenchReport}, so a report
  * can be re-rendered from a saved JSON file and tested with a fixed input.
  *
- * ## JSON schema `warpmesh-bench/1`
+ * ## JSON schema `warpmesh-bench/2`
+ *
+ * Changes from `/1`: ratio baselines are raw-dgram, sealed-dgram and
+ * tcp-star (tcp-hub is no longer a column) and include CPU per round and
+ * per message; settings gain `rttCheckPings`, `rttCheckOneWayPerPing`,
+ * `fanOutTargets`; the RTT check is a ping-pong result with `oneWay` and
+ * `reportedRtt`; goals are those of issue 16 (ids below) and gain
+ * `runRatios`.
  *
  * Times are in **µs** inside `rtt` / `allReceived` summaries and in **ms**
  * in fields whose name ends in `Ms`; rates are per second. A figure that
@@ -16,7 +23,7 @@
  *
  * ```text
  * {
- *   schema: "warpmesh-bench/1",
+ *   schema: "warpmesh-bench/2",
  *   command: string,              // exactly what was run
  *   commit: string,               // git HEAD measured (`-dirty`: lib/ or bench/ had uncommitted changes)
  *   quick: boolean,               // --quick (short counts)
@@ -28,13 +35,14 @@
  *   skipped: [{ what, reason }],  // whole variants or phases (e.g. kernel loss without root)
  *   lossCalibration: [{ lossPercent, sent, received, measuredLossPercent, nftDropped }],
  *   results: CombinedResult[],    // one per (network, scenario, case, variant)
- *   ratios: Ratio[],              // every variant ÷ raw-dgram / tcp-star / tcp-hub, same run
- *   goals: Goal[],                // issue 5 goals for warpmesh, with verdicts
+ *   ratios: Ratio[],              // every variant ÷ raw-dgram / sealed-dgram / tcp-star, same run
+ *   goals: Goal[],                // issue 16 goals for warpmesh (and those kept from issue 5), with verdicts
  * }
  * CombinedResult = the scenario result of bench/harness/scenarios.ts
  *   (scenario: "ping-pong" | "throughput" | "fan-out" | "failure", variant,
  *   network: "loopback" | "netns loss N%", case, ok, failure?, repetitions,
- *   and per scenario: rtt {count,min,p50,p90,p99,p999,max,mean} |
+ *   and per scenario: rtt {count,min,p50,p90,p99,p999,max,mean}
+ *     (+ the RTT check: oneWay: number, reportedRtt {…}: the node's own RTT readings, µs) |
  *   messagesPerSecond, bytesPerSecond, received, duplicates, outOfOrder, corrupt,
  *     cpuUsPerMessage, cpuUsPerMessageByProcess { name: µs } |
  *   allReceived {…}, completedRounds, rounds, cpuUsPerRound, cpuUsPerRoundByProcess |
@@ -44,13 +52,18 @@
  *   + runs: the same objects, one per repetition (figures of a combined
  *     result are the medians of its runs; `ok` only if every run was ok;
  *     failure: `lost`/`sent` are totals, `outageDetected` is any run's)
- * Ratio = { network, scenario, case, metric: "p50"|"p99"|"messagesPerSecond",
+ * Ratio = { network, scenario, case, metric: "p50"|"p99"|"messagesPerSecond"|"cpuUsPerRound"|"cpuUsPerMessage",
  *           variant, baseline, ratio: number|null, better: "lower"|"higher" }
  * Goal  = { id, description, target, measured, ratio: number|null,
- *           floorRatio: number|null,     // latency goals: raw dgram ÷ the same baseline
- *           sealedFloorRatio: number|null, // latency goals: sealed dgram ÷ the same baseline
- *           belowFloor: boolean,         // missed, and a floor is above the target
+ *           runRatios: number[],         // the ratio in each repetition (its spread)
+ *           floorRatio: number|null,     // raw dgram ÷ the same baseline, same case and metric
+ *           sealedFloorRatio: number|null, // sealed dgram ÷ the same baseline
+ *           belowFloor: boolean,         // missed, and a floor is beyond the target
  *           met: true | false | null }   // null: could not be measured here
+ * Goal ids: dd-rtt-vs-sealed, dd-rtt-vs-star, sparse-rtt-vs-sealed,
+ *   sparse-rtt-vs-star, fanout-{8,16}-p50-vs-star, fanout-{8,16}-cpu-vs-star,
+ *   fanout-{8,16}-cpu-vs-sealed, rtt-honesty, loss5-p99, throughput-64,
+ *   coordinator-kill.
  * ```
  */
 
@@ -59,10 +72,10 @@ import type { Summary } from './harness/stats.js'
 import { formatMicros, formatRate, median } from './harness/stats.js'
 
 /** Schema identifier of {@link BenchReport}. */
-export const SCHEMA = 'warpmesh-bench/1'
+export const SCHEMA = 'warpmesh-bench/2'
 
-/** Variants every other variant is compared against, in column order. */
-export const BASELINES = ['raw-dgram', 'tcp-star', 'tcp-hub'] as const
+/** Variants every other variant is compared against, in column order: both floors, then the TCP star. */
+export const BASELINES = ['raw-dgram', 'sealed-dgram', 'tcp-star'] as const
 
 /** The variant whose goals are judged. */
 export const SUBJECT = 'warpmesh'
@@ -96,9 +109,14 @@ export interface BenchSettings {
   /** Sparse ping-pong (d1↔d2 64 B): round trips measured, and the pause before each, ms. */
   readonly sparseCount: number
   readonly sparseGapMs: number
+  /** RTT check (d1↔d2 64 B, `sparseGapMs` apart): pings measured, and one-way messages to d2 before each. */
+  readonly rttCheckPings: number
+  readonly rttCheckOneWayPerPing: number
   readonly throughputCount64: number
   readonly throughputCount1k: number
   readonly fanOutRounds: number
+  /** Fan-out cases: downstreams broadcast to, each in a cluster of that many (8 runs in the cluster of the other cases). */
+  readonly fanOutTargets: readonly number[]
   readonly failureRatePerSecond: number
   readonly failureDurationMs: number
   readonly failureKillAtMs: number
@@ -138,7 +156,7 @@ export interface Ratio {
   readonly network: string
   readonly scenario: ScenarioResult['scenario']
   readonly case: string
-  readonly metric: 'p50' | 'p99' | 'messagesPerSecond'
+  readonly metric: 'p50' | 'p99' | 'messagesPerSecond' | 'cpuUsPerRound' | 'cpuUsPerMessage'
   readonly variant: string
   readonly baseline: string
   /** `variant ÷ baseline`; null when either run failed or was skipped. */
@@ -146,28 +164,35 @@ export interface Ratio {
   readonly better: 'lower' | 'higher'
 }
 
-/** An issue-5 goal with its verdict. */
+/** A goal (issue 16, and those kept from issue 5) with its verdict. */
 export interface Goal {
   readonly id: string
   readonly description: string
-  /** Readable target, e.g. `≤ 0.6 × tcp-star`. */
+  /** Readable target, e.g. `≤ 0.8 × tcp-star`. */
   readonly target: string
   /** Readable measurement. */
   readonly measured: string
+  /** warpmesh ÷ the baseline (medians of the repetitions); null when not judged. */
   readonly ratio: number | null
   /**
-   * Latency goals: raw dgram's figure (no protocol at all, the floor any
-   * UDP design starts from) ÷ the same baseline, from the same run — a
-   * target below it cannot be met on this machine. `null` for the other
-   * goals or when raw dgram did not run or failed.
+   * The same ratio per repetition (repetition i of warpmesh ÷ repetition i
+   * of the baseline, which ran beside it): the spread that says whether the
+   * machine's noise decides the verdict. Empty when not judged.
+   */
+  readonly runRatios: readonly number[]
+  /**
+   * Goals measured against a baseline: raw dgram's figure (no protocol at
+   * all, the floor any UDP design starts from) ÷ the same baseline, same
+   * case and run — a target below it cannot be met on this machine. `null`
+   * for the other goals or when raw dgram did not run or failed.
    */
   readonly floorRatio: number | null
   /**
-   * Latency goals: sealed dgram's figure (raw dgram with every datagram
-   * sealed by warpmesh's AEAD, no protocol: the floor of any design that
-   * protects its datagrams with node:crypto, as the issue requires of
-   * warpmesh) ÷ the same baseline, from the same run; `null` as for
-   * `floorRatio`. On the loopback only (the floor is not measured under loss).
+   * Sealed dgram's figure (raw dgram with every datagram sealed by
+   * warpmesh's AEAD, no protocol: the floor of any design that protects its
+   * datagrams, as warpmesh must) ÷ the same baseline, same case and run;
+   * `null` as for `floorRatio`. On the loopback only (the floor is not
+   * measured under loss); 1 for the goals against the sealed floor itself.
    */
   readonly sealedFloorRatio: number | null
   /**
@@ -291,7 +316,11 @@ export function combineRuns (runs: readonly ScenarioResult[]): CombinedResult {
       const rs = runs as readonly PingPongResult[]
       // Failed runs stop early: their percentiles are not comparable, so only ok runs count (none: NaN).
       const good = rs.filter((r) => r.ok)
-      return { ...first, ...common, rtt: ok ? medSummary(rs.map((r) => r.rtt)) : medSummary(good.length > 0 ? good.map((r) => r.rtt) : []), lost: sum(rs.map((r) => r.lost)), corrupt: sum(rs.map((r) => r.corrupt)) }
+      const counted = ok ? rs : good
+      return {
+        ...first, ...common, rtt: medSummary(counted.map((r) => r.rtt)), lost: sum(rs.map((r) => r.lost)), corrupt: sum(rs.map((r) => r.corrupt)),
+        ...(first.oneWay === undefined ? {} : { oneWay: sum(rs.map((r) => num(r.oneWay))), reportedRtt: medSummary(counted.flatMap((r) => (r.reportedRtt === undefined ? [] : [r.reportedRtt]))) }),
+      }
     }
     case 'throughput': {
       const rs = runs as readonly ThroughputResult[]
@@ -334,32 +363,39 @@ export function combineRuns (runs: readonly ScenarioResult[]): CombinedResult {
 
 // ---------------------------------------------------------------- ratios and goals
 
-function metricOf (r: CombinedResult, metric: Ratio['metric']): number {
+/** The figure `metric` of a result (NaN for a failed run or a metric the scenario has not). */
+function metricOf (r: ScenarioResult, metric: Ratio['metric']): number {
   if (!r.ok) return NaN
   switch (r.scenario) {
-    case 'ping-pong': return metric === 'p99' ? num(r.rtt.p99) : num(r.rtt.p50)
-    case 'fan-out': return metric === 'p99' ? num(r.allReceived.p99) : num(r.allReceived.p50)
-    case 'throughput': return num(r.messagesPerSecond)
+    case 'ping-pong': return metric === 'p99' ? num(r.rtt.p99) : metric === 'p50' ? num(r.rtt.p50) : NaN
+    case 'fan-out': return metric === 'p99' ? num(r.allReceived.p99) : metric === 'p50' ? num(r.allReceived.p50) : metric === 'cpuUsPerRound' ? num(r.cpuUsPerRound) : NaN
+    case 'throughput': return metric === 'messagesPerSecond' ? num(r.messagesPerSecond) : metric === 'cpuUsPerMessage' ? num(r.cpuUsPerMessage) : NaN
     default: return NaN
   }
 }
 
+/** The metrics {@link computeRatios} divides per scenario. */
+const RATIO_METRICS: Readonly<Record<ScenarioResult['scenario'], ReadonlyArray<Ratio['metric']>>> = {
+  'ping-pong': ['p50', 'p99'],
+  'fan-out': ['p50', 'p99', 'cpuUsPerRound'],
+  throughput: ['messagesPerSecond', 'cpuUsPerMessage'],
+  failure: [],
+}
+
 /**
  * Every variant's figure divided by each baseline's ({@link BASELINES}) in
- * the same case and run: p50 and p99 for latency (lower is better),
- * messages/s for throughput (higher is better). `ratio` is null when either
- * side failed or did not run.
+ * the same case and run: p50 and p99 for latency, CPU per round or message
+ * (lower is better), messages/s for throughput (higher is better). `ratio`
+ * is null when either side failed or did not run.
  */
 export function computeRatios (results: readonly CombinedResult[]): Ratio[] {
   const out: Ratio[] = []
   for (const r of results) {
-    if (r.scenario === 'failure') continue
-    const metrics: Array<Ratio['metric']> = r.scenario === 'throughput' ? ['messagesPerSecond'] : ['p50', 'p99']
     for (const baseline of BASELINES) {
       if (baseline === r.variant) continue
       const b = findResult(results, r.scenario, r.network, r.case, baseline)
       if (b === undefined) continue
-      for (const metric of metrics) {
+      for (const metric of RATIO_METRICS[r.scenario]) {
         const v = metricOf(r, metric) / metricOf(b, metric)
         out.push({
           network: r.network, scenario: r.scenario, case: r.case, metric, variant: r.variant, baseline,
@@ -371,66 +407,150 @@ export function computeRatios (results: readonly CombinedResult[]): Ratio[] {
   return out
 }
 
-/** A goal with no floors: every goal but the latency ones, and a latency goal that could not be judged. */
-function plainGoal (id: string, description: string, target: string, measured: string, met: boolean | null, ratio: number | null = null): Goal {
-  return { id, description, target, measured, ratio, floorRatio: null, sealedFloorRatio: null, belowFloor: false, met }
+/** A goal with no floors: a goal that could not be judged, and the goals floors say nothing about. */
+function plainGoal (id: string, description: string, target: string, measured: string, met: boolean | null, ratio: number | null = null, runRatios: readonly number[] = []): Goal {
+  return { id, description, target, measured, ratio, runRatios, floorRatio: null, sealedFloorRatio: null, belowFloor: false, met }
 }
 
-function latencyGoal (results: readonly CombinedResult[], id: string, network: string, metric: 'p50' | 'p99', baselines: readonly string[], factor: number, description: string): Goal {
-  const subject = findResult(results, 'ping-pong', network, DD_CASE, SUBJECT)
+/** What {@link ratioGoal} compares. */
+interface RatioGoalSpec {
+  readonly id: string
+  readonly description: string
+  readonly scenario: 'ping-pong' | 'fan-out' | 'throughput'
+  readonly network: string
+  readonly caseName: string
+  readonly metric: Ratio['metric']
+  /** The baseline, or several: the best of them (lowest, or highest for a rate). */
+  readonly baselines: readonly string[]
+  readonly factor: number
+  /** Whether the floors (raw and sealed dgram ÷ the same baseline) are shown. Default true. */
+  readonly floors?: boolean
+}
+
+function formatMetric (metric: Ratio['metric'], v: number): string {
+  switch (metric) {
+    case 'messagesPerSecond': return formatRate(v)
+    case 'cpuUsPerRound': case 'cpuUsPerMessage': return `${fmtUs(v)} CPU`
+    default: return fmtUs(v)
+  }
+}
+
+/**
+ * warpmesh's `metric` in one case ÷ a baseline's, judged against `factor`
+ * (≤ for times and CPU, ≥ for rates), with both floors divided by the same
+ * baseline beside it and the ratio of every repetition (its spread).
+ */
+function ratioGoal (results: readonly CombinedResult[], spec: RatioGoalSpec): Goal {
+  const { id, description, scenario, network, caseName, metric, baselines, factor } = spec
+  const higher = metric === 'messagesPerSecond'
   const label = baselines.length === 1 ? baselines[0]! : `best of ${baselines.join(', ')}`
-  const target = `≤ ${factor} × ${label}`
-  const base = baselines.map((b) => findResult(results, 'ping-pong', network, DD_CASE, b)).filter((b): b is Extract<CombinedResult, { scenario: 'ping-pong' }> => b !== undefined && b.ok)
+  const target = `${higher ? '≥' : '≤'} ${factor} × ${label}`
+  const subject = findResult(results, scenario, network, caseName, SUBJECT)
   if (subject === undefined) return plainGoal(id, description, target, 'warpmesh did not run', null)
   if (!subject.ok) return plainGoal(id, description, target, `warpmesh FAILED: ${subject.failure ?? ''}`, false)
+  const base = baselines.map((b) => findResult(results, scenario, network, caseName, b))
+    .filter((b): b is NonNullable<typeof b> => b !== undefined && Number.isFinite(metricOf(b, metric)))
   if (base.length === 0) return plainGoal(id, description, target, `${label} did not run or failed`, null)
   let best = base[0]!
-  for (const b of base) if (metricOf(b, metric) < metricOf(best, metric)) best = b
+  for (const b of base) if (higher ? metricOf(b, metric) > metricOf(best, metric) : metricOf(b, metric) < metricOf(best, metric)) best = b
   const s = metricOf(subject, metric)
-  const ratio = s / metricOf(best, metric)
+  const bv = metricOf(best, metric)
+  const ratio = s / bv
+  if (!Number.isFinite(ratio)) return plainGoal(id, description, target, `${metric} not measured`, null)
+  // Repetition i of warpmesh ÷ repetition i of the baseline (the variants alternate within a repetition).
+  const runRatios: number[] = []
+  for (let i = 0; i < Math.min(subject.runs.length, best.runs.length); i++) {
+    const x = metricOf(subject.runs[i]!, metric) / metricOf(best.runs[i]!, metric)
+    if (Number.isFinite(x)) runRatios.push(x)
+  }
   const floorOf = (variant: string): number | null => {
-    const f = findResult(results, 'ping-pong', network, DD_CASE, variant)
-    return f !== undefined && f.ok ? metricOf(f, metric) / metricOf(best, metric) : null
+    if (spec.floors === false) return null
+    const f = findResult(results, scenario, network, caseName, variant)
+    const v = f === undefined ? NaN : metricOf(f, metric) / bv
+    return Number.isFinite(v) ? v : null
   }
   const floorRatio = floorOf('raw-dgram')
   const sealedFloorRatio = floorOf('sealed-dgram')
-  const met = ratio <= factor
+  const met = higher ? ratio >= factor : ratio <= factor
+  const beyond = (f: number | null): boolean => f !== null && (higher ? f < factor : f > factor)
   return {
     id, description, target,
-    measured: `${metric} ${fmtUs(s)} vs ${fmtUs(metricOf(best, metric))} (${best.variant}) = ${fmtRatio(ratio)}`,
-    ratio, floorRatio, sealedFloorRatio,
-    belowFloor: !met && [floorRatio, sealedFloorRatio].some((f) => f !== null && f > factor),
+    measured: `${metric === 'p50' || metric === 'p99' ? `${metric} ` : ''}${formatMetric(metric, s)} vs ${formatMetric(metric, bv)} (${best.variant}) = ${fmtRatio(ratio)}`,
+    ratio, runRatios, floorRatio, sealedFloorRatio,
+    belowFloor: !met && (beyond(floorRatio) || beyond(sealedFloorRatio)),
     met,
   }
 }
 
-/** The issue-5 goals, judged on `results` (see {@link Goal}). */
+/** The ping-pong case name of the sparse goals (`sparseGapMs` 10). */
+export const SPARSE_CASE = 'd1↔d2 64B, 10 ms apart'
+
+/** Fan-out sizes the goals judge. */
+export const FAN_OUT_GOAL_TARGETS = [8, 16] as const
+
+/** The fan-out case names of the goals. */
+export function fanOutCaseName (downstreams: number): string {
+  return `proxy→${downstreams} downstreams 64B`
+}
+
+/** Limit of the RTT check: what warpmesh's stats report ÷ the ping-pong p50 measured beside it. */
+export const RTT_HONESTY_FACTOR = 1.3
+
+/**
+ * The RTT check: the RTT warpmesh's stats reported (median of the readings)
+ * ÷ the p50 of the ping-pong measured beside it, same case and run.
+ */
+function rttHonestyGoal (results: readonly CombinedResult[]): Goal {
+  const id = 'rtt-honesty'
+  const description = 'RTT shown by stats (roundTripTime) vs the ping-pong p50 beside it (sparse one-way traffic + ping-pong)'
+  const target = `≤ ${RTT_HONESTY_FACTOR} × ping-pong p50`
+  const r = results.find((x) => x.scenario === 'ping-pong' && x.network === 'loopback' && x.variant === SUBJECT && x.oneWay !== undefined) as Extract<CombinedResult, { scenario: 'ping-pong' }> | undefined
+  if (r === undefined) return plainGoal(id, description, target, 'warpmesh did not run the RTT check', null)
+  if (!r.ok) return plainGoal(id, description, target, `warpmesh FAILED: ${r.failure ?? ''}`, false)
+  const shown = num(r.reportedRtt?.p50)
+  const ratio = shown / num(r.rtt.p50)
+  if (!Number.isFinite(ratio)) return plainGoal(id, description, target, 'no RTT reported', false)
+  const runRatios = r.runs.map((x) => (x.scenario === 'ping-pong' && x.ok ? num(x.reportedRtt?.p50) / num(x.rtt.p50) : NaN)).filter(Number.isFinite)
+  return plainGoal(id, description, target, `stats ${fmtUs(shown)} vs ping-pong p50 ${fmtUs(r.rtt.p50)} = ${fmtRatio(ratio)}`, ratio <= RTT_HONESTY_FACTOR, ratio, runRatios)
+}
+
+/** The goals of issue 16 (and those kept from issue 5), judged on `results` (see {@link Goal}). */
 export function evaluateGoals (results: readonly CombinedResult[]): Goal[] {
+  const L = 'loopback'
+  const pp = (id: string, description: string, caseName: string, baseline: string, factor: number): Goal =>
+    ratioGoal(results, { id, description, scenario: 'ping-pong', network: L, caseName, metric: 'p50', baselines: [baseline], factor })
   const goals: Goal[] = [
-    latencyGoal(results, 'dd-rtt-vs-star', 'loopback', 'p50', ['tcp-star'], 0.6, `downstream↔downstream p50 RTT (${DD_CASE}) vs TCP star`),
-    latencyGoal(results, 'dd-rtt-vs-hub', 'loopback', 'p50', ['tcp-hub'], 0.6, `downstream↔downstream p50 RTT (${DD_CASE}) vs TCP hub`),
-    latencyGoal(results, 'dd-rtt-vs-redis', 'loopback', 'p50', ['redis'], 0.5, `downstream↔downstream p50 RTT (${DD_CASE}) vs Redis pub/sub`),
-    latencyGoal(results, 'loss5-p99', 'netns loss 5%', 'p99', ['tcp-star', 'tcp-hub'], 0.2, `p99 RTT at 5 % kernel loss (${DD_CASE}) vs the best TCP variant`),
+    pp('dd-rtt-vs-sealed', `back-to-back p50 RTT (${DD_CASE}) vs the sealed floor`, DD_CASE, 'sealed-dgram', 1.15),
+    pp('dd-rtt-vs-star', `back-to-back p50 RTT (${DD_CASE}) vs TCP star`, DD_CASE, 'tcp-star', 0.8),
+    pp('sparse-rtt-vs-sealed', `sparse p50 RTT (${SPARSE_CASE}) vs the sealed floor`, SPARSE_CASE, 'sealed-dgram', 1.15),
+    pp('sparse-rtt-vs-star', `sparse p50 RTT (${SPARSE_CASE}) vs TCP star`, SPARSE_CASE, 'tcp-star', 0.85),
   ]
-  {
-    const id = 'throughput-64'
-    const description = `one-way throughput ${TP_CASE} vs TCP star`
-    const target = '≥ 1 × tcp-star'
-    const s = findResult(results, 'throughput', 'loopback', TP_CASE, SUBJECT)
-    const b = findResult(results, 'throughput', 'loopback', TP_CASE, 'tcp-star')
-    if (s === undefined) goals.push(plainGoal(id, description, target, 'warpmesh did not run', null))
-    else if (!s.ok) goals.push(plainGoal(id, description, target, `warpmesh FAILED: ${s.failure ?? ''}`, false))
-    else if (b === undefined || !b.ok) goals.push(plainGoal(id, description, target, 'tcp-star did not run or failed', null))
-    else {
-      const ratio = num(s.messagesPerSecond) / num(b.messagesPerSecond)
-      goals.push(plainGoal(id, description, target, `${formatRate(num(s.messagesPerSecond))} vs ${formatRate(num(b.messagesPerSecond))} = ${fmtRatio(ratio)}`, ratio >= 1, ratio))
-    }
+  for (const n of FAN_OUT_GOAL_TARGETS) {
+    const caseName = fanOutCaseName(n)
+    const fo = (id: string, description: string, metric: Ratio['metric'], baseline: string, factor: number): Goal =>
+      ratioGoal(results, { id, description, scenario: 'fan-out', network: L, caseName, metric, baselines: [baseline], factor })
+    goals.push(
+      fo(`fanout-${n}-p50-vs-star`, `fan-out to ${n}: p50 until every downstream has it, vs TCP star`, 'p50', 'tcp-star', 1.0),
+      fo(`fanout-${n}-cpu-vs-star`, `fan-out to ${n}: CPU per round (all processes) vs TCP star`, 'cpuUsPerRound', 'tcp-star', 1.5),
+      fo(`fanout-${n}-cpu-vs-sealed`, `fan-out to ${n}: CPU per round (all processes) vs the sealed floor`, 'cpuUsPerRound', 'sealed-dgram', 1.3),
+    )
   }
+  goals.push(
+    rttHonestyGoal(results),
+    ratioGoal(results, {
+      id: 'loss5-p99', description: `p99 RTT at 5 % kernel loss (${DD_CASE}) vs the best TCP variant`, scenario: 'ping-pong', network: 'netns loss 5%',
+      caseName: DD_CASE, metric: 'p99', baselines: ['tcp-star', 'tcp-hub'], factor: 0.05,
+    }),
+    ratioGoal(results, {
+      id: 'throughput-64', description: `one-way throughput ${TP_CASE} vs TCP star`, scenario: 'throughput', network: L,
+      caseName: TP_CASE, metric: 'messagesPerSecond', baselines: ['tcp-star'], factor: 1, floors: false,
+    }),
+  )
   {
     const id = 'coordinator-kill'
     const description = 'coordinator SIGKILLed mid-stream: downstream↔downstream traffic'
     const target = '0 lost, no interruption'
-    const f = results.find((r) => r.scenario === 'failure' && r.variant === SUBJECT && r.network === 'loopback') as Extract<CombinedResult, { scenario: 'failure' }> | undefined
+    const f = results.find((r) => r.scenario === 'failure' && r.variant === SUBJECT && r.network === L) as Extract<CombinedResult, { scenario: 'failure' }> | undefined
     if (f === undefined) goals.push(plainGoal(id, description, target, 'warpmesh did not run', null))
     else {
       goals.push(plainGoal(id, description, target,
@@ -493,19 +613,22 @@ export function renderMarkdown (report: BenchReport): string {
     'Ratios divide a variant\'s figure by the baseline\'s from the same run (lower is better for times, higher for rates). ' +
     `Ping-pong: ${s.pingPongCount} sequential round trips after ${s.pingPongWarmup} unmeasured` +
     (s.sparseCount > 0 ? `, and sparse: ${s.sparseCount} round trips ${s.sparseGapMs} ms apart (every process idles and wakes for each, as servers exchanging a few messages a second do), run after the others` : '') +
+    (s.rttCheckPings > 0 ? `; RTT check (warpmesh): ${s.rttCheckPings} round trips ${s.sparseGapMs} ms apart with ${s.rttCheckOneWayPerPing} one-way messages between (the same ${s.sparseGapMs} ms apart), the RTT warpmesh's stats report read after each` : '') +
     `; throughput: ${s.throughputCount64} × 64 B and ` +
-    `${s.throughputCount1k} × 1 KiB after a checked warm-up; fan-out: ${s.fanOutRounds} rounds to ${s.downstreams} downstreams; ` +
+    `${s.throughputCount1k} × 1 KiB after a checked warm-up; fan-out: ${s.fanOutRounds} rounds to ${(s.fanOutTargets ?? [s.downstreams]).join(' and to ')} downstreams (a cluster of that many each); ` +
     `kernel loss: ${s.lossPingPongCount} round trips per run, every process in its own network namespace with nftables random drop on input.`, '')
 
   out.push('## Goals (warpmesh, measured side by side)', '')
   const floorCell = (f: number | null): string => (f === null ? '' : fmtRatio(f))
-  out.push(table(['goal', 'target', 'measured', 'verdict', 'floor: raw dgram', 'floor: sealed dgram'], report.goals.map((g) => [
-    escapeCell(g.description), escapeCell(g.target), escapeCell(g.measured), verdict(g), floorCell(g.floorRatio), floorCell(g.sealedFloorRatio),
+  const spreadCell = (g: Goal): string => ((g.runRatios ?? []).length === 0 ? '' : (g.runRatios ?? []).map((x) => fmtRatio(x)).join(' / '))
+  out.push(table(['goal', 'target', 'measured', 'verdict', 'each repetition', 'floor: raw dgram', 'floor: sealed dgram'], report.goals.map((g) => [
+    escapeCell(g.description), escapeCell(g.target), escapeCell(g.measured), verdict(g), spreadCell(g), floorCell(g.floorRatio), floorCell(g.sealedFloorRatio),
   ])), '')
-  out.push('"floor: raw dgram" is raw `node:dgram` (no reliability, no encryption, no protocol) divided by the same baseline in the same run: ' +
-    'the lowest ratio any UDP design reaches on this machine. "floor: sealed dgram" is the same with every datagram sealed and opened by ' +
-    'warpmesh\'s AEAD (AES-256-GCM from node:crypto, ciphers prepared ahead as warpmesh does; still no protocol): the lowest ratio of any ' +
-    'design that protects its datagrams, as warpmesh must. A target below a floor cannot be met here ("target below the floor").', '')
+  out.push('"each repetition": the ratio within each repetition (the variants run one after another in it), whose spread shows how much the ' +
+    'machine\'s noise moves the verdict. "floor: raw dgram" is raw `node:dgram` (no reliability, no encryption, no protocol) divided by the same ' +
+    'baseline, same case and run: the lowest ratio any UDP design reaches on this machine. "floor: sealed dgram" is the same with every ' +
+    'datagram sealed and opened by warpmesh\'s own AEAD (its `PacketProtector`, as warpmesh uses it; still no protocol): the lowest ratio of ' +
+    'any design that protects its datagrams, as warpmesh must. A target below a floor cannot be met here ("target below the floor").', '')
 
   if (report.skipped.length > 0) {
     out.push('## Skipped', '')
@@ -532,10 +655,10 @@ export function renderMarkdown (report: BenchReport): string {
     for (const r of results) {
       if (r.scenario !== 'throughput' || r.network !== 'loopback' || r.case !== c) continue
       tpRows.push([c, r.variant, r.ok ? formatRate(num(r.messagesPerSecond)) : '—', r.ok ? `${(num(r.bytesPerSecond) / 1e6).toFixed(1)} MB/s` : '—', ...ratioCells(report, r, 'messagesPerSecond'),
-        r.ok ? cpuCell(r.cpuUsPerMessage, r.cpuUsPerMessageByProcess, 2) : '—', status(r)])
+        r.ok ? cpuCell(r.cpuUsPerMessage, r.cpuUsPerMessageByProcess, 2) : '—', ...ratioCells(report, r, 'cpuUsPerMessage'), status(r)])
     }
   }
-  out.push(table(['case', 'variant', 'messages/s', 'payload', ...baseCols, 'CPU µs per message: all processes (busiest ones)', 'status'], tpRows), '')
+  out.push(table(['case', 'variant', 'messages/s', 'payload', ...baseCols, 'CPU µs per message: all processes (busiest ones)', ...baseCols.map((c) => `CPU ${c}`), 'status'], tpRows), '')
 
   out.push('## Fan-out (loopback): time until every downstream has the broadcast', '')
   const foRows: string[][] = []
@@ -543,11 +666,28 @@ export function renderMarkdown (report: BenchReport): string {
     if (r.scenario !== 'fan-out' || r.network !== 'loopback') continue
     const ok = r.ok
     foRows.push([r.case, r.variant, ok ? fmtUs(r.allReceived.p50) : '—', ok ? fmtUs(r.allReceived.p99) : '—', ok ? fmtUs(r.allReceived.p999) : '—', ok ? fmtUs(r.allReceived.max) : '—', ...ratioCells(report, r, 'p50'),
-      ok ? cpuCell(r.cpuUsPerRound, r.cpuUsPerRoundByProcess, 0) : '—', status(r)])
+      ok ? cpuCell(r.cpuUsPerRound, r.cpuUsPerRoundByProcess, 0) : '—', ...ratioCells(report, r, 'cpuUsPerRound'), status(r)])
   }
-  out.push(table(['case', 'variant', 'p50', 'p99', 'p99.9', 'max', ...baseCols.map((c) => `p50 ${c}`), 'CPU µs per round: all processes (busiest ones)', 'status'], foRows), '')
+  out.push(table(['case', 'variant', 'p50', 'p99', 'p99.9', 'max', ...baseCols.map((c) => `p50 ${c}`), 'CPU µs per round: all processes (busiest ones)', ...baseCols.map((c) => `CPU ${c}`), 'status'], foRows), '')
   out.push('CPU: user + system time of every process of the variant (nodes, relays, servers) while the measured messages flowed, from /proc at ' +
     `clock-tick resolution, per message or round; medians of the repetitions. No round (or message) can take less wall time than its CPU ÷ ${m.nproc} CPUs.`, '')
+
+  out.push('## RTT check: what warpmesh reports vs a ping-pong beside it', '')
+  const rttRows: string[][] = []
+  for (const r of results) {
+    if (r.scenario !== 'ping-pong' || r.network !== 'loopback' || r.oneWay === undefined) continue
+    const ok = r.ok
+    const shown = num(r.reportedRtt?.p50)
+    rttRows.push([r.case, r.variant, ok ? fmtUs(r.rtt.p50) : '—', ok ? fmtUs(shown) : '—', ok ? `${fmtUs(r.reportedRtt?.min)} – ${fmtUs(r.reportedRtt?.max)}` : '—',
+      ok ? fmtRatio(shown / num(r.rtt.p50)) : '—', String(r.oneWay), status(r)])
+  }
+  if (rttRows.length === 0) out.push('Not measured.', '')
+  else {
+    out.push(table(['case', 'variant', 'ping-pong p50', 'reported RTT (median of readings)', 'reported min – max', 'reported ÷ ping-pong p50', 'one-way messages (all checked)', 'status'], rttRows), '')
+    out.push('d1 sends sparse one-way messages to d2 (each acknowledged only after the ack delay, as no reply carries it) and, between them, ' +
+      'pings d2; after each measured pong it reads the round-trip time its MeshNode reports for d2 (`stats().peers[id].roundTripTime`, ' +
+      `the figure of the demo and the \`warpmesh_peer_rtt_seconds\` metric). Goal: ≤ ${RTT_HONESTY_FACTOR} × the ping-pong p50.`, '')
+  }
 
   const lossNetworks = [...new Set(results.filter((r) => r.lossPercent > 0).map((r) => r.network))]
   out.push('## Round-trip latency under kernel packet loss', '')

@@ -1,7 +1,7 @@
 /**
  * The comparison bench (`npm run bench`): every variant of bench/variants
- * (raw dgram, TCP star, TCP hub, Redis pub/sub, warpmesh) through every
- * scenario of issue 5, in one run on one machine, then `bench/RESULTS.md`,
+ * (raw dgram, sealed dgram, TCP star, TCP hub, Redis pub/sub, warpmesh)
+ * through every scenario of issues 5 and 16, in one run on one machine, then `bench/RESULTS.md`,
  * `bench/results.svg` and (with `--json FILE`) the JSON document described
  * in bench/report.ts.
  *
@@ -14,9 +14,11 @@
  * ```
  *
  * Order: for each repetition, every variant runs its whole loopback set
- * (ping-pong, throughput, fan-out, then the failure scenario, which kills
- * its target) in a fresh cluster, the variant order rotating each
- * repetition so slow drift of a noisy machine spreads over all of them.
+ * (ping-pong, sparse ping-pong, the RTT check where the variant reports an
+ * RTT, throughput, fan-out to 8, then the failure scenario, which kills its
+ * target) in a fresh cluster of 8 downstreams, then fan-out to 16 in a
+ * fresh cluster of 16, the variant order rotating each repetition so slow
+ * drift of a noisy machine spreads over all of them.
  * Then the same for each kernel loss rate, every variant in a fresh set of
  * network namespaces. A case that throws is recorded as a failed run.
  */
@@ -91,13 +93,13 @@ function settingsFor (a: Args): BenchSettings {
   const repetitions = a.repetitions ?? 3
   return a.quick
     ? {
-        repetitions, downstreams: 8, pingPongCount: 500, pingPongWarmup: 100, sparseCount: 100, sparseGapMs: 10, throughputCount64: 20_000, throughputCount1k: 5000,
-        fanOutRounds: 200, failureRatePerSecond: 1000, failureDurationMs: 2500, failureKillAtMs: 500, failureRestartAfterMs: 500,
+        repetitions, downstreams: 8, pingPongCount: 500, pingPongWarmup: 100, sparseCount: 100, sparseGapMs: 10, rttCheckPings: 30, rttCheckOneWayPerPing: 3,
+        throughputCount64: 20_000, throughputCount1k: 5000, fanOutRounds: 200, fanOutTargets: [8, 16], failureRatePerSecond: 1000, failureDurationMs: 2500, failureKillAtMs: 500, failureRestartAfterMs: 500,
         lossPercents: a.loss ? [1, 5] : [], lossPingPongCount: 150,
       }
     : {
-        repetitions, downstreams: 8, pingPongCount: 5000, pingPongWarmup: 1000, sparseCount: 300, sparseGapMs: 10, throughputCount64: 1_000_000, throughputCount1k: 250_000,
-        fanOutRounds: 1000, failureRatePerSecond: 1000, failureDurationMs: 4000, failureKillAtMs: 1000, failureRestartAfterMs: 500,
+        repetitions, downstreams: 8, pingPongCount: 5000, pingPongWarmup: 1000, sparseCount: 300, sparseGapMs: 10, rttCheckPings: 100, rttCheckOneWayPerPing: 3,
+        throughputCount64: 1_000_000, throughputCount1k: 250_000, fanOutRounds: 1000, fanOutTargets: [8, 16], failureRatePerSecond: 1000, failureDurationMs: 4000, failureKillAtMs: 1000, failureRestartAfterMs: 500,
         lossPercents: a.loss ? [1, 5] : [], lossPingPongCount: 300,
       }
 }
@@ -131,6 +133,8 @@ function machineInfo (): MachineInfo {
 interface CaseSpec {
   readonly label: string
   readonly scenario: ScenarioResult['scenario']
+  /** Runs only for variants that report an RTT of their own ({@link Variant.reportsRtt}). */
+  readonly rttCheck?: boolean
   run (cluster: Cluster): Promise<ScenarioResult>
   /** What to record when the cluster could not start or the case threw. */
   failed (variant: Variant, network: Network, why: string): ScenarioResult
@@ -141,12 +145,13 @@ function failedPingPong (variant: Variant, network: Network, caseName: string, s
   return { scenario: 'ping-pong', variant: variant.name, network: network.name, case: caseName, ok: false, failure: why, repetitions: 1, size, rtt: nan, lost: 0, corrupt: 0 }
 }
 
-function pingCase (from: number, to: number, size: number, count: number, warmup: number, gapMs = 0): CaseSpec {
-  const caseName = pingPongCaseName(from, to, size, gapMs)
+function pingCase (from: number, to: number, size: number, count: number, warmup: number, gapMs = 0, oneWayPerPing = 0): CaseSpec {
+  const caseName = pingPongCaseName(from, to, size, gapMs, oneWayPerPing)
   return {
     label: `ping-pong ${caseName}`,
     scenario: 'ping-pong',
-    run: (c) => pingPong(c, { from, to, size, count, warmup, gapMs }),
+    ...(oneWayPerPing > 0 ? { rttCheck: true } : {}),
+    run: (c) => pingPong(c, { from, to, size, count, warmup, gapMs, oneWayPerPing }),
     failed: (v, n, why) => failedPingPong(v, n, caseName, size, why),
   }
 }
@@ -170,7 +175,10 @@ function fanOutCase (rounds: number, downstreams: number): CaseSpec {
   return {
     label: `fan-out ${caseName}`,
     scenario: 'fan-out',
-    run: (c) => fanOut(c, { size: 64, rounds, warmup: Math.min(100, rounds) }),
+    run: (c) => {
+      if (c.downstreams !== downstreams) throw new RangeError(`fan-out to ${downstreams} needs a cluster of ${downstreams} downstreams, got ${c.downstreams}`)
+      return fanOut(c, { size: 64, rounds, warmup: Math.min(100, rounds) })
+    },
     failed: (v, n, why) => ({
       scenario: 'fan-out', variant: v.name, network: n.name, case: caseName, ok: false, failure: why, repetitions: 1, size: 64, targets: downstreams,
       allReceived: { count: 0, min: NaN, p50: NaN, p90: NaN, p99: NaN, p999: NaN, max: NaN, mean: NaN }, completedRounds: 0, rounds,
@@ -251,16 +259,22 @@ async function main (): Promise<void> {
     pingCase(1, 2, 1024, s.pingPongCount, s.pingPongWarmup),
     // Sparse: after the cases above, so every process has run the code thousands of times.
     pingCase(1, 2, 64, s.sparseCount, 20, s.sparseGapMs),
+    // The RTT check: sparse one-way traffic and a ping-pong beside it; what the node reports vs what the ping-pong measures.
+    pingCase(1, 2, 64, s.rttCheckPings, 10, s.sparseGapMs, s.rttCheckOneWayPerPing),
     throughputCase(64, s.throughputCount64),
     throughputCase(1024, s.throughputCount1k),
-    fanOutCase(s.fanOutRounds, s.downstreams),
+    ...s.fanOutTargets.filter((n) => n === s.downstreams).map((n) => fanOutCase(s.fanOutRounds, n)),
     failureCase(s), // last: it kills (and restarts) the variant's single point of failure
   ]
+  // Fan-out to another number of downstreams: a cluster of that size each (a broadcast reaches every node).
+  const wideSets = s.fanOutTargets.filter((n) => n !== s.downstreams).map((n) => ({ downstreams: n, cases: [fanOutCase(s.fanOutRounds, n)] }))
   const lossCases: CaseSpec[] = [pingCase(1, 2, 64, s.lossPingPongCount, 20)]
-  // Floors measured for latency only (sealed-dgram) run the loopback ping-pong cases and nothing else.
-  const casesFor = (v: Variant, cases: readonly CaseSpec[]): readonly CaseSpec[] => (v.pingPongOnly === true ? cases.filter((c) => c.scenario === 'ping-pong') : cases)
-  const lossRunnable = runnable.filter((v) => v.pingPongOnly !== true)
-  const steps = s.repetitions * (runnable.reduce((n, v) => n + casesFor(v, loopbackCases).length, 0) + lossPercents.length * lossRunnable.length * lossCases.length) + lossPercents.length
+  // A floor (sealed-dgram) runs the scenarios it lists; the RTT check needs a variant that reports an RTT.
+  const casesFor = (v: Variant, cases: readonly CaseSpec[]): readonly CaseSpec[] =>
+    cases.filter((c) => (v.scenarios === undefined || v.scenarios.includes(c.scenario)) && (c.rttCheck !== true || v.reportsRtt === true))
+  const lossRunnable = runnable.filter((v) => v.scenarios === undefined)
+  const loopbackSteps = runnable.reduce((n, v) => n + casesFor(v, loopbackCases).length + wideSets.reduce((m, w) => m + casesFor(v, w.cases).length, 0), 0)
+  const steps = s.repetitions * (loopbackSteps + lossPercents.length * lossRunnable.length * lossCases.length) + lossPercents.length
   const progress = new Progress(steps)
   const runs = new Map<string, ScenarioResult[]>()
   const keyOrder: string[] = []
@@ -300,6 +314,10 @@ async function main (): Promise<void> {
   for (let rep = 0; rep < s.repetitions; rep++) {
     for (const v of rotate(runnable, rep)) {
       await runSet(v, loopback, casesFor(v, loopbackCases), s.downstreams, rep)
+      for (const w of wideSets) {
+        const cases = casesFor(v, w.cases)
+        if (cases.length > 0) await runSet(v, loopback, cases, w.downstreams, rep)
+      }
     }
   }
 
@@ -359,8 +377,13 @@ async function main (): Promise<void> {
   for (const r of results) process.stdout.write(`${formatResult(r)}\n`)
   process.stdout.write('\ngoals (warpmesh):\n')
   for (const g of report.goals) {
-    const floors = g.floorRatio === null ? '' : `; floors: raw ${g.floorRatio.toFixed(2)}×${g.sealedFloorRatio === null ? '' : `, sealed ${g.sealedFloorRatio.toFixed(2)}×`}${g.belowFloor ? ' (target below the floor)' : ''}`
-    process.stdout.write(`  ${g.met === null ? 'NOT MEASURED' : g.met ? 'met        ' : 'MISSED     '}  ${g.description}: ${g.target}; ${g.measured}${floors}\n`)
+    const floors = [
+      ...(g.floorRatio === null ? [] : [`raw ${g.floorRatio.toFixed(2)}×`]),
+      ...(g.sealedFloorRatio === null ? [] : [`sealed ${g.sealedFloorRatio.toFixed(2)}×`]),
+    ]
+    const floorText = floors.length === 0 ? '' : `; floors: ${floors.join(', ')}${g.belowFloor ? ' (target below the floor)' : ''}`
+    const spread = g.runRatios.length === 0 ? '' : `; each repetition ${g.runRatios.map((x) => `${x.toFixed(2)}×`).join(' / ')}`
+    process.stdout.write(`  ${g.met === null ? 'NOT MEASURED' : g.met ? 'met        ' : 'MISSED     '}  ${g.description}: ${g.target}; ${g.measured}${spread}${floorText}\n`)
   }
   if (args.json !== undefined) {
     mkdirSync(dirname(resolve(args.json)), { recursive: true })

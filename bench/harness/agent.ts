@@ -43,6 +43,16 @@ export interface PingPongTask {
   readonly maxLost: number
   /** Pause between a pong and the next ping, ms; 0: send it at once. */
   readonly gapMs: number
+  /**
+   * One-way Data messages (run `run`, sequence numbers from 0) sent to the
+   * peer before each ping, `gapMs` apart, the ping `gapMs` after the last:
+   * sparse one-way traffic beside the ping-pong (the RTT check). The peer
+   * needs an `expect` task for `(warmup + count) × oneWayPerPing` of them.
+   * Default 0.
+   */
+  readonly oneWayPerPing?: number
+  /** After each measured pong, read the node's own RTT to the peer ({@link BenchNode.roundTripTime}). Default false. */
+  readonly readRtt?: boolean
 }
 
 /** Prepare to receive `count` messages of one kind from one sender. */
@@ -101,6 +111,10 @@ export interface PingPongReport {
   readonly unexpected: number
   /** Whether the run stopped early at `maxLost`. */
   readonly stopped: boolean
+  /** One-way messages sent beside the pings ({@link PingPongTask.oneWayPerPing}). */
+  readonly oneWaySent: number
+  /** With `readRtt`: the node's reported RTT after each measured pong, in µs (NaN where it had none). */
+  readonly reportedRttUs?: Float64Array
 }
 
 /** What a receiver saw; the result of `progress` and `collect`. */
@@ -199,7 +213,11 @@ class Receiver {
 interface Pinger {
   readonly task: PingPongTask
   readonly rttUs: Float64Array
+  readonly reportedRttUs: Float64Array | undefined
   seq: number
+  /** One-way messages still to send before the next ping, and the next one's sequence number. */
+  oneWayLeft: number
+  oneWaySeq: number
   sentNs: bigint
   sentAtMs: number
   measured: number
@@ -321,7 +339,10 @@ export class Agent {
       const p: Pinger = {
         task,
         rttUs: new Float64Array(task.count),
+        reportedRttUs: task.readRtt === true ? new Float64Array(task.count) : undefined,
         seq: -1,
+        oneWayLeft: 0,
+        oneWaySeq: 0,
         sentNs: 0n,
         sentAtMs: 0,
         measured: 0,
@@ -342,11 +363,15 @@ export class Agent {
     if (stopped || p.seq + 1 >= t.warmup + t.count) {
       this.#pinger = undefined
       this.#stopWatchdogIfIdle()
-      p.done({ rttUs: p.rttUs.slice(0, p.measured), lost: p.lost, corrupt: p.corrupt, unexpected: p.unexpected, stopped })
+      p.done({
+        rttUs: p.rttUs.slice(0, p.measured), lost: p.lost, corrupt: p.corrupt, unexpected: p.unexpected, stopped, oneWaySent: p.oneWaySeq,
+        ...(p.reportedRttUs === undefined ? {} : { reportedRttUs: p.reportedRttUs.slice(0, p.measured) }),
+      })
       return
     }
     p.seq++
-    if (t.gapMs > 0 && p.seq > 0) {
+    p.oneWayLeft = t.oneWayPerPing ?? 0
+    if (t.gapMs > 0 && (p.seq > 0 || p.oneWayLeft > 0)) {
       // Sparse traffic: every process idles between round trips. The
       // watchdog must not count the pause against the round trip.
       p.sentAtMs = Infinity
@@ -356,6 +381,12 @@ export class Agent {
 
   readonly #sendPing = (p: Pinger): void => {
     const t = p.task
+    if (p.oneWayLeft > 0) {
+      p.oneWayLeft--
+      this.#node.send(t.peer, makePayload(Kind.Data, t.run, p.oneWaySeq++, t.size))
+      setTimeout(this.#sendPing, t.gapMs, p)
+      return
+    }
     const ping = makePayload(Kind.Ping, t.run, p.seq, t.size)
     p.sentAtMs = performance.now()
     p.sentNs = hrtime()
@@ -373,6 +404,7 @@ export class Agent {
     if (!checkPayload(payload, p.task.size)) {
       p.corrupt++
     } else if (p.seq >= p.task.warmup) {
+      if (p.reportedRttUs !== undefined) p.reportedRttUs[p.measured] = (this.#node.roundTripTime?.(from) ?? NaN) * 1000
       p.rttUs[p.measured++] = Number(now - p.sentNs) / 1000
     }
     this.#sendNextPing(p)

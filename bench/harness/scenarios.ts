@@ -77,6 +77,15 @@ export interface PingPongOptions {
    * `, N ms apart`.
    */
   readonly gapMs?: number
+  /**
+   * The RTT check: before each ping, this many one-way messages to the
+   * responder, `gapMs` apart (needs `gapMs` > 0), checked there (count,
+   * content, order); after each measured pong the pinger reads the RTT its
+   * node reports for the responder ({@link BenchNode.roundTripTime}), which
+   * the result sets beside the ping-pong's own ({@link PingPongResult.reportedRtt}).
+   * Default 0: a plain ping-pong. The case name says `, N one-way between`.
+   */
+  readonly oneWayPerPing?: number
 }
 
 /** Result of {@link pingPong}. Times in µs. */
@@ -86,6 +95,13 @@ export interface PingPongResult extends ResultBase {
   readonly rtt: Summary
   readonly lost: number
   readonly corrupt: number
+  /** RTT check only ({@link PingPongOptions.oneWayPerPing}): one-way messages sent beside the pings, all checked at the responder. */
+  readonly oneWay?: number
+  /**
+   * RTT check only: the RTT the pinger's node reported for the responder
+   * after each measured pong, µs (readings where it had none are left out).
+   */
+  readonly reportedRtt?: Summary
 }
 
 /** Options of {@link throughput}. */
@@ -227,9 +243,12 @@ function pair (from: number, to: number, arrow: string, size: number): string {
   return `${nodeName(from)}${arrow}${nodeName(to)} ${size}B`
 }
 
-/** The case name of a {@link pingPong} result: `d1↔d2 64B`, or `d1↔d2 64B, 10 ms apart` with a gap. */
-export function pingPongCaseName (from: number, to: number, size: number, gapMs = 0): string {
-  return `${pair(from, to, '↔', size)}${gapMs > 0 ? `, ${gapMs} ms apart` : ''}`
+/**
+ * The case name of a {@link pingPong} result: `d1↔d2 64B`, `d1↔d2 64B, 10 ms
+ * apart` with a gap, `d1↔d2 64B, 10 ms apart, 3 one-way between` for the RTT check.
+ */
+export function pingPongCaseName (from: number, to: number, size: number, gapMs = 0, oneWayPerPing = 0): string {
+  return `${pair(from, to, '↔', size)}${gapMs > 0 ? `, ${gapMs} ms apart` : ''}${oneWayPerPing > 0 ? `, ${oneWayPerPing} one-way between` : ''}`
 }
 
 function checkAddress (cluster: Cluster, address: number, option: string): void {
@@ -256,9 +275,17 @@ export async function pingPong (cluster: Cluster, options: PingPongOptions = {})
   checkPositive(count, 'count')
   const gapMs = options.gapMs ?? 0
   if (!(Number.isFinite(gapMs) && gapMs >= 0)) throw new RangeError(`gapMs must be a number ≥ 0, got ${gapMs}`)
+  const oneWayPerPing = options.oneWayPerPing ?? 0
+  if (!Number.isInteger(oneWayPerPing) || oneWayPerPing < 0) throw new RangeError(`oneWayPerPing must be an integer ≥ 0, got ${oneWayPerPing}`)
+  if (oneWayPerPing > 0 && gapMs === 0) throw new RangeError('oneWayPerPing needs gapMs > 0 (sparse one-way traffic)')
+  const run = cluster.nextRun()
+  const oneWayCount = oneWayPerPing * (warmup + count)
+  if (oneWayCount > 0) {
+    await cluster.task(to, { op: 'expect', run, from, kind: Kind.Data, count: oneWayCount, size, recordTimes: false, ack: false })
+  }
   const report = await cluster.task<PingPongReport>(from, {
     op: 'ping-pong',
-    run: cluster.nextRun(),
+    run,
     peer: to,
     count,
     warmup,
@@ -266,6 +293,8 @@ export async function pingPong (cluster: Cluster, options: PingPongOptions = {})
     timeoutMs: options.timeoutMs ?? (cluster.variant.guarantees.reliable ? 5000 : 250),
     maxLost: options.maxLost ?? 10,
     gapMs,
+    oneWayPerPing,
+    readRtt: oneWayCount > 0,
   })
   const problems: string[] = []
   if (report.lost > 0) problems.push(`${report.lost} round trips lost${report.stopped ? ' (run stopped)' : ''}`)
@@ -273,11 +302,23 @@ export async function pingPong (cluster: Cluster, options: PingPongOptions = {})
   if (problems.length === 0 && report.rttUs.length !== count) {
     problems.push(`measured ${report.rttUs.length} of ${count} round trips`)
   }
+  let check: Pick<PingPongResult, 'oneWay' | 'reportedRtt'> = {}
+  if (oneWayCount > 0) {
+    // Every one-way message must have arrived, intact and in order, before the last pong.
+    const r = await cluster.task<ReceiverReport>(to, { op: 'collect', run })
+    if (!report.stopped) {
+      if (report.oneWaySent !== oneWayCount) problems.push(`sent ${report.oneWaySent} of ${oneWayCount} one-way messages`)
+      for (const p of receiverProblems(r, cluster.variant.guarantees.ordered)) problems.push(`one-way: ${p}`)
+    }
+    const readings = Array.from(report.reportedRttUs ?? []).filter((x) => Number.isFinite(x) && x > 0)
+    if (problems.length === 0 && readings.length === 0) problems.push('the node reported no RTT')
+    check = { oneWay: report.oneWaySent, reportedRtt: summarize(Float64Array.from(readings)) }
+  }
   return {
     scenario: 'ping-pong',
     variant: cluster.variant.name,
     network: cluster.network.name,
-    case: pingPongCaseName(from, to, size, gapMs),
+    case: pingPongCaseName(from, to, size, gapMs, oneWayPerPing),
     ok: problems.length === 0,
     ...(problems.length > 0 ? { failure: problems.join(', ') } : {}),
     repetitions: 1,
@@ -285,6 +326,7 @@ export async function pingPong (cluster: Cluster, options: PingPongOptions = {})
     rtt: summarize(report.rttUs),
     lost: report.lost,
     corrupt: report.corrupt,
+    ...check,
   }
 }
 

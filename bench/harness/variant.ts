@@ -130,6 +130,13 @@ export interface BenchNode {
   setHandler(handler: MessageHandler): void
   /** Variant-specific counters (drops, reconnects, ...), reported alongside results. */
   stats(): Record<string, number>
+  /**
+   * The round-trip time to node `to` that the system itself reports to its
+   * users (its stats, metrics, dashboards), in ms; NaN before it has one.
+   * Only for variants that report one (warpmesh); the RTT check compares it
+   * with a ping-pong measured beside it.
+   */
+  roundTripTime?(to: number): number
   /** Release sockets and timers. The process exits afterwards regardless. */
   close(): Promise<void>
 }
@@ -238,11 +245,14 @@ export interface Variant {
    */
   readonly failureTarget?: string
   /**
-   * A floor rather than a system anyone would deploy, measured for latency
-   * only: the driver runs it in the loopback ping-pong cases and nowhere
-   * else. Default false.
+   * The loopback scenarios the driver runs for this variant; default all.
+   * A floor rather than a system anyone would deploy (sealed dgram) runs the
+   * latency cases only: ping-pong (back to back and sparse) and fan-out.
+   * Kernel-loss cases run only for variants that run every scenario.
    */
-  readonly pingPongOnly?: boolean
+  readonly scenarios?: ReadonlyArray<'ping-pong' | 'throughput' | 'fan-out' | 'failure'>
+  /** Whether nodes implement {@link BenchNode.roundTripTime}: the driver then runs the RTT check (a ping-pong case). Default false. */
+  readonly reportsRtt?: boolean
   /**
    * Resolves to `undefined` when the variant can run on this machine, or to
    * a human-readable reason to skip it (for example "redis-server not found

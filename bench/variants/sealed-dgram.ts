@@ -10,7 +10,9 @@
  * production; this is the lowest round trip any design that protects every
  * datagram with node:crypto's AEAD reaches on this machine. A goal whose
  * target is below it cannot be met by changing the protocol. The driver runs
- * it in the loopback ping-pong cases only ({@link Variant.pingPongOnly}).
+ * it in the loopback latency cases only ({@link Variant.scenarios}): ping-pong,
+ * back to back and sparse, and fan-out (the proxy seals the broadcast once per
+ * downstream and gathers their sealed answers).
  *
  * Datagram: `u16 from | u32 packet number | ciphertext | 16-byte tag`; the
  * first six bytes are the associated data. Each ordered pair of nodes has its
@@ -33,7 +35,7 @@ export const variant: Variant = {
   summary: 'raw-dgram with every datagram sealed by warpmesh\'s AEAD (AES-256-GCM, node:crypto), no protocol: the floor of a protected design',
   guarantees: { reliable: false, ordered: false },
   module: siblingModule(import.meta.url, 'sealed-dgram'),
-  pingPongOnly: true,
+  scenarios: ['ping-pong', 'fan-out'],
   checkAvailable: async () => undefined,
 }
 

@@ -75,6 +75,7 @@ export const variant: Variant = {
   module: siblingModule(import.meta.url, 'warpmesh'),
   services: [{ id: COORDINATOR, launch: 'node-process' }],
   failureTarget: COORDINATOR,
+  reportsRtt: true,
   checkAvailable: async () => undefined,
 }
 
@@ -232,6 +233,13 @@ class WarpmeshBenchNode implements BenchNode {
       }
     }
     return out
+  }
+
+  /** The peer's `roundTripTime` from `MeshNode.stats()`, as the demo and metrics show it; NaN before a sample. */
+  roundTripTime (to: number): number {
+    const id = this.#ids[to]
+    const rtt = id === undefined ? undefined : this.#node?.stats().peers[id]?.roundTripTime
+    return rtt !== undefined && rtt > 0 ? rtt : NaN
   }
 
   async close (): Promise<void> {

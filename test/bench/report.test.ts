@@ -3,13 +3,13 @@ import {
   SCHEMA, combineRuns, computeRatios, evaluateGoals, renderMarkdown, renderSvg,
 } from '../../bench/report.js'
 import type { BenchReport, CombinedResult } from '../../bench/report.js'
-import type { FailureResult, PingPongResult, ScenarioResult, ThroughputResult } from '../../bench/harness/scenarios.js'
+import type { FailureResult, FanOutResult, PingPongResult, ScenarioResult, ThroughputResult } from '../../bench/harness/scenarios.js'
 
 const NAN_SUMMARY = { count: 0, min: NaN, p50: NaN, p90: NaN, p99: NaN, p999: NaN, max: NaN, mean: NaN }
 
-function ping (variant: string, network: string, p50: number, p99: number, ok = true): PingPongResult {
+function ping (variant: string, network: string, p50: number, p99: number, ok = true, caseName = 'd1↔d2 64B'): PingPongResult {
   return {
-    scenario: 'ping-pong', variant, network, case: 'd1↔d2 64B', ok, ...(ok ? {} : { failure: '12 round trips lost (run stopped)' }),
+    scenario: 'ping-pong', variant, network, case: caseName, ok, ...(ok ? {} : { failure: '12 round trips lost (run stopped)' }),
     repetitions: 1, size: 64, lost: ok ? 0 : 12, corrupt: 0,
     rtt: ok ? { count: 1000, min: p50 / 2, p50, p90: p50 * 1.5, p99, p999: p99 * 2, max: p99 * 3, mean: p50 * 1.2 } : NAN_SUMMARY,
   }
@@ -20,6 +20,23 @@ function tp (variant: string, rate: number): ThroughputResult {
     scenario: 'throughput', variant, network: 'loopback', case: 'd1→d2 64B', ok: true, repetitions: 1, size: 64, count: 1000,
     messagesPerSecond: rate, bytesPerSecond: rate * 64, elapsedMs: 1000 / rate * 1000, received: 1000, duplicates: 0, outOfOrder: 0, corrupt: 0,
     cpuUsPerMessage: 1e6 / rate, cpuUsPerMessageByProcess: { d1: 0.6e6 / rate, d2: 0.3e6 / rate, proxy: 0.1e6 / rate },
+  }
+}
+
+const SPARSE = 'd1↔d2 64B, 10 ms apart'
+const CHECK = 'd1↔d2 64B, 10 ms apart, 3 one-way between'
+
+/** The RTT check: a sparse ping-pong whose node reported `shown` µs beside a p50 of `p50`. */
+function check (p50: number, shown: number): PingPongResult {
+  const s = (x: number) => ({ count: 30, min: x * 0.8, p50: x, p90: x * 1.2, p99: x * 1.5, p999: x * 1.5, max: x * 1.5, mean: x })
+  return { ...ping('warpmesh', 'loopback', p50, p50 * 3, true, CHECK), oneWay: 90, rtt: s(p50), reportedRtt: s(shown) }
+}
+
+function fan (variant: string, targets: number, p50: number, cpu: number): FanOutResult {
+  return {
+    scenario: 'fan-out', variant, network: 'loopback', case: `proxy→${targets} downstreams 64B`, ok: true, repetitions: 1, size: 64, targets,
+    allReceived: { count: 100, min: p50 / 2, p50, p90: p50 * 1.5, p99: p50 * 3, p999: p50 * 4, max: p50 * 5, mean: p50 * 1.2 },
+    completedRounds: 100, rounds: 100, cpuUsPerRound: cpu, cpuUsPerRoundByProcess: { proxy: cpu / 2, d1: cpu / 4 },
   }
 }
 
@@ -46,6 +63,18 @@ function fixture (): BenchReport {
     three((k) => ping('tcp-star', L, 100 * k, 300 * k)),
     three((k) => ping('tcp-hub', L, 120 * k, 320 * k)),
     three((k) => ping('warpmesh', L, 50 * k, 150 * k)),
+    three((k) => ping('raw-dgram', L, 100 * k, 200 * k, true, SPARSE)),
+    three((k) => ping('sealed-dgram', L, 200 * k, 400 * k, true, SPARSE)),
+    three((k) => ping('tcp-star', L, 300 * k, 600 * k, true, SPARSE)),
+    three((k) => ping('warpmesh', L, 270 * k, 540 * k, true, SPARSE)),
+    three((k) => check(300 * k, 330 * k)),
+    three((k) => fan('raw-dgram', 8, 200 * k, 500)),
+    three((k) => fan('sealed-dgram', 8, 250 * k, 800)),
+    three((k) => fan('tcp-star', 8, 400 * k, 1000)),
+    three((k) => fan('warpmesh', 8, 380 * k, 1400 * k)),
+    three((k) => fan('sealed-dgram', 16, 500 * k, 1600)),
+    three((k) => fan('tcp-star', 16, 800 * k, 2000)),
+    three((k) => fan('warpmesh', 16, 900 * k, 3500)),
     three((k) => tp('tcp-star', 200_000 * k)),
     three((k) => tp('warpmesh', 150_000 * k)),
     three(() => fail('tcp-star', 'proxy', 790)),
@@ -65,7 +94,8 @@ function fixture (): BenchReport {
     durationSeconds: 600,
     machine: { nproc: 2, cpuModel: 'Test CPU @ 2.0GHz', node: 'v20.0.0', kernel: '6.1.0 #1 SMP', platform: 'linux', arch: 'x64', memoryGiB: 4 },
     settings: {
-      repetitions: 3, downstreams: 8, pingPongCount: 1000, pingPongWarmup: 100, sparseCount: 300, sparseGapMs: 10, throughputCount64: 1000, throughputCount1k: 500, fanOutRounds: 100,
+      repetitions: 3, downstreams: 8, pingPongCount: 1000, pingPongWarmup: 100, sparseCount: 300, sparseGapMs: 10, rttCheckPings: 30, rttCheckOneWayPerPing: 3,
+      throughputCount64: 1000, throughputCount1k: 500, fanOutRounds: 100, fanOutTargets: [8, 16],
       failureRatePerSecond: 1000, failureDurationMs: 4000, failureKillAtMs: 1000, failureRestartAfterMs: 500, lossPercents: [5], lossPingPongCount: 300,
     },
     variants: ['raw-dgram', 'sealed-dgram', 'tcp-star', 'tcp-hub', 'redis', 'warpmesh'].map((name) => ({
@@ -103,37 +133,65 @@ t.test('combineRuns takes medians, sums counts and fails if any run failed', asy
 
 t.test('ratios and goals from a fixed input', async (t) => {
   const report = fixture()
-  const ratio = (variant: string, baseline: string, network = 'loopback', metric = 'p50'): number | null | undefined =>
-    report.ratios.find((r) => r.variant === variant && r.baseline === baseline && r.network === network && r.metric === metric && r.scenario === 'ping-pong')?.ratio
+  t.equal(report.schema, 'warpmesh-bench/2')
+  const ratio = (variant: string, baseline: string, network = 'loopback', metric = 'p50', scenario = 'ping-pong', caseName = 'd1↔d2 64B'): number | null | undefined =>
+    report.ratios.find((r) => r.variant === variant && r.baseline === baseline && r.network === network && r.metric === metric && r.scenario === scenario && r.case === caseName)?.ratio
   t.equal(ratio('warpmesh', 'tcp-star'), 0.5)
+  t.equal(ratio('warpmesh', 'sealed-dgram'), 1.25)
   t.equal(ratio('warpmesh', 'raw-dgram')?.toFixed(4), (50 / 30).toFixed(4))
+  t.equal(ratio('warpmesh', 'tcp-hub'), undefined, 'the hub is no longer a baseline')
   t.equal(ratio('warpmesh', 'tcp-star', 'netns loss 5%', 'p99'), 0.1)
   t.equal(ratio('warpmesh', 'raw-dgram', 'netns loss 5%', 'p99'), null, 'no ratio against a failed run')
-  t.equal(report.ratios.find((r) => r.scenario === 'throughput' && r.variant === 'warpmesh' && r.baseline === 'tcp-star')?.ratio, 0.75)
+  t.equal(ratio('warpmesh', 'tcp-star', 'loopback', 'messagesPerSecond', 'throughput', 'd1→d2 64B'), 0.75)
+  t.equal(ratio('warpmesh', 'tcp-star', 'loopback', 'cpuUsPerMessage', 'throughput', 'd1→d2 64B')?.toFixed(4), (4 / 3).toFixed(4))
+  t.equal(ratio('warpmesh', 'sealed-dgram', 'loopback', 'cpuUsPerRound', 'fan-out', 'proxy→8 downstreams 64B'), 1.75)
+  t.equal(ratio('sealed-dgram', 'tcp-star', 'loopback', 'p50', 'fan-out', 'proxy→16 downstreams 64B'), 0.625)
 
   const goal = (id: string) => report.goals.find((g) => g.id === id)!
-  t.equal(goal('dd-rtt-vs-star').met, true)
-  t.equal(goal('dd-rtt-vs-star').ratio, 0.5)
-  t.equal(goal('dd-rtt-vs-hub').met, true)
-  t.equal(goal('dd-rtt-vs-redis').met, null, 'redis skipped: not measured, not met')
-  t.equal(goal('loss5-p99').met, true)
-  t.equal(goal('loss5-p99').ratio, 0.1, 'against the best TCP variant (star)')
+  t.same(report.goals.map((g) => g.id), [
+    'dd-rtt-vs-sealed', 'dd-rtt-vs-star', 'sparse-rtt-vs-sealed', 'sparse-rtt-vs-star',
+    'fanout-8-p50-vs-star', 'fanout-8-cpu-vs-star', 'fanout-8-cpu-vs-sealed', 'fanout-16-p50-vs-star', 'fanout-16-cpu-vs-star', 'fanout-16-cpu-vs-sealed',
+    'rtt-honesty', 'loss5-p99', 'throughput-64', 'coordinator-kill',
+  ], 'the goals of issue 16 and the three kept ones, nothing of the old star/hub/Redis latency goals')
+  const verdicts = (id: string) => { const g = goal(id); return [g.met, g.ratio === null ? null : Number(g.ratio.toFixed(4)), g.floorRatio, g.sealedFloorRatio, g.belowFloor] }
+  t.same(verdicts('dd-rtt-vs-sealed'), [false, 1.25, 0.75, 1, false], '50 vs 40 µs; raw 30 ÷ sealed 40; sealed ÷ itself')
+  t.same(verdicts('dd-rtt-vs-star'), [true, 0.5, 0.3, 0.4, false])
+  t.same(verdicts('sparse-rtt-vs-sealed'), [false, 1.35, 0.5, 1, false])
+  t.same(verdicts('sparse-rtt-vs-star'), [false, 0.9, 100 / 300, 200 / 300, false], '0.9 > 0.85, both floors under it')
+  t.same(verdicts('fanout-8-p50-vs-star'), [true, 0.95, 0.5, 0.625, false])
+  t.same(verdicts('fanout-8-cpu-vs-star'), [true, 1.4, 0.5, 0.8, false], 'CPU per round 1400 vs 1000 µs ≤ 1.5×')
+  t.same(verdicts('fanout-8-cpu-vs-sealed'), [false, 1.75, 0.625, 1, false])
+  t.same(verdicts('fanout-16-p50-vs-star'), [false, 1.125, null, 0.625, false], 'raw dgram did not run at 16: no raw floor')
+  t.same(verdicts('fanout-16-cpu-vs-star'), [false, 1.75, null, 0.8, false])
+  t.same(verdicts('fanout-16-cpu-vs-sealed'), [false, 2.1875, null, 1, false])
+  t.same(verdicts('rtt-honesty'), [true, 1.1, null, null, false])
+  t.same(verdicts('loss5-p99'), [false, 0.1, null, null, false], '0.1 > 0.05 × the best TCP variant; raw failed, sealed not run under loss')
   t.match(goal('loss5-p99').measured, /tcp-star/)
-  t.equal(goal('throughput-64').met, false)
-  t.equal(goal('throughput-64').ratio, 0.75)
-  t.equal(goal('dd-rtt-vs-star').floorRatio, 0.3, 'raw dgram d1↔d2 p50 ÷ tcp-star, same run')
-  t.equal(goal('dd-rtt-vs-star').sealedFloorRatio, 0.4, 'sealed dgram d1↔d2 p50 ÷ tcp-star, same run')
-  t.equal(goal('dd-rtt-vs-hub').sealedFloorRatio?.toFixed(4), (40 / 120).toFixed(4))
-  t.equal(goal('loss5-p99').floorRatio, null, 'raw dgram failed under loss: no floor')
-  t.equal(goal('loss5-p99').sealedFloorRatio, null, 'sealed dgram does not run under loss')
-  t.equal(goal('throughput-64').floorRatio, null)
-  t.equal(goal('throughput-64').sealedFloorRatio, null)
-  t.ok(report.goals.every((g) => !g.belowFloor), 'no goal missed below a floor')
+  t.same(verdicts('throughput-64'), [false, 0.75, null, null, false])
   t.equal(goal('coordinator-kill').met, true)
   t.match(goal('coordinator-kill').measured, /^lost 0\/12000 over 3 runs/)
+  t.same(goal('fanout-8-cpu-vs-star').runRatios, [2.1, 1.4, 0.7], 'repetition i ÷ repetition i: the spread')
+  t.same(goal('dd-rtt-vs-star').runRatios, [0.5, 0.5, 0.5])
+  t.same(goal('rtt-honesty').runRatios.map((x) => x.toFixed(2)), ['1.10', '1.10', '1.10'])
+  t.match(goal('rtt-honesty').measured, 'stats 330µs vs ping-pong p50 300µs = 1.10×')
+  t.match(goal('fanout-8-cpu-vs-star').measured, '1.40ms CPU vs 1.00ms CPU (tcp-star) = 1.40×')
+  t.same(goal('coordinator-kill').runRatios, [])
 })
 
-t.test('a goal missed with a floor above its target says so; a met one never does', async (t) => {
+t.test('the RTT check: met, missed, failed, not run', async (t) => {
+  const honesty = (results: CombinedResult[]) => evaluateGoals(results).find((g) => g.id === 'rtt-honesty')!
+  t.equal(honesty([combineRuns([check(300, 390)])]).met, true, '1.3× exactly is met')
+  const missed = honesty([combineRuns([check(300, 1200)])])
+  t.same([missed.met, missed.ratio], [false, 4], 'the srtt of sparse traffic with its ack delay would read ~4×')
+  const failed = honesty([combineRuns([{ ...check(300, 300), ok: false, failure: 'one-way: lost 1 of 90' }])])
+  t.same([failed.met, failed.ratio], [false, null])
+  t.match(failed.measured, 'warpmesh FAILED: #1: one-way: lost 1 of 90')
+  const none = honesty([combineRuns([check(300, NaN)])])
+  t.same([none.met, none.measured], [false, 'no RTT reported'])
+  t.equal(honesty([combineRuns([ping('warpmesh', 'loopback', 50, 150)])]).met, null, 'not run: not judged')
+})
+
+t.test('a goal missed with a floor beyond its target says so; a met one never does', async (t) => {
   const goalWith = (warpmesh: number, raw: number | null, sealed: number | null) => {
     const results = [
       combineRuns([ping('tcp-star', 'loopback', 100, 300)]),
@@ -143,17 +201,25 @@ t.test('a goal missed with a floor above its target says so; a met one never doe
     ]
     return evaluateGoals(results).find((x) => x.id === 'dd-rtt-vs-star')!
   }
-  const below = goalWith(80, 50, 70)
-  t.same([below.met, below.floorRatio, below.sealedFloorRatio, below.belowFloor], [false, 0.5, 0.7, true], 'sealed floor 0.7 > 0.6')
-  const rawAbove = goalWith(80, 65, null)
+  const below = goalWith(90, 50, 85)
+  t.same([below.met, below.floorRatio, below.sealedFloorRatio, below.belowFloor], [false, 0.5, 0.85, true], 'sealed floor 0.85 > 0.8')
+  const rawAbove = goalWith(90, 82, null)
   t.same([rawAbove.met, rawAbove.belowFloor], [false, true], 'the raw floor alone can put a target out of reach')
-  const reachable = goalWith(80, 40, 55)
+  const reachable = goalWith(90, 40, 55)
   t.same([reachable.met, reachable.belowFloor], [false, false], 'both floors under the target: missed, not excused')
-  const noise = goalWith(58, 50, 70)
+  const noise = goalWith(78, 50, 85)
   t.same([noise.met, noise.belowFloor], [true, false], 'under its floor by noise: met as measured')
   const md = renderMarkdown({ ...fixture(), goals: [below, reachable] })
-  t.match(md, /\| \*\*missed\*\* \(target below the floor\) \| 0\.50× \| 0\.70× \|/)
-  t.match(md, /\| \*\*missed\*\* \| 0\.40× \| 0\.55× \|/)
+  t.match(md, /\| \*\*missed\*\* \(target below the floor\) \| 0\.90× \| 0\.50× \| 0\.85× \|/)
+  t.match(md, /\| \*\*missed\*\* \| 0\.90× \| 0\.40× \| 0\.55× \|/)
+  // A CPU goal against the sealed floor: its own floor is 1×, so only raw dgram can excuse it.
+  const cpu = (warpmesh: number, raw: number) => evaluateGoals([
+    combineRuns([fan('sealed-dgram', 8, 250, 800)]), combineRuns([fan('warpmesh', 8, 380, warpmesh)]), combineRuns([fan('raw-dgram', 8, 200, raw)]),
+  ]).find((x) => x.id === 'fanout-8-cpu-vs-sealed')!
+  t.same([cpu(1000, 500).met, cpu(1000, 500).belowFloor], [true, false], '1.25× ≤ 1.3×')
+  t.same([cpu(1200, 500).met, cpu(1200, 500).belowFloor], [false, false], '1.5× > 1.3×')
+  t.same([cpu(1200, 1100).met, cpu(1200, 1100).belowFloor], [false, true], 'raw dgram itself at 1.375×')
+  t.equal(evaluateGoals([combineRuns([fan('warpmesh', 8, 380, 1000)])]).find((x) => x.id === 'fanout-8-cpu-vs-star')!.met, null, 'no star: not judged')
 })
 
 t.test('a failed warpmesh run misses its goal instead of being fast', async (t) => {
@@ -161,6 +227,9 @@ t.test('a failed warpmesh run misses its goal instead of being fast', async (t) 
   const g = evaluateGoals(results).find((x) => x.id === 'dd-rtt-vs-star')!
   t.equal(g.met, false)
   t.match(g.measured, /FAILED/)
+  const throughput = evaluateGoals([combineRuns([tp('tcp-star', 1000)]), combineRuns([{ ...tp('warpmesh', 2000), ok: false, failure: 'lost 1 of 1000' }])])
+    .find((x) => x.id === 'throughput-64')!
+  t.same([throughput.met, throughput.ratio], [false, null], 'a fast but failed throughput run is not met')
 })
 
 t.test('RESULTS.md has the command, the machine, the goals and every table', async (t) => {
@@ -168,17 +237,25 @@ t.test('RESULTS.md has the command, the machine, the goals and every table', asy
   t.match(md, /^# warpmesh benchmark results\n/)
   t.match(md, 'Generated by `npm run bench -- --json bench/results.json` at commit `abc1234`')
   t.match(md, '| 2 | Test CPU @ 2.0GHz | v20.0.0 | 6.1.0 #1 SMP | 2026-11-28T22:00:00.000Z | 10.0 min |')
-  t.match(md, '| downstream↔downstream p50 RTT (d1↔d2 64B) vs TCP star | ≤ 0.6 × tcp-star | p50 50.0µs vs 100µs (tcp-star) = 0.50× | **met** | 0.30× |')
-  t.match(md, /vs Redis pub\/sub \| ≤ 0.5 × redis \| redis did not run or failed \| not measured \|/)
-  t.match(md, /one-way throughput d1→d2 64B vs TCP star \| ≥ 1 × tcp-star \| 150\.0k\/s vs 200\.0k\/s = 0\.75× \| \*\*missed\*\* \|/)
-  t.match(md, '| d1↔d2 64B | warpmesh | 50.0µs | 150µs | 300µs | 450µs | 1.67× | 0.50× | 0.42× | ok |')
-  t.match(md, '| d1→d2 64B | warpmesh | 150.0k/s | 9.6 MB/s | — | 0.75× | — | 6.67 (d1 4.00, d2 2.00) | ok |')
+  t.match(md, '| back-to-back p50 RTT (d1↔d2 64B) vs TCP star | ≤ 0.8 × tcp-star | p50 50.0µs vs 100µs (tcp-star) = 0.50× | **met** | 0.50× / 0.50× / 0.50× | 0.30× | 0.40× |')
+  t.match(md, '| back-to-back p50 RTT (d1↔d2 64B) vs the sealed floor | ≤ 1.15 × sealed-dgram | p50 50.0µs vs 40.0µs (sealed-dgram) = 1.25× | **missed** | 1.25× / 1.25× / 1.25× | 0.75× | 1.00× |')
+  t.match(md, '| fan-out to 8: CPU per round (all processes) vs TCP star | ≤ 1.5 × tcp-star | 1.40ms CPU vs 1.00ms CPU (tcp-star) = 1.40× | **met** | 2.10× / 1.40× / 0.70× | 0.50× | 0.80× |')
+  t.match(md, '| fan-out to 16: p50 until every downstream has it, vs TCP star | ≤ 1 × tcp-star | p50 900µs vs 800µs (tcp-star) = 1.13× | **missed** | 1.13× / 1.13× / 1.13× |  | 0.63× |')
+  t.match(md, /\| RTT shown by stats \(roundTripTime\) vs the ping-pong p50 beside it[^|]*\| ≤ 1\.3 × ping-pong p50 \| stats 330µs vs ping-pong p50 300µs = 1\.10× \| \*\*met\*\* \| 1\.10× \/ 1\.10× \/ 1\.10× \|  \|  \|/)
+  t.match(md, /one-way throughput d1→d2 64B vs TCP star \| ≥ 1 × tcp-star \| 150\.0k\/s vs 200\.0k\/s \(tcp-star\) = 0\.75× \| \*\*missed\*\* \|/)
+  t.match(md, '| d1↔d2 64B | warpmesh | 50.0µs | 150µs | 300µs | 450µs | 1.67× | 1.25× | 0.50× | ok |')
+  t.match(md, '| d1↔d2 64B, 10 ms apart | sealed-dgram | 200µs | 400µs | 800µs | 1.20ms | 2.00× | 1× | 0.67× | ok |')
+  t.match(md, '| d1→d2 64B | warpmesh | 150.0k/s | 9.6 MB/s | — | — | 0.75× | 6.67 (d1 4.00, d2 2.00) | — | — | 1.33× | ok |')
+  t.match(md, '| proxy→8 downstreams 64B | warpmesh | 380µs | 1.14ms | 1.52ms | 1.90ms | 1.90× | 1.52× | 0.95× | 1400 (proxy 700, d1 350) | 2.80× | 1.75× | 1.40× | ok |')
+  t.match(md, '| proxy→16 downstreams 64B | sealed-dgram | 500µs | 1.50ms | 2.00ms | 2.50ms | — | 1× | 0.63× | 1600 (proxy 800, d1 400) | — | 1× | 0.80× | ok |')
+  t.match(md, '| d1↔d2 64B, 10 ms apart, 3 one-way between | warpmesh | 300µs | 330µs | 264µs – 495µs | 1.10× | 270 | ok |')
+  t.match(md, 'fan-out: 100 rounds to 8 and to 16 downstreams')
   // A report written before CPU was measured renders a dash, not NaN.
   const old = fixture()
   const legacy = { ...old, results: old.results.map((r) => (r.scenario === 'throughput' ? { ...r, cpuUsPerMessage: undefined, cpuUsPerMessageByProcess: undefined } : r)) } as unknown as BenchReport
-  t.match(renderMarkdown(legacy), '| d1→d2 64B | warpmesh | 150.0k/s | 9.6 MB/s | — | 0.75× | — | — | ok |')
+  t.match(renderMarkdown(legacy), '| d1→d2 64B | warpmesh | 150.0k/s | 9.6 MB/s | — | — | 0.75× | — | — | — | 1.33× | ok |')
   t.match(md, '| 5 % | d1↔d2 64B | raw-dgram | — | — | — | — | 1× | — | — | **FAILED**: #1: 12 round trips lost (run stopped) |')
-  t.match(md, '| 5 % | d1↔d2 64B | warpmesh | 300µs | 20.0ms | 40.0ms | 60.0ms | — | 0.10× | 0.10× | ok |')
+  t.match(md, '| 5 % | d1↔d2 64B | warpmesh | 300µs | 20.0ms | 40.0ms | 60.0ms | — | — | 0.10× | ok |')
   t.match(md, '| warpmesh | coordinator | 0/12000 | 1.50ms | 12.0ms | 3.00ms | no | ok |')
   t.match(md, /\| tcp-star \| proxy \| 2370\/12000 \| 790\.0ms \| 790\.0ms \| 25\.0ms \| yes \| \*\*FAILED\*\*: #1: lost 790 of 4000/)
   t.match(md, '- **redis**: redis-server not found on PATH; install it with `apt-get install redis-server`')
