@@ -169,6 +169,36 @@ t.test('sparse ping-pong pauses between round trips, and neither times nor times
   t.ok(r.rttUs.every((x) => x < gapMs * 1000), `no pause inside a round trip (max ${Math.max(...r.rttUs).toFixed(0)} µs)`)
 })
 
+t.test('the RTT check: one-way messages beside the pings, checked at the peer; the node\'s RTT read after each pong', async (t) => {
+  const { net, a, b } = setup()
+  // The pinger's node reports 0.25 ms, then 0.5 ms, …: each reading is kept, in µs.
+  let readings = 0
+  ;(net.nodes[0] as FakeNode & { roundTripTime?: (to: number) => number }).roundTripTime = (to) => { t.equal(to, 1, 'asked about the peer'); return 0.25 * ++readings }
+  await b.run({ op: 'expect', run: 11, from: 0, kind: Kind.Data, count: (2 + 4) * 3, size: 64, recordTimes: false, ack: false })
+  const r = await a.run({ op: 'ping-pong', run: 11, peer: 1, count: 4, warmup: 2, size: 64, timeoutMs: 1000, maxLost: 3, gapMs: 2, oneWayPerPing: 3, readRtt: true }) as PingPongReport
+  t.equal(r.rttUs.length, 4)
+  t.equal(r.oneWaySent, 18, '3 before each of the 6 pings, warm-up included')
+  t.same(Array.from(r.reportedRttUs!), [250, 500, 750, 1000], 'read after each measured pong only')
+  const got = await b.run({ op: 'collect', run: 11 }) as ReceiverReport
+  t.same([got.received, got.outOfOrder, got.corrupt, got.duplicates], [18, 0, 0, 0], 'every one-way message, in order, intact')
+
+  // Lost and corrupted one-way messages are seen by the peer's check.
+  let n = 0
+  net.tamper = (_f, _t, p) => {
+    if (p[0] !== Kind.Data) return [p]
+    n++
+    if (n === 2) return []
+    if (n === 5) { const bad = Buffer.from(p); bad[bad.length - 1] ^= 1; return [bad] }
+    return [p]
+  }
+  await b.run({ op: 'expect', run: 12, from: 0, kind: Kind.Data, count: 6, size: 64, recordTimes: false, ack: false })
+  const r2 = await a.run({ op: 'ping-pong', run: 12, peer: 1, count: 2, warmup: 1, size: 64, timeoutMs: 1000, maxLost: 3, gapMs: 1, oneWayPerPing: 2 }) as PingPongReport
+  t.equal(r2.oneWaySent, 6)
+  t.equal(r2.reportedRttUs, undefined, 'no readings unless asked')
+  const bad = await b.run({ op: 'collect', run: 12 }) as ReceiverReport
+  t.same([bad.received, bad.corrupt], [4, 1], 'one lost (received 4 of 6), one corrupt')
+})
+
 t.test('fan-out paces rounds on acknowledgements and times out on a silent target', async (t) => {
   const { net, a, b, c } = setup()
   for (const [agent, run] of [[b, 8], [c, 8]] as const) {

@@ -1,9 +1,22 @@
 import t from 'tap'
+import { Cluster } from '../../bench/harness/cluster.js'
+import { fanOut } from '../../bench/harness/scenarios.js'
 import { SealedCodec, variant } from '../../bench/variants/sealed-dgram.js'
 import { variantSuite } from './fixtures/variant-suite.js'
 
-// Every message delivered intact between real processes (ping-pong is what the bench runs it for).
+// Every message delivered intact between real processes.
 await variantSuite(variant)
+
+t.test('sealed-dgram runs the latency cases: ping-pong and fan-out, where the proxy seals for each downstream', async (t) => {
+  t.same(variant.scenarios, ['ping-pong', 'fan-out'])
+  const cluster = await Cluster.start(variant, { downstreams: 4, startTimeoutMs: 60_000, taskTimeoutMs: 30_000 })
+  t.teardown(() => cluster.close())
+  const f = await fanOut(cluster, { size: 64, rounds: 40, warmup: 5 })
+  t.equal(f.ok, true, `every downstream got every broadcast and answered (checked at each) ${f.failure ?? ''}`)
+  t.same([f.targets, f.completedRounds, f.allReceived.count], [4, 40, 40])
+  const stats = await cluster.stats()
+  for (const name of ['proxy', 'd1', 'd2', 'd3', 'd4']) t.same(stats[name], { malformed: 0, authFailures: 0 }, `${name}: every datagram opened`)
+})
 
 t.test('sealed-dgram: each datagram is sealed for one direction; any change fails to open', async (t) => {
   const a = new SealedCodec(1)
