@@ -645,8 +645,14 @@ export function formatResult (r: ScenarioResult): string {
   const label = `${r.variant.padEnd(10)} ${r.scenario.padEnd(10)} ${r.case}`
   const parts: string[] = []
   switch (r.scenario) {
-    case 'ping-pong': parts.push(formatSummary(r.rtt)); break
-    case 'fan-out': parts.push(`all received ${formatSummary(r.allReceived)}`); break
+    case 'ping-pong':
+      parts.push(formatSummary(r.rtt))
+      if (r.reportedRtt !== undefined) parts.push(`node reports p50 ${formatMicros(r.reportedRtt.p50)} (${(r.reportedRtt.p50 / r.rtt.p50).toFixed(2)}× the ping-pong p50)`)
+      break
+    case 'fan-out':
+      parts.push(`all received ${formatSummary(r.allReceived)}`)
+      if (Number.isFinite(r.cpuUsPerRound)) parts.push(`CPU ${r.cpuUsPerRound.toFixed(0)}µs per round`)
+      break
     case 'throughput':
       if (r.ok) parts.push(formatRate(r.messagesPerSecond), `${(r.bytesPerSecond / 1e6).toFixed(1)} MB/s`, `(${r.count} msgs in ${r.elapsedMs.toFixed(0)}ms)`)
       break
