@@ -3,6 +3,7 @@ import {
   SCHEMA, combineRuns, computeRatios, evaluateGoals, renderMarkdown, renderSvg,
 } from '../../bench/report.js'
 import type { BenchReport, CombinedResult } from '../../bench/report.js'
+import { formatResult } from '../../bench/harness/scenarios.js'
 import type { FailureResult, FanOutResult, PingPongResult, ScenarioResult, ThroughputResult } from '../../bench/harness/scenarios.js'
 
 const NAN_SUMMARY = { count: 0, min: NaN, p50: NaN, p90: NaN, p99: NaN, p999: NaN, max: NaN, mean: NaN }
@@ -176,6 +177,13 @@ t.test('ratios and goals from a fixed input', async (t) => {
   t.match(goal('rtt-honesty').measured, 'stats 330µs vs ping-pong p50 300µs = 1.10×')
   t.match(goal('fanout-8-cpu-vs-star').measured, '1.40ms CPU vs 1.00ms CPU (tcp-star) = 1.40×')
   t.same(goal('coordinator-kill').runRatios, [])
+})
+
+t.test('result lines: the RTT check shows what the node reported, fan-out its CPU per round', async (t) => {
+  t.match(formatResult(check(300, 330)), /p50 300µs .*node reports p50 330µs \(1\.10× the ping-pong p50\)/)
+  t.notMatch(formatResult(ping('warpmesh', 'loopback', 50, 150)), /node reports/)
+  t.match(formatResult(fan('warpmesh', 16, 900, 3500)), /proxy→16 downstreams 64B .*all received p50 900µs.*CPU 3500µs per round/)
+  t.notMatch(formatResult({ ...fan('warpmesh', 8, 900, NaN) }), /CPU/, 'no CPU figure where /proc is missing')
 })
 
 t.test('the RTT check: met, missed, failed, not run', async (t) => {
