@@ -240,7 +240,8 @@ function fmtUs (x: number | null | undefined): string {
 function fmtRatio (r: number | null | undefined): string {
   const v = num(r)
   if (!Number.isFinite(v)) return '—'
-  return `${v < 10 ? v.toFixed(2) : v.toFixed(1)}×`
+  // Below 0.1 two decimals would print 0.0504 (missed against 0.05) as "0.05×": three significant digits.
+  return `${v < 0.1 ? v.toPrecision(3) : v < 10 ? v.toFixed(2) : v.toFixed(1)}×`
 }
 
 function fmtMs (x: number | null | undefined): string {

@@ -264,6 +264,12 @@ t.test('RESULTS.md has the command, the machine, the goals and every table', asy
   t.match(renderMarkdown(legacy), '| d1→d2 64B | warpmesh | 150.0k/s | 9.6 MB/s | — | — | 0.75× | — | — | — | 1.33× | ok |')
   t.match(md, '| 5 % | d1↔d2 64B | raw-dgram | — | — | — | — | 1× | — | — | **FAILED**: #1: 12 round trips lost (run stopped) |')
   t.match(md, '| 5 % | d1↔d2 64B | warpmesh | 300µs | 20.0ms | 40.0ms | 60.0ms | — | — | 0.10× | ok |')
+  // A ratio just over a small target is not rounded onto it.
+  const loss = evaluateGoals([
+    combineRuns([ping('tcp-star', 'netns loss 5%', 400, 422_500)]), combineRuns([ping('warpmesh', 'netns loss 5%', 300, 21_300)]),
+  ]).find((g) => g.id === 'loss5-p99')!
+  t.equal(loss.met, false, '21.3 ms ÷ 422.5 ms = 0.0504 > 0.05')
+  t.match(loss.measured, '= 0.0504×')
   t.match(md, '| warpmesh | coordinator | 0/12000 | 1.50ms | 12.0ms | 3.00ms | no | ok |')
   t.match(md, /\| tcp-star \| proxy \| 2370\/12000 \| 790\.0ms \| 790\.0ms \| 25\.0ms \| yes \| \*\*FAILED\*\*: #1: lost 790 of 4000/)
   t.match(md, '- **redis**: redis-server not found on PATH; install it with `apt-get install redis-server`')
