@@ -20,6 +20,7 @@
 
 import { coordinatorOptionsFromEnv, nodeOptionsFromEnv } from './config.js'
 import { coordinatorSnapshot, coordinatorStartOptions, meshNodeOptions, metricsSnapshot, warnInsecure } from './cli.js'
+import { MedianWindow } from './core/median-window.js'
 import { createLogger, type Logger } from './log.js'
 import type { MetricsSnapshot } from './metrics.js'
 import { Delivery } from './wire/codec.js'
@@ -36,6 +37,9 @@ export const ANNOUNCE_INTERVAL_MS = 3000
 export const PARTY_INTERVAL_MS = 400
 /** Longest a graceful close may take before the process exits anyway, in ms. */
 const CLOSE_TIMEOUT_MS = 3000
+
+/** Transfer round trips the proxy's `requestRttMs` is the median of. */
+export const REQUEST_RTT_SAMPLES = 32
 
 /** Channel of party messages (announcements and transfers use the defaults). */
 export const PARTY_CHANNEL = 1
@@ -56,6 +60,12 @@ export type DemoReport =
       messages: number
       /** Frames retransmitted since start. */
       retransmits: number
+      /**
+       * The proxy: median round trip of its last {@link REQUEST_RTT_SAMPLES}
+       * transfer requests (request sent to reply handled), ms, measured by the
+       * application beside the RTT column; absent before the first reply.
+       */
+      requestRttMs?: number
       /** Downstreams: players online and capacity. The proxy: sum over the downstreams it knows. */
       players?: number
       maxPlayers?: number
@@ -155,6 +165,7 @@ async function runNode(): Promise<void> {
     events[name] = (events[name] ?? 0) + 1
   }
   const known = new Map<string, { players: number; max: number }>()
+  const requestRtts = new MedianWindow(REQUEST_RTT_SAMPLES)
   const timers: NodeJS.Timeout[] = []
   const every = (ms: number, fn: () => void): void => {
     timers.push(setInterval(() => {
@@ -210,8 +221,12 @@ async function runNode(): Promise<void> {
       if (to === undefined) return
       const player = `Steve${++transfer}`
       count('transfers')
+      const sent = performance.now()
       node.request(to, encode({ type: 'transfer', player }), { timeoutMs: 1000 }).then(
-        (reply: Uint8Array) => count(decode(reply).ok === true ? 'transfersOk' : 'transfersRefused'),
+        (reply: Uint8Array) => {
+          requestRtts.add(performance.now() - sent)
+          count(decode(reply).ok === true ? 'transfersOk' : 'transfersRefused')
+        },
         () => count('transfersFailed'),
       )
     })
@@ -236,9 +251,10 @@ async function runNode(): Promise<void> {
         max += s?.max ?? Number(p.meta.max ?? 0)
       }
     }
+    const requestRttMs = requestRtts.median()
     report({
       type: 'stats', id: config.id, role: config.role, pid: process.pid, peers: node.peers().length, ...summary,
-      players: online, maxPlayers: max, events: { ...events },
+      ...(Number.isNaN(requestRttMs) ? {} : { requestRttMs }), players: online, maxPlayers: max, events: { ...events },
     })
   }, DEMO_REPORT_MS))
 

@@ -276,7 +276,7 @@ function table(children: readonly Child[], port: number, key: string, uptimeMs: 
       s === undefined || s.rttMs === 0 ? '-' : s.rttMs.toFixed(2),
       c.rate < 10 ? c.rate.toFixed(1) : c.rate.toFixed(0),
       s === undefined ? '-' : String(s.retransmits),
-      s === undefined ? '' : events(c.role, s.events),
+      s === undefined ? '' : events(c.role, s.events, s.requestRttMs),
     ]
   })
   return [
@@ -286,10 +286,12 @@ function table(children: readonly Child[], port: number, key: string, uptimeMs: 
   ]
 }
 
-function events(role: string, e: Readonly<Record<string, number>>): string {
+function events(role: string, e: Readonly<Record<string, number>>, requestRttMs: number | undefined): string {
   const n = (k: string): number => e[k] ?? 0
   if (role === 'proxy') {
-    return `transfers ${n('transfersOk')} ok/${n('transfersRefused')} full/${n('transfersFailed')} failed, announcements ${n('announced')}, status ${n('status')}`
+    // The application's own round trip beside the RTT column: request sent to reply handled.
+    const rtt = requestRttMs === undefined ? '' : ` (round trip p50 ${requestRttMs.toFixed(2)} ms)`
+    return `transfers ${n('transfersOk')} ok/${n('transfersRefused')} full/${n('transfersFailed')} failed${rtt}, announcements ${n('announced')}, status ${n('status')}`
   }
   if (role === 'coordinator') return 'peer table only, no data relayed'
   return `party ${n('partySent')} sent/${n('party')} recv, transfers in ${n('transfersIn')}, announcements ${n('announcements')}`

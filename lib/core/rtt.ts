@@ -18,6 +18,8 @@
  *   traffic nor a stray slow wake-up shows as the path's latency.
  */
 
+import { MedianWindow } from './median-window.js'
+
 /** Samples the median of {@link RttEstimator.pathRtt} is taken over. */
 export const PATH_RTT_SAMPLES = 16
 
@@ -48,10 +50,8 @@ export class RttEstimator {
   readonly #minRto: number
   readonly #maxRto: number
   readonly #granularity: number
-  /** The last {@link PATH_RTT_SAMPLES} adjusted samples, a ring (`#pathCount` of them valid). */
-  readonly #path = new Float64Array(PATH_RTT_SAMPLES)
-  #pathCount = 0
-  #pathNext = 0
+  /** The last {@link PATH_RTT_SAMPLES} adjusted samples. */
+  readonly #path = new MedianWindow(PATH_RTT_SAMPLES)
 
   constructor(options: RttOptions = {}) {
     this.#initialRto = options.initialRto ?? 100
@@ -88,9 +88,7 @@ export class RttEstimator {
     this.latestRtt = rtt
     const adjusted = ackDelay > 0 && ackDelay < rtt ? rtt - ackDelay : rtt
     if (adjusted < this.minRtt) this.minRtt = adjusted
-    this.#path[this.#pathNext] = adjusted
-    this.#pathNext = (this.#pathNext + 1) % PATH_RTT_SAMPLES
-    if (this.#pathCount < PATH_RTT_SAMPLES) this.#pathCount++
+    this.#path.add(adjusted)
     if (this.srtt === 0) {
       this.srtt = Math.max(adjusted, 0.001)
       this.rttVar = adjusted / 2
@@ -108,11 +106,7 @@ export class RttEstimator {
    * when read (stats, not per packet). Not used for any timer: see `srtt`.
    */
   get pathRtt(): number {
-    const n = this.#pathCount
-    if (n === 0) return 0
-    const sorted = this.#path.slice(0, n).sort()
-    const mid = n >>> 1
-    return n % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+    return this.#path.count === 0 ? 0 : this.#path.median()
   }
 
   /** The RTO without backoff, ms. */

@@ -45,6 +45,8 @@ t.test('demo --duration 4: a table with the proxy and 3 downstreams, nonzero msg
     t.equal(row.peers, 3, `${row.node} sees the other 3 nodes`)
   }
   t.equal(rows[0]?.peers, 4, 'coordinator table holds 4 nodes')
+  t.match(r.stdout, /proxy-1 .* \d+\.\d\d +[\d.]+ +\d+ +transfers \d+ ok\/\d+ full\/\d+ failed \(round trip p50 \d+\.\d\d ms\)/,
+    'the proxy shows its RTT and, beside it, the round trip its transfer requests measure')
   const pids = rows.map((row) => row.pid)
   t.equal(new Set(pids).size, 5, 'five separate processes')
   t.match(r.stdout, /stopped 5 processes: coordinator\(\d+\) proxy-1\(\d+\)/)
