@@ -65,3 +65,46 @@ t.test('roundTripTime is the path round trip, not the ack delay of sparse one-wa
   t.ok(shown <= 1.3 * p50 + SLACK_MS, `not inflated by the ack delay: ${detail}`)
   t.ok(shown >= 0.3 * p50, `not absurdly below the ping-pong: ${detail}`)
 })
+
+// Open: an ACK flushed in the turn that received the packet reports the
+// delay from the turn's clock, so a handler's work before its reply is not
+// taken out (ack delay 0). Reading the clock at each flush fixes it (this
+// test passed with it), but that build failed 5 of 9 starts of a 16-node
+// warpmesh bench cluster at load average ~30 ("handshake … failed: no
+// matching network key"), against 0 of 12 without it; reverted until the
+// cause is found.
+t.test('roundTripTime takes the peer\'s processing out: a slow handler\'s time counts as ack delay', { todo: 'the ack delay of a reply is read from the turn\'s clock (see above)' }, async (t) => {
+  const BUSY_MS = 4
+  const key = [Buffer.alloc(32, 7)]
+  const server = new Endpoint(await bindUdp({ address: '127.0.0.1' }), { keys: key })
+  const client = new Endpoint(await bindUdp({ address: '127.0.0.1' }), { keys: key })
+  t.teardown(() => Promise.all([server.close(), client.close()]))
+  const handlerMs: number[] = []
+  server.on('message', (d: Uint8Array, s: Session) => {
+    // The answer leaves after BUSY_MS of work in the same callback: the ack it carries waited that long.
+    const start = performance.now()
+    while (performance.now() - start < BUSY_MS) { /* work */ }
+    s.send(d, ORDERED)
+    handlerMs.push(performance.now() - start)
+  })
+  let pong: (() => void) | null = null
+  client.on('message', () => { pong?.() })
+  const session = await client.connect('127.0.0.1', server.port)
+  const path: number[] = []
+  const reported: number[] = []
+  for (let i = 0; i < 30; i++) {
+    await sleep(GAP_MS)
+    const answered = new Promise<void>((resolve) => { pong = resolve })
+    const start = performance.now()
+    session.send(Buffer.from([PING, i]), ORDERED)
+    await answered
+    // The round trip less the server's handler: what the path and both endpoints took.
+    path.push(performance.now() - start - handlerMs[i])
+    reported.push(session.roundTripTime)
+  }
+  const p50 = median(path)
+  const shown = median(reported.slice(15))
+  const detail = `reported ${shown.toFixed(3)} ms, ping-pong less the handler p50 ${p50.toFixed(3)} ms (handler ${median(handlerMs).toFixed(2)} ms)`
+  t.ok(shown <= 1.3 * p50 + SLACK_MS, `the handler's ${BUSY_MS} ms are not in it: ${detail}`)
+  t.ok(shown >= 0.3 * p50, `not absurdly below: ${detail}`)
+})
