@@ -7,7 +7,7 @@
  *
  * ```text
  * npm run bench                                   # everything (8.7 min on the 2-vCPU dev VM before fan-out to 16 and the RTT check; ~10.5 min estimated with them)
- * npm run bench -- --quick                        # short counts (68 cluster starts dominate; 15 min on a VM at load average ~25)
+ * npm run bench -- --quick                        # short counts (66 cluster starts dominate; 15 min on the VM at load average ~25)
  * npm run bench -- --json bench/results.json      # also write the JSON
  * options: --quick  --json FILE  --variants a,b  --repetitions N (≥ 3)
  *          --no-loss  --no-report (do not rewrite bench/RESULTS.md and results.svg)
