@@ -663,8 +663,8 @@ export function renderMarkdown (report: BenchReport): string {
 
   out.push('## Fan-out (loopback): time until every downstream has the broadcast', '')
   const foRows: string[][] = []
-  for (const r of results) {
-    if (r.scenario !== 'fan-out' || r.network !== 'loopback') continue
+  for (const r of casesOf(results, 'fan-out', 'loopback').flatMap((c) => results.filter((x) => x.scenario === 'fan-out' && x.network === 'loopback' && x.case === c))) {
+    if (r.scenario !== 'fan-out') continue
     const ok = r.ok
     foRows.push([r.case, r.variant, ok ? fmtUs(r.allReceived.p50) : '—', ok ? fmtUs(r.allReceived.p99) : '—', ok ? fmtUs(r.allReceived.p999) : '—', ok ? fmtUs(r.allReceived.max) : '—', ...ratioCells(report, r, 'p50'),
       ok ? cpuCell(r.cpuUsPerRound, r.cpuUsPerRoundByProcess, 0) : '—', ...ratioCells(report, r, 'cpuUsPerRound'), status(r)])
