@@ -847,6 +847,12 @@ export class Endpoint extends EventEmitter {
       case PacketType.CHALLENGE: {
         const p = this.#pending.get(key)
         if (p === undefined || p.localId !== packet.connectionId || hs.cookie.length === 0) return this.#drop('unexpected')
+        // A CHALLENGE to a retried HELLO, after a CONNECT already left: keep the
+        // first cookie (it outlives the handshake timeout). The responder may
+        // accept that CONNECT, and its ACCEPT proves a transcript with the
+        // cookie the CONNECT echoed; a cookie issued in a later second would
+        // make that proof fail as if the keys differed (QUIC keeps one Retry too).
+        if (p.cookie !== null) return this.#drop('unexpected')
         p.cookie = Buffer.from(hs.cookie)
         p.remoteEpoch = hs.epoch
         p.networkKey = this.#keys.find((k) => keyId(k) === hs.keyId) ?? this.#keys[0]

@@ -182,3 +182,29 @@ t.test('a CONNECT replayed after its session closed opens nothing and is counted
     t.equal(after.dropped.replayed ?? 0, 0, 'not counted with replayed DATA')
   }
 })
+
+t.test('a late second CHALLENGE with a newer cookie does not fail the handshake (keyed)', async (t) => {
+  // 600 ms each way: HELLO is retried before the first CHALLENGE arrives, and
+  // the retry reaches the responder in the next second, so its cookie (which
+  // carries the issue second) differs. The responder accepts the CONNECT that
+  // echoed the first cookie; its ACCEPT proves a transcript with that cookie.
+  // An initiator that switched to the second cookie could not verify it and
+  // reported "no matching network key".
+  const w = world({ keyed: true, capture: true, link: { delayMs: 600 } })
+  const challenges = new Set<string>()
+  const send = w.tb.send.bind(w.tb)
+  w.tb.send = (chunks: Uint8Array[], port: number, address: string) => {
+    const d = Buffer.concat(chunks)
+    const p = decodePacket(d)
+    if (typeof p !== 'string' && p.type === PacketType.CHALLENGE) challenges.add(Buffer.from(p.handshake!.cookie).toString('hex'))
+    send(chunks, port, address)
+  }
+  const { sa, sb } = await connect(w)
+  t.ok(challenges.size >= 2, `the responder issued ${challenges.size} different cookies`)
+  t.equal(sa.isOpen && sb.isOpen, true, 'both sides open')
+  t.equal(w.a.stats().handshakesFailed ?? 0, 0, 'no failed handshake on the initiator')
+  t.equal(w.b.sessions().length, 1, 'exactly one session on the responder')
+  sa.send(Buffer.from('after'))
+  t.equal(await driveUntil(w, () => w.gotB.length === 1, 5000), true, 'data flows')
+  await w.a.close(); await w.b.close()
+})
