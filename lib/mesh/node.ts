@@ -36,6 +36,7 @@ import {
   APP_CHANNELS, CONTROL_CHANNEL, copyPeer, decodeControl, encodeControl, MAX_TOPICS, MESH_CHANNELS, MeshKind, meshEndpointOptions,
   metaProblem, samePeer, TOPIC_MAX_LENGTH, type MeshControl, type PeerInfo,
 } from './control.js'
+import { decodeEnvelope, encodePublish, encodeReply, encodeRequest } from './envelope.js'
 import { MAX_WARMUP_ROUND_TRIPS, warmUp } from '../warmup.js'
 
 export type { PeerInfo } from './control.js'
@@ -424,7 +425,7 @@ export class MeshNode extends EventEmitter {
       }, timeoutMs)
       this.#pending.set(correlation, { to, resolve, reject, timer })
       try {
-        this.#sendOn(this.#link(to), encodeControl({ kind: MeshKind.REQUEST, correlation, data }), CONTROL_CHANNEL, Delivery.RELIABLE_ORDERED)
+        this.#sendOn(this.#link(to), encodeRequest(correlation, data), CONTROL_CHANNEL, Delivery.RELIABLE_ORDERED)
       } catch (err) {
         this.#settle(correlation, err)
       }
@@ -487,7 +488,7 @@ export class MeshNode extends EventEmitter {
     let n = 0
     for (const p of this.#table.values()) {
       if (!p.topics.includes(topic)) continue
-      bytes ??= encodeControl({ kind: MeshKind.PUBLISH, topic, channel, data })
+      bytes ??= encodePublish(topic, channel, data)
       try {
         this.#sendOn(this.#link(p.id), bytes, CONTROL_CHANNEL, delivery)
         n++
@@ -789,7 +790,7 @@ export class MeshNode extends EventEmitter {
   #onPeerMessage(data: Uint8Array, s: Session, sd: PeerSessionData, channel: number, delivery: Delivery): void {
     let m: MeshControl | null = null
     if (channel === CONTROL_CHANNEL) {
-      m = decodeControl(data)
+      m = decodeEnvelope(data)
       if (m === null) {
         this.#totals.dropped++
         return
@@ -848,7 +849,7 @@ export class MeshNode extends EventEmitter {
     const reply = (bytes: Uint8Array, failed: boolean): void => {
       if (!s.isOpen || this.#closed) return
       try {
-        s.send(encodeControl({ kind: MeshKind.REPLY, correlation, data: bytes, failed }), { channel: CONTROL_CHANNEL })
+        s.send(encodeReply(correlation, bytes, failed), SEND_OPTIONS[CONTROL_CHANNEL][Delivery.RELIABLE_ORDERED])
         this.#totals.requestsServed++
       } catch { /* queue full or closed: the requester times out */ }
     }
