@@ -45,7 +45,11 @@ export interface ConnectionOptions {
   streamWindow?: number
   /** Out-of-order reliable data the receiver buffers before refusing packets (not acked, so resent). Default 16 MiB. */
   receiveBufferLimit?: number
-  /** Longest an acknowledgement waits for company, ms. Default 1. */
+  /**
+   * Longest an acknowledgement waits for company, ms. Default 1. The RTO
+   * leaves this much room for the peer's acknowledgement too (RFC 9002's
+   * PTO), so peers of one network should use the same value.
+   */
   maxAckDelay?: number
   /** Acknowledge at once after this many ack-eliciting packets. Default 2. */
   ackEvery?: number
@@ -1164,7 +1168,14 @@ export class Connection {
         break
       }
     }
-    return Math.max(oldest, this.#lastAckedTime) + this.rtt.rto
+    // The peer may hold its acknowledgement for up to maxAckDelay (RFC 9002's
+    // PTO adds max_ack_delay): without it, a lone packet on a steady path was
+    // acked exactly when its RTO fell due (srtt excludes the ack delay, and
+    // rttVar decays to nothing), and one-way messages were resent spuriously.
+    // Peers of one network share the option; it is not negotiated. Before the
+    // first sample the initial RTO (100 ms by default) covers it.
+    const ackDelay = this.rtt.hasSample ? this.#maxAckDelay : 0
+    return Math.max(oldest, this.#lastAckedTime) + this.rtt.rto + ackDelay
   }
 
   /** Handle whatever deadlines have passed. Follow with `flush(now)`. */
