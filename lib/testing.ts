@@ -6,3 +6,4 @@ export { SimNetwork, SimTransport, FakeClock, createRng } from './transport/sim.
 export type { LinkConditions, SimNetworkOptions } from './transport/sim.js'
 export { wrapFaulty, FaultyTransport } from './transport/faulty.js'
 export type { FaultyOptions } from './transport/faulty.js'
+export { envelopesEncoded } from './mesh/envelope.js'

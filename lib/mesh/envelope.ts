@@ -42,6 +42,13 @@ function writeVarint(out: Uint8Array, o: number, v: number): number {
   return o
 }
 
+/**
+ * @internal Envelopes encoded so far, by this process: a test seam (re-exported
+ * by lib/testing.ts) that shows a publication is encoded once, not once per
+ * subscriber.
+ */
+export const envelopesEncoded = { count: 0 }
+
 /** Bytes of an optional uint32 field (0 when the value is the default). */
 function uintField(v: number): number {
   return v === 0 ? 0 : 1 + varintSize(v)
@@ -57,6 +64,7 @@ function bytesField(n: number): number {
  * `encodeControl` writes for it. `correlation` is a uint32.
  */
 export function encodeRequest(correlation: number, data: Uint8Array): Buffer {
+  envelopesEncoded.count++
   const out = Buffer.allocUnsafe(2 + uintField(correlation) + bytesField(data.length))
   out[0] = KIND_TAG
   out[1] = MeshKind.REQUEST
@@ -66,6 +74,7 @@ export function encodeRequest(correlation: number, data: Uint8Array): Buffer {
 
 /** A REPLY envelope: `{ kind: REPLY, correlation, data, failed }`, the bytes `encodeControl` writes for it. */
 export function encodeReply(correlation: number, data: Uint8Array, failed: boolean): Buffer {
+  envelopesEncoded.count++
   const out = Buffer.allocUnsafe(2 + uintField(correlation) + bytesField(data.length) + (failed ? 2 : 0))
   out[0] = KIND_TAG
   out[1] = MeshKind.REPLY
@@ -97,6 +106,7 @@ function writeTail(out: Buffer, o: number, correlation: number, data: Uint8Array
  * `encodeControl` writes for it. The topic is UTF-8 encoded.
  */
 export function encodePublish(topic: string, channel: number, data: Uint8Array): Buffer {
+  envelopesEncoded.count++
   const topicBytes = Buffer.byteLength(topic, 'utf8')
   const out = Buffer.allocUnsafe(2 + bytesField(data.length) + bytesField(topicBytes) + uintField(channel))
   out[0] = KIND_TAG
