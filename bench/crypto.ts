@@ -1,32 +1,39 @@
 /**
- * Cost of warpmesh's security primitives on this machine: AEAD seal/open per
- * packet for AES-256-GCM and ChaCha20-Poly1305 at 64 and 1200 bytes, the
- * fixed per-packet cost of `createCipheriv`, and the handshake's HMAC/HKDF
- * operations. Used to choose `DEFAULT_AEAD`.
+ * Cost of warpmesh's security primitives on this machine: the AEAD's seal
+ * and open per packet (ChaCha20-Poly1305 from libsodium through
+ * PacketProtector) at 64 and 1200 bytes, next to the node:crypto
+ * AES-256-GCM it replaced (protocol version 3: a cipher object per packet,
+ * `createCipheriv` + `setAAD` + `update` + `final` + `getAuthTag`), and the
+ * handshake's HMAC/HKDF operations.
  *
- *   npm run build && node dist/bench/crypto.js [--time MS (100)] [--rounds N (21)] [--json FILE]
+ *   npm run build && node dist/bench/crypto.js [--time MS (100)] [--rounds N (21)] [--idle-samples N (1000)] [--json FILE]
  *
- * Each case runs `rounds` slices of `time` ms, the two algorithms interleaved
+ * Each case runs `rounds` slices of `time` ms, the two AEADs interleaved
  * slice by slice, and reports the median operations per second of this
  * process's CPU time (robust to other load on a shared VM) and of wall time,
- * then the median of the per-slice speed ratios of the two algorithms. Every
- * case checks its results: sealed lengths, opened plaintexts, verify outcomes.
+ * then the median of the per-slice speed ratios of the two. Every case
+ * checks its results: sealed lengths, opened plaintexts, verify outcomes.
+ * PacketProtector seals and opens into preallocated buffers (no allocation
+ * per packet); the node:crypto reference allocates what node:crypto must.
  *
- * Then the **idle** section: the wall time of one seal + open of a 64-B
- * payload with the default AEAD (a) with no idle before it, (b) right after a 1 ms
- * idle (`setTimeout`), as a request–response exchange meets it, and (c)
- * after the idle with the cipher and decipher made before it
- * (`PacketProtector.prepare`, what the endpoint does after each flush).
- * The three are interleaved, `--idle-samples` each (1000); medians in µs.
+ * Then the **idle** section: the wall time of one seal + open, per AEAD and
+ * size, (a) right after two more of the same (no idle before it) and (b) right after a 1 ms idle
+ * (`setTimeout`), as a request–response exchange meets it; all interleaved,
+ * `--idle-samples` each; medians in µs.
  */
-import { createCipheriv, createSecretKey, randomBytes, type CipherGCMTypes } from 'node:crypto'
+import { createCipheriv, createDecipheriv, createSecretKey, randomBytes, type KeyObject } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { AEAD_ALGORITHMS, type AeadAlgorithm, DEFAULT_AEAD, PacketProtector, TAG_LENGTH } from '../lib/security/aead.js'
+import { PacketProtector, TAG_LENGTH } from '../lib/security/aead.js'
 import { CookieJar } from '../lib/security/cookie.js'
 import { createNonce, deriveSessionKeys, proveInitiator, verifyInitiator, type InitiatorTranscript } from '../lib/security/handshake.js'
 import { keyId } from '../lib/security/keys.js'
 import { ReplayWindow } from '../lib/security/replay.js'
+
+/** The AEAD warpmesh uses. */
+const SODIUM = 'chacha20-poly1305 (libsodium)'
+/** The reference it replaced. */
+const GCM = 'aes-256-gcm (node:crypto)'
 
 interface Options {
   timeMs: number
@@ -105,112 +112,116 @@ function measure(c: Case, timeMs: number): Sample {
   return { wall: (ops / elapsed) * 1000, cpu: (ops / Math.max(cpuMs, 0.001)) * 1000 }
 }
 
-function aeadCases(algorithm: AeadAlgorithm, size: number): Case[] {
-  let sendKey = randomBytes(32)
-  let recvKey = randomBytes(32)
+/** One AEAD as the benchmark drives it: seal into / open from fresh state per packet number. */
+interface Aead {
+  readonly name: string
+  seal(pn: number, plaintext: Buffer): Uint8Array
+  /** Plaintext or null. */
+  open(pn: number, sealed: Uint8Array): Uint8Array | null
+}
+
+/** warpmesh's PacketProtector, sealing and opening into preallocated buffers. */
+function sodiumAead(size: number): Aead {
+  const k1 = randomBytes(32)
+  const k2 = randomBytes(32)
+  let sealer = new PacketProtector(k1, k2)
+  const opener = new PacketProtector(k2, k1)
+  const sealed = Buffer.alloc(size + TAG_LENGTH)
+  const opened = Buffer.alloc(size)
+  return {
+    name: SODIUM,
+    seal(pn, plaintext) {
+      if (sealer.keyUsage > 0.5) sealer = new PacketProtector(k1, k2) // never reuse a nonce (the opener keeps no state)
+      return sealer.seal(HEADER, pn, plaintext, sealed)
+    },
+    open: (pn, c) => opener.open(HEADER, pn, c, opened),
+  }
+}
+
+/** The per-packet node:crypto AES-256-GCM of protocol version 3 (same nonce and AAD construction). */
+function gcmAead(): Aead {
+  const key: KeyObject = createSecretKey(randomBytes(32))
+  const nonce = randomBytes(12)
+  const options = { authTagLength: TAG_LENGTH } as const
+  const setNonce = (pn: number): Buffer => { nonce.writeUInt32BE(pn >>> 0, 8); return nonce }
+  return {
+    name: GCM,
+    seal(pn, plaintext) {
+      const c = createCipheriv('aes-256-gcm', key, setNonce(pn), options)
+      c.setAAD(HEADER)
+      const ciphertext = c.update(plaintext)
+      c.final()
+      return Buffer.concat([ciphertext, c.getAuthTag()])
+    },
+    open(pn, sealed) {
+      const end = sealed.length - TAG_LENGTH
+      try {
+        const d = createDecipheriv('aes-256-gcm', key, setNonce(pn), options)
+        d.setAAD(HEADER)
+        d.setAuthTag(sealed.subarray(end))
+        const plaintext = d.update(sealed.subarray(0, end))
+        d.final()
+        return plaintext
+      } catch {
+        return null
+      }
+    },
+  }
+}
+
+function aeadCases(make: () => Aead, size: number): Case[] {
   const payload = randomBytes(size)
 
-  // seal only; fresh keys before the key's limits come near (never reuse a nonce)
-  let sealer = new PacketProtector(sendKey, recvKey, algorithm)
+  const sealer = make()
   let sealPn = 0
-  let lastSealed: Buffer = Buffer.alloc(0)
   const seal: Case = {
-    name: 'seal', algorithm, size, samples: [],
+    name: 'seal', algorithm: sealer.name, size, samples: [],
     run(n) {
-      if (sealer.keyUsage > 0.5) {
-        sendKey = randomBytes(32)
-        recvKey = randomBytes(32)
-        sealer = new PacketProtector(sendKey, recvKey, algorithm)
-      }
-      for (let i = 0; i < n; i++) {
-        lastSealed = sealer.seal(HEADER, sealPn, payload)
-        sealPn = (sealPn + 1) >>> 0
-      }
-      if (lastSealed.length !== size + TAG_LENGTH) fail(`seal length ${lastSealed.length}`)
-    },
-    finish() {
-      const opened = new PacketProtector(recvKey, sendKey, algorithm).open(HEADER, (sealPn - 1) >>> 0, lastSealed)
-      if (opened === null || !opened.equals(payload)) fail('last sealed packet does not open')
+      let last: Uint8Array | undefined
+      for (let i = 0; i < n; i++) last = sealer.seal(sealPn++ >>> 0, payload)
+      if (last?.length !== size + TAG_LENGTH) fail(`seal length ${last?.length}`)
     },
   }
 
-  // open only, over a ring of pre-sealed packets
-  const ringSealer = new PacketProtector(sendKey, recvKey, algorithm)
+  // open only, over a ring of pre-sealed packets (copied: an AEAD may open into its own buffer)
+  const ringAead = make()
   const ring: Buffer[] = []
-  for (let pn = 0; pn < 1024; pn++) ring.push(ringSealer.seal(HEADER, pn, payload))
-  const opener = new PacketProtector(recvKey, sendKey, algorithm)
+  for (let pn = 0; pn < 1024; pn++) ring.push(Buffer.from(ringAead.seal(pn, payload)))
   let openIndex = 0
   const open: Case = {
-    name: 'open', algorithm, size, samples: [],
+    name: 'open', algorithm: ringAead.name, size, samples: [],
     run(n) {
       for (let i = 0; i < n; i++) {
-        const pt = opener.open(HEADER, openIndex, ring[openIndex])
+        const pt = ringAead.open(openIndex, ring[openIndex])
         if (pt === null || pt.length !== size) fail(`open of packet ${openIndex}`)
         openIndex = (openIndex + 1) & 1023
       }
     },
     finish() {
-      const pt = opener.open(HEADER, 7, ring[7])
-      if (pt === null || !pt.equals(payload)) fail('opened plaintext differs')
+      const pt = ringAead.open(7, ring[7])
+      if (pt === null || !Buffer.from(pt).equals(payload)) fail('opened plaintext differs')
     },
   }
 
   // the receive path per packet: sender seals, receiver checks replay, opens, commits
-  let a = new PacketProtector(sendKey, recvKey, algorithm)
-  let b = new PacketProtector(recvKey, sendKey, algorithm)
+  const pair = make()
   let window = new ReplayWindow()
   let pn = 0
-  let delivered = 0
-  let failures = 0
   const both: Case = {
-    name: 'seal+open', algorithm, size, samples: [],
+    name: 'seal+open', algorithm: pair.name, size, samples: [],
     run(n) {
-      if (a.keyUsage > 0.5) {
-        failures += b.openFailures
-        const k1 = randomBytes(32)
-        const k2 = randomBytes(32)
-        a = new PacketProtector(k1, k2, algorithm)
-        b = new PacketProtector(k2, k1, algorithm)
-        window = new ReplayWindow()
-      }
       for (let i = 0; i < n; i++) {
-        const sealed = a.seal(HEADER, pn, payload)
+        const sealed = pair.seal(pn, payload)
         if (!window.check(pn)) fail(`replay window refused fresh ${pn}`)
-        const pt = b.open(HEADER, pn, sealed)
+        const pt = pair.open(pn, sealed)
         if (pt === null || pt.length !== size || pt[0] !== payload[0]) fail(`round trip of ${pn}`)
         window.commit(pn)
         pn = (pn + 1) >>> 0
-        delivered++
+        if (pn === 0) window = new ReplayWindow()
       }
-    },
-    finish() {
-      if (delivered !== pn) fail(`delivered ${delivered} of ${pn}`)
-      if (failures + b.openFailures !== 0) fail(`${failures + b.openFailures} open failures`)
     },
   }
   return [seal, open, both]
-}
-
-/** The fixed cost createCipheriv imposes on every packet, with a KeyObject and with raw key bytes. */
-function cipherInitCases(algorithm: AeadAlgorithm): Case[] {
-  const raw = randomBytes(32)
-  const keyObject = createSecretKey(raw)
-  const nonce = randomBytes(12)
-  const options = { authTagLength: TAG_LENGTH }
-  const make = (name: string, key: Buffer | ReturnType<typeof createSecretKey>): Case => ({
-    name, algorithm, size: 0, samples: [],
-    run(n) {
-      let tag: Buffer | undefined
-      for (let i = 0; i < n; i++) {
-        const cipher = createCipheriv(algorithm as CipherGCMTypes, key, nonce, options)
-        cipher.setAAD(HEADER)
-        cipher.final()
-        tag = cipher.getAuthTag()
-      }
-      if (tag?.length !== TAG_LENGTH) fail('tag length')
-    },
-  })
-  return [make('cipher-init (KeyObject)', keyObject), make('cipher-init (raw key)', raw)]
 }
 
 function handshakeCases(): Case[] {
@@ -283,60 +294,51 @@ function formatLine(r: Result): string {
     `${n(r.opsPerSec).padStart(11)} ops/s wall  (cpu ${n(Math.min(...cpu))}..${n(Math.max(...cpu))})`
 }
 
+/** Median wall µs of one seal + open of one AEAD at one size. */
 interface IdleResult {
-  /** Median wall µs of seal + open, back to back. */
+  algorithm: string
+  size: number
+  /** Back to back. */
   hotUs: number
-  /** Median wall µs of seal + open right after a 1 ms idle. */
+  /** Right after a 1 ms idle. */
   idleUs: number
-  /** The same with the cipher and decipher prepared before the idle. */
-  idlePreparedUs: number
   samples: number
 }
 
-/** Seal + open of 64 B: hot, after a 1 ms idle, and after the idle with prepared ciphers; interleaved. */
-async function idleCosts(samples: number): Promise<IdleResult> {
-  const key1 = randomBytes(32)
-  const key2 = randomBytes(32)
-  const header = randomBytes(19)
-  const plaintext = randomBytes(64)
-  const a = new PacketProtector(key1, key2, DEFAULT_AEAD)
-  const b = new PacketProtector(key2, key1, DEFAULT_AEAD)
-  let pn = 0
-  const once = (): number => {
+/** Seal + open, hot and right after a 1 ms idle, for every AEAD and size; all interleaved. */
+async function idleCosts(samples: number): Promise<IdleResult[]> {
+  const subjects = [64, 1200].flatMap((size) => [sodiumAead(size), gcmAead()].map((aead) => ({
+    aead, size, plaintext: randomBytes(size), pn: 0, hot: [] as number[], idle: [] as number[],
+  })))
+  type Subject = (typeof subjects)[number]
+  const once = (s: Subject): number => {
     const t0 = process.hrtime.bigint()
-    const sealed = a.seal(header, pn, plaintext)
-    const opened = b.open(header, pn, sealed)
+    const opened = s.aead.open(s.pn, s.aead.seal(s.pn, s.plaintext))
     const t1 = process.hrtime.bigint()
-    pn++
-    if (opened === null || !opened.equals(plaintext)) fail('idle: open failed')
+    s.pn++
+    if (opened === null || !Buffer.from(opened).equals(s.plaintext)) fail('idle: open failed')
     return Number(t1 - t0) / 1000
   }
-  for (let i = 0; i < 2000; i++) once() // JIT and first-use warm-up
-  const hot: number[] = []
-  const idle: number[] = []
-  const prepared: number[] = []
+  for (const s of subjects) for (let i = 0; i < 2000; i++) once(s) // JIT and first-use warm-up
   for (let i = 0; i < samples; i++) {
-    hot.push(once())
-    await sleep(1)
-    idle.push(once())
-    a.prepare()
-    b.prepare()
-    await sleep(1)
-    prepared.push(once())
+    for (const s of subjects) {
+      once(s) // the one before it: "no idle" means right after the same operation, not after another subject's
+      once(s)
+      s.hot.push(once(s))
+      await sleep(1)
+      s.idle.push(once(s))
+    }
   }
-  if (a.preparedHits < samples || b.preparedHits < samples) fail('idle: prepared ciphers were not used')
-  return { hotUs: median(hot), idleUs: median(idle), idlePreparedUs: median(prepared), samples }
+  return subjects.map((s) => ({ algorithm: s.aead.name, size: s.size, hotUs: median(s.hot), idleUs: median(s.idle), samples }))
 }
 
 async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2))
   const groups: Case[][] = []
   for (const size of [64, 1200]) {
-    const perAlgorithm = AEAD_ALGORITHMS.map((algorithm) => aeadCases(algorithm, size))
-    for (let i = 0; i < perAlgorithm[0].length; i++) groups.push(perAlgorithm.map((cases) => cases[i]))
+    const perAead = [aeadCases(() => sodiumAead(size), size), aeadCases(gcmAead, size)]
+    for (let i = 0; i < perAead[0].length; i++) groups.push(perAead.map((cases) => cases[i]))
   }
-  const inits = AEAD_ALGORITHMS.map(cipherInitCases)
-  for (let i = 0; i < inits[0].length; i++) groups.push(inits.map((cases) => cases[i]))
   for (const c of handshakeCases()) groups.push([c])
 
   console.log(`node ${process.version}, ${options.rounds} rounds × ${options.timeMs} ms per case, interleaved; ` +
@@ -373,8 +375,10 @@ async function main(): Promise<void> {
   for (const line of ratios) console.log(line)
   const idle = await idleCosts(options.idleSamples)
   console.log('')
-  console.log(`seal + open, 64 B, ${DEFAULT_AEAD}, median wall µs over ${idle.samples} interleaved samples each:`)
-  console.log(`  no idle before it ${idle.hotUs.toFixed(2)}   after a 1 ms idle ${idle.idleUs.toFixed(2)}   after a 1 ms idle, cipher + decipher prepared before it ${idle.idlePreparedUs.toFixed(2)}`)
+  console.log(`seal + open, median wall µs over ${options.idleSamples} interleaved samples each:`)
+  for (const r of idle) {
+    console.log(`  ${r.algorithm.padEnd(30)} ${`${r.size} B`.padStart(6)}   no idle before it ${r.hotUs.toFixed(2).padStart(6)}   after a 1 ms idle ${r.idleUs.toFixed(2).padStart(6)}`)
+  }
   if (options.json !== undefined) {
     writeFileSync(options.json, JSON.stringify({ node: process.version, timeMs: options.timeMs, rounds: options.rounds, results, idle }, null, 2))
   }

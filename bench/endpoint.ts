@@ -11,7 +11,7 @@
  *
  * - ping-pong RTT p50/p99/p99.9: raw node:dgram, raw node:dgram with every
  *   datagram sealed and opened by a PacketProtector (lib/security/aead.ts,
- *   ciphers prepared after each send as the endpoint does), and the
+ *   sealed into a new buffer and opened in place as the endpoint does), and the
  *   endpoint's reliable-ordered channel unprotected and protected (network
  *   key), 64 B and 1 KiB;
  * - one-way throughput of 64 B and 1 KiB reliable-ordered messages,
@@ -21,14 +21,14 @@
  *   is FAILED, never reported as a rate; CPU time of sender + receiver per
  *   message;
  * - the floors of the two protection goals, measured in the same run: what
- *   node:crypto's AEAD alone costs on this machine, on the goals' scale
+ *   warpmesh's AEAD (ChaCha20-Poly1305, libsodium) alone costs on this machine, on the goals' scale
  *   (protected ÷ unprotected). RTT: the p50 µs raw+AEAD takes over raw,
  *   added to the unprotected endpoint's p50. CPU: after each round's
  *   unprotected/protected pair, one seal + one open (CPU time over a ≥ 0.3 s
  *   loop, here in the driver) of a payload of the protected run's average
  *   size, for its packets in both directions (data from the sender, ACKs
  *   from the receiver), per message, added to that round's unprotected CPU
- *   per message. No protocol using this AEAD through node:crypto can add
+ *   per message. No protocol using this AEAD can add
  *   less; a goal whose target is below its floor says so in its verdict (a
  *   floor never makes a goal met);
  * - codec ops/s: protobufjs encode + the endpoint's decoder (lib/wire/decode.ts)
@@ -46,7 +46,7 @@
  *
  *   { node, quick, durationS, rounds, date,
  *     rtt: RttResult[],              // mode 'raw' | 'raw-aead' | 'unprotected' | 'protected';
- *                                    // raw-aead: openFailures, preparedHits (ping + echo)
+ *                                    // raw-aead: openFailures (ping + echo)
  *     throughput: ThroughputResult[],// senderPackets, senderPayloadBytes, receiverPackets,
  *                                    // receiverPayloadBytes: session counters over the measured
  *                                    // flood (payload = the frames a protected run seals)
@@ -72,7 +72,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { DEFAULT_AEAD, PacketProtector } from '../lib/security/aead.js'
+import { PacketProtector, TAG_LENGTH } from '../lib/security/aead.js'
 import { addedFloorRatio, aeadUsPerMessage, averagePacket, deltaPercent, goalVerdict } from './lib/floor.js'
 import { decodeFrames, decodePacket, Delivery, encodeFrames, encodePacket, FrameType, MAGIC, PacketType, VERSION } from '../lib/wire/codec.js'
 import type { Summary } from './harness/stats.js'
@@ -205,8 +205,8 @@ interface RttResult {
   rounds?: number, roundP50s?: number[]
   /** Endpoint cases: the client's session counters (a loss-free loopback should retransmit nothing). */
   packetsSent?: number, retransmitted?: number, lost?: number, spurious?: number, rtoExpirations?: number
-  /** raw-aead: datagrams that failed to open (any fails the case) and seals/opens that found their cipher prepared, ping + echo. */
-  openFailures?: number, preparedHits?: number
+  /** raw-aead: datagrams that failed to open (any fails the case), ping + echo. */
+  openFailures?: number
 }
 interface ThroughputResult {
   kind: 'throughput', mode: EndpointMode, size: number, ok: boolean, error?: string, messages: number,
@@ -255,7 +255,7 @@ function combineRtt (rounds: readonly RttResult[]): RttResult {
       packetsSent: sum(rounds.map((r) => r.packetsSent)), retransmitted: sum(rounds.map((r) => r.retransmitted)),
       lost: sum(rounds.map((r) => r.lost)), spurious: sum(rounds.map((r) => r.spurious)), rtoExpirations: sum(rounds.map((r) => r.rtoExpirations)),
     } : {}),
-    ...(first.mode === 'raw-aead' ? { openFailures: sum(rounds.map((r) => r.openFailures)), preparedHits: sum(rounds.map((r) => r.preparedHits)) } : {}),
+    ...(first.mode === 'raw-aead' ? { openFailures: sum(rounds.map((r) => r.openFailures)) } : {}),
   }
 }
 
@@ -299,7 +299,7 @@ async function rtt (mode: Mode, size: number, count: number, warmup: number, key
       const ready = await server.request({ cmd: echoCmd, ...keyArg }, 'ready')
       const r = await client.request({ cmd: pingCmd, port: ready.port, size, count, warmup, ...keyArg }, 'rtt', 120_000)
       const bad = r.bad as number
-      const aead: { openFailures?: number, preparedHits?: number } = mode === 'raw-aead' ? await aeadCounters(r, server) : {}
+      const aead: { openFailures?: number } = mode === 'raw-aead' ? await aeadCounters(r, server) : {}
       if (aead.openFailures !== undefined && aead.openFailures > 0) {
         return { kind: 'rtt', mode, size, ok: false, error: `${aead.openFailures} datagrams failed to open (AEAD)`, ...aead }
       }
@@ -318,11 +318,10 @@ async function rtt (mode: Mode, size: number, count: number, warmup: number, key
 }
 
 /** raw-aead: the ping's counters (in its reply) plus the echo's (asked for). */
-async function aeadCounters (ping: Ev, echo: Worker): Promise<{ openFailures: number, preparedHits: number }> {
+async function aeadCounters (ping: Ev, echo: Worker): Promise<{ openFailures: number }> {
   const e = await echo.request({ cmd: 'aead-stats' }, 'aead-stats')
   return {
     openFailures: (ping.openFailures as number) + (e.openFailures as number),
-    preparedHits: (ping.preparedHits as number) + (e.preparedHits as number),
   }
 }
 
@@ -391,27 +390,29 @@ async function throughput (mode: EndpointMode, size: number, count: number, key:
   }
 }
 
-// ---- floors: what node:crypto's AEAD alone costs ---------------------------
+// ---- floors: what the AEAD alone costs --------------------------------------
 
 /**
  * CPU µs of one seal + one open of a `bytes`-byte payload (20-byte header
- * as associated data) by PacketProtector with the endpoint's default AEAD,
- * over a loop of at least `minMs`. Only the AEAD's work: no header
- * encoding, no copies (sealParts, as the endpoint sends; one sealed packet
- * is opened over and over — open keeps no replay state).
+ * as associated data) by PacketProtector, over a loop of at least `minMs`.
+ * Only the AEAD's work: no header encoding, no copies (sealed into a
+ * preallocated output; one sealed packet is opened over and over into a
+ * preallocated plaintext buffer — open keeps no replay state).
  */
 function sealOpenUs (bytes: number, minMs = 300): number {
   const key = randomBytes(32)
-  const sealer = new PacketProtector(key, key, DEFAULT_AEAD)
-  const opener = new PacketProtector(key, key, DEFAULT_AEAD)
+  const sealer = new PacketProtector(key, key)
+  const opener = new PacketProtector(key, key)
   const header = randomBytes(20)
   const plaintext = randomBytes(bytes)
   const sealed = sealer.seal(header, 0, plaintext)
+  const out = Buffer.alloc(bytes + TAG_LENGTH)
+  const opened = Buffer.alloc(bytes)
   let pn = 1
   const batch = (n: number): void => {
     for (let i = 0; i < n; i++) {
-      sealer.sealParts(header, pn++, plaintext)
-      if (opener.open(header, 0, sealed) === null) throw new Error('AEAD floor: a packet failed to open')
+      sealer.seal(header, pn++, plaintext, out)
+      if (opener.open(header, 0, sealed, opened) === null) throw new Error('AEAD floor: a packet failed to open')
     }
   }
   batch(2000) // unmeasured: JIT and OpenSSL's first-use lookups
@@ -669,8 +670,8 @@ async function main (): Promise<void> {
   }
   out.push(table(rttRows, [false, true, true, true, true, true, true, true, true]))
   if (rtts.some((r) => r.mode === 'raw-aead')) {
-    out.push(`  (raw node:dgram + AEAD: the raw ping-pong with every datagram sealed and opened by PacketProtector, ${DEFAULT_AEAD}, ` +
-      'ciphers prepared after each send as the endpoint does; the µs its p50 adds over raw, on top of the unprotected endpoint\'s p50, ' +
+    out.push('  (raw node:dgram + AEAD: the raw ping-pong with every datagram sealed and opened by PacketProtector, ChaCha20-Poly1305, ' +
+      'sealed into a new buffer and opened in place as the endpoint does; the µs its p50 adds over raw, on top of the unprotected endpoint\'s p50, ' +
       'are the floor of the protection RTT goal)')
   }
   out.push('')
@@ -690,7 +691,7 @@ async function main (): Promise<void> {
   out.push(table(tpRows, [false, true, true, true, true, true, true, true, true, true, true]))
   out.push('  (loopback drops nothing: retx/lost here are spurious retransmissions or receive-buffer overflow)')
   if (cpuFloors.length > 0) {
-    out.push(`AEAD CPU floor: ${DEFAULT_AEAD} seal + open (node:crypto via PacketProtector, timed in this process) of the protected run's packets, per message; medians of ${rounds} rounds`)
+    out.push(`AEAD CPU floor: ChaCha20-Poly1305 seal + open (libsodium via PacketProtector, timed in this process) of the protected run's packets, per message; medians of ${rounds} rounds`)
     for (const f of cpuFloors) out.push(`  ${cpuFloorLine(f)}`)
   }
   out.push('')
@@ -736,9 +737,9 @@ async function main (): Promise<void> {
   out.push('Goals')
   out.push(table([['goal', 'measured', 'floor', 'verdict'], ...goals.map((g) => [g.goal, g.measured, g.floorRatio === null ? '' : deltaPercent(g.floorRatio), g.verdict])],
     [false, true, true, false]))
-  out.push('  floor: what node:crypto\'s AEAD alone adds to the unprotected endpoint, measured in this run — RTT: the p50 µs raw node:dgram + AEAD ' +
+  out.push('  floor: what the AEAD alone adds to the unprotected endpoint, measured in this run — RTT: the p50 µs raw node:dgram + AEAD ' +
     'takes over raw node:dgram, ÷ unprotected p50; CPU: seal + open of the protected run\'s packets per message ÷ unprotected CPU per message. ' +
-    'A target below its floor cannot be met here by any protocol that protects each packet with this AEAD through node:crypto.')
+    'A target below its floor cannot be met here by any protocol that protects each packet with this AEAD.')
   console.log(out.join('\n'))
 
   if (o.json !== undefined) {

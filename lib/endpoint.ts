@@ -13,7 +13,8 @@
  *
  * With a network key both proofs are HMACs over the transcript, session keys
  * come from HKDF over the key and both nonces, and every DATA packet is sealed
- * with an AEAD whose associated data is the packet header (up to the payload's tag).
+ * with ChaCha20-Poly1305 (libsodium) whose associated data is the packet header
+ * (up to the payload's tag).
  */
 import { EventEmitter } from 'node:events'
 import { LRUCache } from 'lru-cache'
@@ -28,13 +29,14 @@ import {
 } from './wire/codec.js'
 import { systemClock, type Clock, type TimerHandle, type Transport } from './transport/transport.js'
 import { bindUdp, type UdpOptions } from './transport/udp.js'
-import { dataAadSize, encodeDataAad, encodeDataHeader, PAYLOAD_TAG } from './wire/fast.js'
+import { dataAadSize, encodeDataHeader, PAYLOAD_TAG } from './wire/fast.js'
 import { CookieJar } from './security/cookie.js'
 import {
   createNonce, deriveSessionKeys, NONCE_LENGTH, proveInitiator, proveResponder, verifyInitiator, verifyResponder,
   type Transcript,
 } from './security/handshake.js'
-import { DEFAULT_AEAD, PacketProtector, TAG_LENGTH, type AadPredictor, type AeadAlgorithm } from './security/aead.js'
+import { PacketProtector, TAG_LENGTH } from './security/aead.js'
+import { loadSodium } from './security/sodium.js'
 import { keyId } from './security/keys.js'
 import { ReplayWindow } from './security/replay.js'
 import { ClosedError, HandshakeError, SessionClosedError, TimeoutError } from './errors.js'
@@ -70,8 +72,6 @@ export interface EndpointOptions extends ConnectionOptions {
   keys?: readonly Uint8Array[]
   /** Allow running without a key (no authentication, no encryption). Default false. */
   insecure?: boolean
-  /** AEAD for protected sessions. Default aes-256-gcm (measured faster on our machines; see README). */
-  aead?: AeadAlgorithm
   /** Give up a handshake after this long. Default 5000. */
   handshakeTimeoutMs?: number
   /** Resend HELLO/CONNECT after this long without an answer (doubles each time). Default 200. */
@@ -224,14 +224,6 @@ export class Session {
     this.protector = init.protector
     this.replay = init.protector === null ? null : new ReplayWindow(4096)
   }
-
-  /**
-   * @internal The associated data of our next sealed packet or of the peer's
-   * next one (see {@link PacketProtector.prepare}): every header field but
-   * the packet number is fixed for the session.
-   */
-  readonly aadFor: AadPredictor = (packetNumber, sending) =>
-    encodeDataAad(sending ? this.remoteId : this.localId, packetNumber)
 
   /** Peer's address. */
   readonly remoteAddress: string
@@ -388,7 +380,6 @@ export class Endpoint extends EventEmitter {
   /** Where protected packets' payloads are built (sealed at once, so one buffer serves every packet). */
   readonly #scratch: Buffer
   readonly #keys: Uint8Array[]
-  readonly #aead: AeadAlgorithm
   readonly #handshakeTimeout: number
   readonly #handshakeRetry: number
   readonly #maxSessions: number
@@ -430,7 +421,8 @@ export class Endpoint extends EventEmitter {
     if (this.#keys.length === 0 && options.insecure !== true) {
       throw new TypeError('an endpoint needs network keys (options.keys), or options.insecure: true to run unauthenticated')
     }
-    this.#aead = options.aead ?? DEFAULT_AEAD
+    // Protected sessions seal every packet with libsodium: fail now, with how to fix it, if it cannot load.
+    if (this.#keys.length > 0) loadSodium()
     this.#handshakeTimeout = options.handshakeTimeoutMs ?? 5000
     this.#handshakeRetry = options.handshakeRetryMs ?? 200
     this.#maxSessions = options.maxSessions ?? 4096
@@ -641,9 +633,10 @@ export class Endpoint extends EventEmitter {
       return
     }
     const header = encodeDataHeader(s.remoteId, pn, payload.length + TAG_LENGTH)
-    const [ciphertext, tag] = protector.sealParts(header.subarray(0, dataAadSize(s.remoteId, pn)), pn, payload)
-    this.#stats.bytesSent += header.length + ciphertext.length + tag.length
-    this.transport.send([header, ciphertext, tag], s.remotePort, s.remoteAddress)
+    // Sealed into a new buffer: `payload` is the endpoint's scratch, and the socket may hold what it is given.
+    const sealed = protector.seal(header.subarray(0, dataAadSize(s.remoteId, pn)), pn, payload)
+    this.#stats.bytesSent += header.length + sealed.length
+    this.transport.send([header, sealed], s.remotePort, s.remoteAddress)
   }
 
   /**
@@ -694,8 +687,6 @@ export class Endpoint extends EventEmitter {
       // they free (window, losses found) goes in a second flush.
       if (s.conn.settle()) s.conn.flush(now)
     }
-    // Everything is sent: create the next packets' ciphers now, off the round trip's critical path.
-    for (let i = 0; i < dirty.length; i++) dirty[i].protector?.prepare(dirty[i].aadFor)
     // Only the sessions just flushed (and handshakes) can have a new deadline:
     // every other session's is unchanged since the timer was last armed, so a
     // flush costs O(sessions flushed), not O(sessions).
@@ -809,8 +800,10 @@ export class Endpoint extends EventEmitter {
       // Associated data: the header before the payload's tag (see encodeDataAad);
       // the payload must end the datagram, so its tag and length are implied.
       const aadEnd = payloadOffset(data, packet) - 1 - varintSize(payload.length)
-      const opened = aadEnd >= 0 && data[aadEnd] === PAYLOAD_TAG && payload.byteOffset + payload.length === data.byteOffset + data.length
-        ? s.protector.open(data.subarray(0, aadEnd), pn, payload)
+      // Decrypted in place: the received datagram is this endpoint's to use (unprotected payloads are kept by reference too).
+      const opened = aadEnd >= 0 && data[aadEnd] === PAYLOAD_TAG && payload.byteOffset + payload.length === data.byteOffset + data.length &&
+        payload.length >= TAG_LENGTH
+        ? s.protector.open(data.subarray(0, aadEnd), pn, payload, payload.subarray(0, payload.length - TAG_LENGTH))
         : null
       if (opened === null) {
         s.authFailures++
@@ -928,7 +921,7 @@ export class Endpoint extends EventEmitter {
     if (sessionKey !== null) {
       proof = proveResponder(sessionKey, transcript)
       const k = deriveSessionKeys(sessionKey, hs.nonce, nonce, hs.connectionId, localId)
-      protector = new PacketProtector(k.responderToInitiator, k.initiatorToResponder, this.#aead)
+      protector = new PacketProtector(k.responderToInitiator, k.initiatorToResponder)
     }
     const s = this.#createSession(localId, hs.connectionId, hs.epoch, false, address, port, protector,
       this.#negotiateDatagram(address, hs.maxDatagram))
@@ -970,7 +963,7 @@ export class Endpoint extends EventEmitter {
         return
       }
       const k = deriveSessionKeys(sessionKey, p.nonce, hs.nonce, p.localId, hs.connectionId)
-      protector = new PacketProtector(k.initiatorToResponder, k.responderToInitiator, this.#aead)
+      protector = new PacketProtector(k.initiatorToResponder, k.responderToInitiator)
     }
     this.#pending.delete(key)
     const old = this.#byAddress.get(key)

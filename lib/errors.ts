@@ -32,6 +32,8 @@ export const ErrorCode = {
   DuplicateId: 'ERR_WARPMESH_DUPLICATE_ID',
   /** {@link HandshakeError}. */
   Handshake: 'ERR_WARPMESH_HANDSHAKE',
+  /** {@link NativeModuleError}. */
+  NativeModule: 'ERR_WARPMESH_NATIVE_MODULE',
 } as const
 
 /** Union of the values of {@link ErrorCode}. */
@@ -385,6 +387,41 @@ export class HandshakeError extends WarpmeshError {
   constructor(message: string, options?: HandshakeErrorOptions) {
     super(message, ErrorCode.Handshake, options)
     this.address = options?.address
+  }
+}
+
+/**
+ * A native module warpmesh needs could not be loaded: `sodium-native`
+ * (libsodium), which seals and opens every protected packet. Thrown when an
+ * endpoint with network keys is created (an `insecure` endpoint does not need
+ * it). Code `ERR_WARPMESH_NATIVE_MODULE`. Message:
+ * `cannot load the native module sodium-native (<what failed>): protected sessions need it; …`
+ * followed by how to fix it (reinstall with `npm ci` on the machine that runs
+ * warpmesh, check that the platform has a prebuilt binary, do not bundle it).
+ */
+export class NativeModuleError extends WarpmeshError {
+  static {
+    this.prototype.name = 'NativeModuleError'
+  }
+
+  declare readonly code: typeof ErrorCode.NativeModule
+  /** The npm package that failed to load, e.g. `sodium-native`. */
+  readonly module: string
+
+  /**
+   * @param module - the npm package that failed to load.
+   * @param failure - what failed, e.g. the loader's error message.
+   * @param options - `cause`.
+   */
+  constructor(module: string, failure: string, options?: WarpmeshErrorOptions) {
+    super(
+      `cannot load the native module ${module} (${failure}): protected sessions need it to encrypt every packet; ` +
+        `install it where warpmesh runs (\`npm ci\`, or \`npm install ${module}\`), on a platform it ships a prebuilt ` +
+        `binary for (${process.platform}-${process.arch} here), and keep it out of bundlers (it loads a .node file)`,
+      ErrorCode.NativeModule,
+      options,
+    )
+    this.module = module
   }
 }
 

@@ -7,6 +7,7 @@ import {
   ErrorCode,
   HandshakeError,
   isWarpmeshError,
+  NativeModuleError,
   PeerDownError,
   QueueFullError,
   SessionClosedError,
@@ -91,6 +92,15 @@ const cases: Array<{
     message: 'no matching network key',
     cls: HandshakeError,
   },
+  {
+    err: new NativeModuleError('sodium-native', 'Cannot find module \'sodium-native\''),
+    name: 'NativeModuleError',
+    code: 'ERR_WARPMESH_NATIVE_MODULE',
+    message: 'cannot load the native module sodium-native (Cannot find module \'sodium-native\'): protected sessions need it to ' +
+      'encrypt every packet; install it where warpmesh runs (`npm ci`, or `npm install sodium-native`), on a platform it ships ' +
+      `a prebuilt binary for (${process.platform}-${process.arch} here), and keep it out of bundlers (it loads a .node file)`,
+    cls: NativeModuleError,
+  },
 ]
 
 t.test('name, code, message, instanceof', async (t) => {
@@ -132,6 +142,7 @@ t.test('cause is carried (ES2022)', async (t) => {
     new QueueFullError({ cause }),
     new DuplicateIdError('id', { cause }),
     new HandshakeError('h', { cause }),
+    new NativeModuleError('m', 'f', { cause }),
   ]
   for (const err of all) t.equal(err.cause, cause, err.name)
   t.equal(new ClosedError({ cause: undefined }).cause, undefined, 'explicit undefined cause is kept as given')
@@ -175,6 +186,7 @@ t.test('fields', async (t) => {
   t.equal(new DuplicateIdError('a', { message: 'm' }).message, 'm')
   t.equal(new HandshakeError('x', { address: '10.0.0.7:7400' }).address, '10.0.0.7:7400')
   t.equal(new HandshakeError('x').address, undefined)
+  t.equal(new NativeModuleError('sodium-native', 'x').module, 'sodium-native')
   // Peer ids are quoted so odd ids stay readable.
   t.equal(new PeerDownError('a"b').message, 'peer "a\\"b" is down')
 })

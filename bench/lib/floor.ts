@@ -1,5 +1,5 @@
 /**
- * Floors of the protection goals of `bench:endpoint`: what node:crypto's
+ * Floors of the protection goals of `bench:endpoint`: what warpmesh's
  * AEAD alone adds, on the goals' own scale (protected ÷ unprotected). Pure
  * functions, tested in test/bench/endpoint-floor.test.ts.
  */

@@ -45,8 +45,6 @@ export interface DatagramCodec {
   encode(to: number, payload: Buffer): Buffer[]
   /** The payload of a datagram from node `from` (header removed), or null to drop it as malformed. */
   decode(from: number, datagram: Buffer): Buffer | null
-  /** Called once a datagram to or from `peer` has been handled: work that can wait (never on the message's path). */
-  settled(peer: number): void
   /** Codec counters, reported with the node's. */
   stats?(): Record<string, number>
 }
@@ -68,8 +66,6 @@ class PlainCodec implements DatagramCodec {
   decode (_from: number, datagram: Buffer): Buffer {
     return datagram.subarray(FROM_BYTES)
   }
-
-  settled (): void {}
 }
 
 /** One UDP socket, one datagram per message, no reliability. */
@@ -96,7 +92,6 @@ export class DatagramNode implements BenchNode {
     const payload = from < 0 || from >= this.#ports.length || from === this.#address ? null : this.#codec.decode(from, msg)
     if (payload === null) { this.#malformed++; return }
     this.#handler(from, payload)
-    this.#codec.settled(from)
   }
 
   async connect (directory: Directory): Promise<void> {
@@ -106,7 +101,6 @@ export class DatagramNode implements BenchNode {
 
   #sendTo (to: number, payload: Buffer): void {
     this.#socket.send(this.#codec.encode(to, payload), this.#ports[to], this.#hosts[to])
-    this.#codec.settled(to)
   }
 
   send (to: number, payload: Buffer): boolean {

@@ -1,69 +1,62 @@
 /**
- * Per-packet protection of DATA packets with an AEAD from `node:crypto`.
+ * Per-packet protection of DATA packets: ChaCha20-Poly1305 (IETF variant,
+ * RFC 8439: 256-bit key, 96-bit nonce, 128-bit tag) from libsodium through
+ * `sodium-native` ({@link loadSodium}). The only cipher suite; it replaced
+ * node:crypto's AES-256-GCM in protocol version 4.
  *
  * - The packet header (every byte of the encoded `Packet` before the tag of
  *   field 15, `payload`, which ends the datagram) is the associated data:
- *   authenticated, not encrypted. The payload's tag and length are outside it
- *   so that the next packet's associated data is known before its size
- *   ({@link PacketProtector.prepare} feeds it ahead); they are authenticated
- *   all the same, since any other value moves the ciphertext and tag.
- * - The payload is encrypted; `seal` returns ciphertext ‖ 16-byte tag, which
- *   becomes the `payload` field.
+ *   authenticated, not encrypted. The payload's tag and length are outside
+ *   it (they are implied by the datagram's end) and authenticated all the
+ *   same, since any other value moves the ciphertext and tag.
+ * - The payload is encrypted; `seal` produces ciphertext ‖ 16-byte tag
+ *   (libsodium's combined form), which becomes the `payload` field.
  * - Nonce (12 bytes) = per-direction IV XOR (8 zero bytes ‖ packet number as
- *   uint32 BE). A nonce must never repeat under one key, so `seal` refuses a
- *   packet number that does not advance and stops at the key's limits
- *   ({@link PACKETS_PER_KEY}, {@link AEAD_LIMITS}): the session must be
- *   re-established (new handshake, new keys) before that — watch
- *   {@link PacketProtector.keyUsage}.
+ *   uint32 BE).
  *
- * Each traffic key from the handshake is expanded with HKDF-SHA256
- * (empty salt) into the AEAD key (info `"warpmesh v1 aead key"`, 32 bytes) and
- * the IV (info `"warpmesh v1 aead iv"`, 12 bytes).
+ * **Why a nonce never repeats under one key.** Each traffic key belongs to
+ * one session and one direction: the handshake derives it with HKDF from the
+ * network key, both sides' fresh random nonces and both connection ids, with
+ * a different label per direction (`lib/security/handshake.ts`), and it is
+ * expanded here into the AEAD key and IV. Within one key the nonce is a
+ * bijection of the 32-bit packet number, and `seal` accepts only packet
+ * numbers that advance (serial order) and at most {@link PACKETS_PER_KEY} of
+ * them: no packet number, hence no nonce, is sealed twice. The IV adds
+ * nothing to uniqueness; it makes nonces unpredictable across sessions (as
+ * TLS 1.3 and QUIC do), so an attacker gains nothing by precomputing for
+ * many keys at once.
  *
- * Per packet, `seal` allocates the cipher object node:crypto requires
- * (`createCipheriv` cannot be reused), its output, the tag and the returned
- * buffer; `open` the decipher and the plaintext. The nonce buffer, the keys
- * (as `KeyObject`s) and the cipher options are allocated once per session.
+ * **Why not XChaCha20-Poly1305.** Its 192-bit nonce exists so that random
+ * nonces cannot collide; warpmesh's nonces are counters under a key used by
+ * one sender, which cannot collide with 96 bits, and XChaCha would add an
+ * HChaCha20 block per packet.
  *
- * Creating the cipher object is the largest part of the cost (OpenSSL 3
- * looks the algorithm up and expands the key on every init), and on an idle
- * machine it runs cold: 8–14 µs for the first seal after a 1 ms pause,
- * against ~2 µs in a tight loop (measured on the project VM). {@link
- * PacketProtector.prepare} creates the cipher for the next packet number to
- * seal and the decipher for the next one expected *after* a packet has gone
- * out, so a request–response exchange finds them ready: the cost leaves the
- * round trip's critical path (it is the same work, done while the datagram
- * is in flight).
+ * **Allocation.** libsodium's calls are one-shot (no cipher object per
+ * packet, as node:crypto needed): the keys and the two nonce buffers are
+ * allocated once per protector, and with caller-provided outputs `seal` and
+ * `open` allocate nothing (`open` can decrypt in place). Keys are kept in
+ * plain `Buffer`s (each in its own ArrayBuffer, not Node's shared pool), not
+ * in `sodium_malloc` memory: that maps guard pages (≥ 16 KiB of address
+ * space and an mlock per allocation) and needs an explicit free per session,
+ * too dear at thousands of sessions for what it protects against (swap and
+ * core dumps); the network key itself lives in ordinary memory anyway.
+ *
+ * Each traffic key from the handshake is expanded with HKDF-SHA256 (empty
+ * salt) into the AEAD key (info `"warpmesh chacha20-poly1305 key"`, 32
+ * bytes) and the IV (info `"warpmesh chacha20-poly1305 iv"`, 12 bytes) —
+ * once per session, with node:crypto.
  *
  * @module
  */
-import {
-  type CipherGCM, type CipherGCMTypes, createCipheriv, createDecipheriv, createSecretKey, type DecipherGCM, hkdfSync, type KeyObject,
-} from 'node:crypto'
+import { hkdfSync } from 'node:crypto'
+import { loadSodium, type Sodium } from './sodium.js'
 
-/** The AEADs warpmesh can use. */
-export type AeadAlgorithm = 'aes-256-gcm' | 'chacha20-poly1305'
-
-/** Every {@link AeadAlgorithm}. */
-export const AEAD_ALGORITHMS: readonly AeadAlgorithm[] = ['aes-256-gcm', 'chacha20-poly1305']
-
-/**
- * The default AEAD: AES-256-GCM, the faster of the two on the project VM
- * (Node 20.20, OpenSSL 3, AMD EPYC with AES-NI/VAES), measured with
- * `bench/crypto.ts` as CPU time per packet for seal + open: 7.3 µs vs 7.5 µs
- * at 64 B and 9.6 µs vs 10.6 µs at 1200 B (median per-slice speed ratio 1.04×
- * and 1.10×; GCM won every slice of seal+open). Most of the cost is fixed:
- * `createCipheriv` + `setAAD` + `final` + `getAuthTag` take ~2.7 µs
- * (GCM) / ~2.9 µs (ChaCha) on an empty payload, and node:crypto has no way to
- * reuse a cipher context. ChaCha20-Poly1305 stays selectable (usually faster on CPUs
- * without AES instructions, and without GCM's block budget).
- */
-export const DEFAULT_AEAD: AeadAlgorithm = 'aes-256-gcm'
-
-/** Length of the authentication tag appended by `seal`, in bytes. */
+/** Length of the authentication tag `seal` appends, in bytes. */
 export const TAG_LENGTH = 16
 /** Length of the AEAD nonce, in bytes. */
 export const AEAD_NONCE_LENGTH = 12
+/** Length of the AEAD key, in bytes. */
+export const AEAD_KEY_LENGTH = 32
 
 /**
  * Most packets one traffic key may seal: the packet-number space, 2^32. The
@@ -73,54 +66,45 @@ export const AEAD_NONCE_LENGTH = 12
  */
 export const PACKETS_PER_KEY = 2 ** 32
 
-/** Usage limits of one traffic key; `seal` enforces the first two. */
+/** Usage limits of one traffic key (RFC 9001 §6.6 for AEAD_CHACHA20_POLY1305). */
 export interface AeadLimits {
-  /** Most packets sealed, counted as packet-number advance + 1: {@link PACKETS_PER_KEY}. */
+  /**
+   * Most packets sealed, counted as packet-number advance + 1:
+   * {@link PACKETS_PER_KEY}. ChaCha20-Poly1305's confidentiality limit is
+   * beyond 2^62 packets (RFC 9001 §6.6), so the 32-bit packet-number space
+   * is the binding limit. `seal` enforces it.
+   */
   maxPackets: number
   /**
-   * Confidentiality budget in AES blocks: the sum over sealed packets of
-   * `ceil(plaintext bytes / 16) + 1`. AES-GCM's privacy bound is
-   * (σ + q + 1)² / 2^129 (Iwata–Ohashi–Minematsu 2012, 96-bit nonces), so
-   * 2^35 blocks keep an attacker's advantage below 2^-59 — about 4.5 × 10^8
-   * packets of 1200 bytes, or the 2^32 packet numbers for packets under
-   * 112 bytes. Unlimited (`Infinity`) for ChaCha20-Poly1305, whose limit is
-   * beyond 2^62 packets (RFC 9001 §6.6).
-   */
-  maxBlocks: number
-  /**
-   * Failed `open`s after which the receiving key should be retired (RFC 9001
-   * §6.6 integrity limits): 2^52 for AES-256-GCM, 2^36 for
-   * ChaCha20-Poly1305. Not enforced; compare with
-   * {@link PacketProtector.openFailures}.
+   * Integrity limit: failed `open`s after which the receiving key is retired,
+   * 2^36 for ChaCha20-Poly1305 (RFC 9001 §6.6: beyond it a forgery has a
+   * non-negligible chance). `open` enforces it: past the limit it rejects
+   * every packet, so the session dies by idle timeout and a new handshake
+   * brings new keys.
    */
   maxOpenFailures: number
 }
 
-/** Limits per algorithm; see {@link AeadLimits}. */
-export const AEAD_LIMITS: Readonly<Record<AeadAlgorithm, Readonly<AeadLimits>>> = {
-  'aes-256-gcm': { maxPackets: PACKETS_PER_KEY, maxBlocks: 2 ** 35, maxOpenFailures: 2 ** 52 },
-  'chacha20-poly1305': { maxPackets: PACKETS_PER_KEY, maxBlocks: Infinity, maxOpenFailures: 2 ** 36 },
-}
+/** The limits of the one cipher suite; see {@link AeadLimits}. */
+export const AEAD_LIMITS: Readonly<AeadLimits> = Object.freeze({ maxPackets: PACKETS_PER_KEY, maxOpenFailures: 2 ** 36 })
 
-const KEY_INFO = Buffer.from('warpmesh v1 aead key', 'latin1')
-const IV_INFO = Buffer.from('warpmesh v1 aead iv', 'latin1')
+const KEY_INFO = Buffer.from('warpmesh chacha20-poly1305 key', 'latin1')
+const IV_INFO = Buffer.from('warpmesh chacha20-poly1305 iv', 'latin1')
 const EMPTY = Buffer.alloc(0)
-const CIPHER_OPTIONS = { authTagLength: TAG_LENGTH } as const
 
 /** Options of {@link PacketProtector}. */
 export interface PacketProtectorOptions {
   /**
    * Lower the sending key's packet limit (never above {@link PACKETS_PER_KEY}):
    * a re-handshake policy stricter than the cryptographic limit.
-   * Default: {@link AEAD_LIMITS}`[algorithm].maxPackets`.
+   * Default: {@link AEAD_LIMITS}`.maxPackets`.
    */
   maxPackets?: number
   /**
-   * Lower the sending key's block budget (never above the algorithm's), in
-   * 16-byte blocks as counted by {@link AeadLimits.maxBlocks}.
-   * Default: {@link AEAD_LIMITS}`[algorithm].maxBlocks`.
+   * Lower the receiving key's integrity limit (never above the suite's): failed
+   * `open`s after which every packet is rejected. Default: {@link AEAD_LIMITS}`.maxOpenFailures`.
    */
-  maxBlocks?: number
+  maxOpenFailures?: number
 }
 
 function lowerLimit(name: string, value: number | undefined, max: number): number {
@@ -131,40 +115,29 @@ function lowerLimit(name: string, value: number | undefined, max: number): numbe
   return value
 }
 
-/** A cipher (or decipher) created ahead for one packet number. */
-interface Prepared<C> {
-  readonly packetNumber: number
-  readonly cipher: C
-  /** The associated data already fed to `cipher` (`setAAD`), or null. */
-  readonly aad: Uint8Array | null
-}
-
-/**
- * Associated data of the packet with this number, as {@link PacketProtector.prepare}
- * predicts it: `sending` for the next packet this side seals, otherwise for
- * the next one it expects to open.
- */
-export type AadPredictor = (packetNumber: number, sending: boolean) => Uint8Array
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  const n = a.length
-  if (n !== b.length) return false
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return false
-  return true
-}
-
 interface Direction {
-  key: KeyObject
+  readonly key: Buffer
   /** IV bytes 0..7 preset; bytes 8..11 rewritten per packet. */
-  nonce: Buffer
+  readonly nonce: Buffer
   /** IV bytes 8..11 as a uint32, XORed with the packet number. */
-  ivLow: number
+  readonly ivLow: number
 }
 
 function expand(trafficKey: Uint8Array): Direction {
-  const key = createSecretKey(Buffer.from(hkdfSync('sha256', trafficKey, EMPTY, KEY_INFO, 32)))
+  const key = Buffer.from(hkdfSync('sha256', trafficKey, EMPTY, KEY_INFO, AEAD_KEY_LENGTH))
   const nonce = Buffer.from(hkdfSync('sha256', trafficKey, EMPTY, IV_INFO, AEAD_NONCE_LENGTH))
   return { key, nonce, ivLow: nonce.readUInt32BE(8) }
+}
+
+/** Write the nonce of `packetNumber` into `d.nonce` (bytes 8..11; no allocation). */
+function setNonce(d: Direction, packetNumber: number): Buffer {
+  const n = d.nonce
+  const low = d.ivLow ^ packetNumber
+  n[8] = low >>> 24
+  n[9] = low >>> 16
+  n[10] = low >>> 8
+  n[11] = low
+  return n
 }
 
 function isUint32(n: number): boolean {
@@ -184,57 +157,44 @@ function isUint32(n: number): boolean {
  * ```
  */
 export class PacketProtector {
-  /** The AEAD in use. */
-  readonly algorithm: AeadAlgorithm
+  readonly #sodium: Sodium
   readonly #send: Direction
   readonly #recv: Direction
   readonly #maxPackets: number
-  readonly #maxBlocks: number
+  readonly #maxOpenFailures: number
   #lastSealed = -1
   /** How far the sealed packet number has advanced since the first seal (unbounded integer); -1 before. */
   #sealOffset = -1
-  #blocks = 0
   #openFailures = 0
-  /** Last packet number opened successfully; -1 before. */
-  #lastOpened = -1
-  #nextSeal: Prepared<CipherGCM> | null = null
-  #nextOpen: Prepared<DecipherGCM> | null = null
-  #prepareHits = 0
 
   /**
    * @param sendKey - traffic key for packets this side sends (≥ 16 bytes; 32 from the handshake).
    * @param recvKey - traffic key for packets this side receives.
-   * @param algorithm - the AEAD. Default {@link DEFAULT_AEAD}.
    * @param options - stricter key limits; see {@link PacketProtectorOptions}.
-   * @throws {TypeError} on an unknown algorithm; {@link RangeError} on a short
-   *   key or a limit out of range.
+   * @throws {RangeError} on a short key or a limit out of range;
+   *   {@link NativeModuleError} when `sodium-native` cannot be loaded.
    */
-  constructor(sendKey: Uint8Array, recvKey: Uint8Array, algorithm: AeadAlgorithm = DEFAULT_AEAD, options: PacketProtectorOptions = {}) {
-    if (!AEAD_ALGORITHMS.includes(algorithm)) {
-      throw new TypeError(`algorithm must be one of ${AEAD_ALGORITHMS.join(', ')}; got ${String(algorithm)}`)
-    }
+  constructor(sendKey: Uint8Array, recvKey: Uint8Array, options: PacketProtectorOptions = {}) {
     if (sendKey.length < 16 || recvKey.length < 16) {
       throw new RangeError(`traffic keys must be at least 16 bytes; got ${sendKey.length} and ${recvKey.length}`)
     }
-    this.algorithm = algorithm
+    this.#sodium = loadSodium()
     this.#send = expand(sendKey)
     this.#recv = expand(recvKey)
-    const limits = AEAD_LIMITS[algorithm]
-    this.#maxPackets = lowerLimit('maxPackets', options.maxPackets, limits.maxPackets)
-    this.#maxBlocks = lowerLimit('maxBlocks', options.maxBlocks, limits.maxBlocks)
+    this.#maxPackets = lowerLimit('maxPackets', options.maxPackets, AEAD_LIMITS.maxPackets)
+    this.#maxOpenFailures = lowerLimit('maxOpenFailures', options.maxOpenFailures, AEAD_LIMITS.maxOpenFailures)
   }
 
   /**
-   * Fraction of the sending key's limits used, 0 .. 1: the larger of
-   * (packet-number advance + 1) ÷ `maxPackets` and blocks sealed ÷
-   * `maxBlocks`. Re-establish the session well before it reaches 1 (e.g. at
-   * 0.5); at 1 `seal` throws.
+   * Fraction of the sending key's packet limit used, 0 .. 1: (packet-number
+   * advance + 1) ÷ `maxPackets`. Re-establish the session well before it
+   * reaches 1 (e.g. at 0.5); at 1 `seal` throws.
    */
   get keyUsage(): number {
-    return Math.max((this.#sealOffset + 1) / this.#maxPackets, this.#blocks / this.#maxBlocks)
+    return (this.#sealOffset + 1) / this.#maxPackets
   }
 
-  /** Packets that failed authentication in `open` so far. */
+  /** Packets that failed authentication (or were refused past the integrity limit) in `open` so far. */
   get openFailures(): number {
     return this.#openFailures
   }
@@ -246,21 +206,21 @@ export class PacketProtector {
    * @param packetNumber - uint32; must be after (serial order) the previous
    *   sealed one, so that no nonce is ever reused.
    * @param plaintext - the encoded `Frames`.
-   * @returns ciphertext ‖ tag, `plaintext.length + ` {@link TAG_LENGTH} bytes.
-   * @throws {RangeError} if the packet number is not a uint32 or does not
-   *   advance, or the key's limits ({@link AEAD_LIMITS}) would be exceeded:
-   *   the session must be re-established. Nothing is sealed then.
+   * @param out - where ciphertext ‖ tag goes: exactly `plaintext.length + `
+   *   {@link TAG_LENGTH} bytes. It may start at `plaintext`'s first byte
+   *   (in-place), and must not overlap it otherwise. Default: a new Buffer.
+   *   With `out` given, nothing is allocated.
+   * @returns `out`, holding ciphertext ‖ tag.
+   * @throws {RangeError} if `out` has the wrong length, the packet number is
+   *   not a uint32 or does not advance, or the key's packet limit would be
+   *   exceeded (the session must be re-established). Nothing is sealed then.
    */
-  seal(header: Uint8Array, packetNumber: number, plaintext: Uint8Array): Buffer {
-    const [ciphertext, tag] = this.sealParts(header, packetNumber, plaintext)
-    return Buffer.concat([ciphertext, tag], ciphertext.length + tag.length)
-  }
-
-  /**
-   * {@link seal} without joining the result: `[ciphertext, tag]`, ready to go
-   * out as separate chunks of one datagram (no copy). Same rules and errors.
-   */
-  sealParts(header: Uint8Array, packetNumber: number, plaintext: Uint8Array): [Buffer, Buffer] {
+  seal(header: Uint8Array, packetNumber: number, plaintext: Uint8Array): Buffer
+  seal<T extends Uint8Array>(header: Uint8Array, packetNumber: number, plaintext: Uint8Array, out: T): T
+  seal(header: Uint8Array, packetNumber: number, plaintext: Uint8Array, out?: Uint8Array): Uint8Array {
+    if (out !== undefined && out.length !== plaintext.length + TAG_LENGTH) {
+      throw new RangeError(`out must be plaintext.length + ${TAG_LENGTH} = ${plaintext.length + TAG_LENGTH} bytes; got ${out.length}`)
+    }
     if (!isUint32(packetNumber)) throw new RangeError(`packetNumber must be a uint32; got ${packetNumber}`)
     let offset = 0
     if (this.#sealOffset >= 0) {
@@ -273,113 +233,51 @@ export class PacketProtector {
         throw new RangeError(`traffic key exhausted: ${this.#maxPackets} packet numbers used; re-establish the session`)
       }
     }
-    const blocks = this.#blocks + ((plaintext.length + 15) >>> 4) + 1
-    if (blocks > this.#maxBlocks) {
-      throw new RangeError(`traffic key exhausted: budget of ${this.#maxBlocks} blocks used; re-establish the session`)
-    }
-    const ready = this.#take(this.#nextSeal, packetNumber, header)
-    this.#nextSeal = null
-    const cipher = ready?.cipher ?? this.#cipherFor(packetNumber)
-    if (ready === null || ready.aad === null) cipher.setAAD(header)
-    const ciphertext = cipher.update(plaintext)
-    cipher.final()
-    const tag = cipher.getAuthTag()
+    const sealed = out ?? Buffer.allocUnsafe(plaintext.length + TAG_LENGTH)
+    const d = this.#send
+    this.#sodium.crypto_aead_chacha20poly1305_ietf_encrypt(sealed, plaintext, header, null, setNonce(d, packetNumber), d.key)
     this.#sealOffset = offset
     this.#lastSealed = packetNumber
-    this.#blocks = blocks
-    return [ciphertext, tag]
+    return sealed
   }
 
   /**
-   * Authenticate and decrypt one payload. Never throws.
+   * Authenticate and decrypt one payload. Never throws for bad input.
    *
    * @param header - the received packet's header bytes (associated data).
    * @param packetNumber - the packet number from the header.
    * @param sealed - ciphertext ‖ tag (the `payload` field).
-   * @returns the plaintext, or `null` if anything fails to authenticate
-   *   (wrong key, header, packet number, tampered or truncated payload).
+   * @param out - where the plaintext goes: exactly `sealed.length - `
+   *   {@link TAG_LENGTH} bytes. `sealed.subarray(0, sealed.length - TAG_LENGTH)`
+   *   decrypts in place; otherwise it must not overlap `sealed`. When
+   *   authentication fails, libsodium zeroes it (in place: the ciphertext part
+   *   of `sealed`). Default: a new Buffer. With `out` given,
+   *   nothing is allocated.
+   * @returns `out` holding the plaintext, or `null` if anything fails to
+   *   authenticate (wrong key, header, packet number, tampered or truncated
+   *   payload), or the key's integrity limit was reached.
+   * @throws {RangeError} only for a caller mistake: `out` of the wrong length
+   *   (for a `sealed` at least {@link TAG_LENGTH} bytes long).
    */
-  open(header: Uint8Array, packetNumber: number, sealed: Uint8Array): Buffer | null {
-    if (sealed.length < TAG_LENGTH || !isUint32(packetNumber)) {
+  open(header: Uint8Array, packetNumber: number, sealed: Uint8Array): Buffer | null
+  open<T extends Uint8Array>(header: Uint8Array, packetNumber: number, sealed: Uint8Array, out: T): T | null
+  open(header: Uint8Array, packetNumber: number, sealed: Uint8Array, out?: Uint8Array): Uint8Array | null {
+    const length = sealed.length - TAG_LENGTH
+    if (length < 0 || !isUint32(packetNumber) || this.#openFailures >= this.#maxOpenFailures) {
       this.#openFailures++
       return null
     }
-    const end = sealed.length - TAG_LENGTH
-    const ready = this.#take(this.#nextOpen, packetNumber, header)
-    this.#nextOpen = null
+    if (out !== undefined && out.length !== length) {
+      throw new RangeError(`out must be sealed.length - ${TAG_LENGTH} = ${length} bytes; got ${out.length}`)
+    }
+    const plaintext = out ?? Buffer.allocUnsafe(length)
+    const d = this.#recv
     try {
-      const decipher = ready?.cipher ?? this.#decipherFor(packetNumber)
-      if (ready === null || ready.aad === null) decipher.setAAD(header)
-      decipher.setAuthTag(sealed.subarray(end))
-      const plaintext = decipher.update(sealed.subarray(0, end))
-      decipher.final()
-      this.#lastOpened = packetNumber
+      this.#sodium.crypto_aead_chacha20poly1305_ietf_decrypt(plaintext, null, sealed, header, setNonce(d, packetNumber), d.key)
       return plaintext
     } catch {
       this.#openFailures++
       return null
     }
-  }
-
-  /**
-   * Create, ahead of time, the cipher for the packet number after the last
-   * one sealed and the decipher for the one after the last one opened (when
-   * not ready yet). `seal`/`open` use them when the packet number matches
-   * and create their own otherwise, so calling this is never wrong, only
-   * sometimes wasted. Call it when the caller has nothing urgent left to do
-   * (the endpoint: after its flush has sent everything).
-   *
-   * @param aadFor - when the caller can predict those packets' associated
-   *   data (the endpoint: the header is fixed per session but for the packet
-   *   number), it is fed to the prepared ciphers now, taking one more
-   *   node:crypto call off the critical path. `seal`/`open` compare it
-   *   byte for byte with the real associated data and fall back to a new
-   *   cipher when it differs, so a wrong prediction costs time, never
-   *   correctness.
-   */
-  prepare(aadFor?: AadPredictor): void {
-    if (this.#nextSeal === null && this.#sealOffset >= 0 && this.#sealOffset + 1 < this.#maxPackets) {
-      const pn = (this.#lastSealed + 1) >>> 0
-      const cipher = this.#cipherFor(pn)
-      const aad = aadFor === undefined ? null : aadFor(pn, true)
-      if (aad !== null) cipher.setAAD(aad)
-      this.#nextSeal = { packetNumber: pn, cipher, aad }
-    }
-    if (this.#nextOpen === null && this.#lastOpened >= 0) {
-      const pn = (this.#lastOpened + 1) >>> 0
-      const cipher = this.#decipherFor(pn)
-      const aad = aadFor === undefined ? null : aadFor(pn, false)
-      if (aad !== null) cipher.setAAD(aad)
-      this.#nextOpen = { packetNumber: pn, cipher, aad }
-    }
-  }
-
-  /**
-   * The prepared cipher if it is for this packet number and was fed no
-   * associated data or exactly this (setAAD cannot be undone); counts a hit.
-   */
-  #take<C>(ready: Prepared<C> | null, packetNumber: number, aad: Uint8Array): Prepared<C> | null {
-    if (ready === null || ready.packetNumber !== packetNumber || (ready.aad !== null && !sameBytes(ready.aad, aad))) return null
-    this.#prepareHits++
-    return ready
-  }
-
-  /** How many seals and opens found their cipher {@link prepare}d. */
-  get preparedHits(): number {
-    return this.#prepareHits
-  }
-
-  #cipherFor(packetNumber: number): CipherGCM {
-    const d = this.#send
-    d.nonce.writeUInt32BE((d.ivLow ^ packetNumber) >>> 0, 8)
-    // Typed as GCM only to pick @types/node's overload: chacha20-poly1305 has the
-    // same setAAD/setAuthTag/getAuthTag API and needs no plaintextLength.
-    return createCipheriv(this.algorithm as CipherGCMTypes, d.key, d.nonce, CIPHER_OPTIONS)
-  }
-
-  #decipherFor(packetNumber: number): DecipherGCM {
-    const d = this.#recv
-    d.nonce.writeUInt32BE((d.ivLow ^ packetNumber) >>> 0, 8)
-    return createDecipheriv(this.algorithm as CipherGCMTypes, d.key, d.nonce, CIPHER_OPTIONS)
   }
 }

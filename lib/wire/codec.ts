@@ -18,9 +18,11 @@ export const MAGIC = 0x574d5348
  * is dropped (`bad-version`). 2: handshake proofs cover both sides'
  * `max_datagram`, and the AEAD's associated data ends before the payload's
  * tag. 3: a DATA frame may carry a batch of messages (`Frame.messages`),
- * which a version 2 node would take for an empty message.
+ * which a version 2 node would take for an empty message. 4: DATA payloads
+ * are sealed with ChaCha20-Poly1305 (libsodium), keys expanded under new
+ * labels; AES-256-GCM is gone (`lib/security/aead.ts`).
  */
-export const VERSION = 3
+export const VERSION = 4
 
 export const PacketType = {
   HELLO: 1,
