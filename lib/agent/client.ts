@@ -1,0 +1,583 @@
+/**
+ * A Node client of the agent protocol ({@link AgentClient}): for tests, and
+ * for Node servers that prefer a sidecar agent to an embedded `MeshNode`.
+ *
+ * Reconnect: when the connection to the agent drops (agent restarted,
+ * socket closed), the client retries with a backoff of 100 ms doubling to
+ * 2 s, for ever until {@link AgentClient.close}; it sends Hello again with
+ * the same id and role and the current metadata and topics, and emits
+ * `'reconnected'` once welcomed. Operations outstanding at the drop reject
+ * with an {@link AgentError} of code `CLOSED`; operations started while
+ * disconnected reject at once with `CLOSED` as well.
+ *
+ * @module
+ */
+import { EventEmitter } from 'node:events'
+import { connect, type Socket } from 'node:net'
+import type { Delivery } from '../wire/codec.js'
+import { FrameDecoder } from './framing.js'
+import {
+  AGENT_MAX_FRAME, AGENT_PROTOCOL_VERSION, AgentErrorCode, type DecodedMessage, DEFAULT_AGENT_SOCKET, PACKAGE_VERSION, PeerEventKind,
+  decodeAgentMessage, encodeClientFrame, errorCodeName, idKey, type Uint64,
+} from './protocol.js'
+
+/** First reconnect delay, ms. */
+export const RECONNECT_MIN_MS = 100
+/** Longest reconnect delay, ms. */
+export const RECONNECT_MAX_MS = 2000
+
+/**
+ * An error the agent reported, or `CLOSED` when the connection dropped while
+ * the operation was outstanding. `code` is the `agent.proto` `ErrorCode`
+ * name: `TIMEOUT`, `UNKNOWN_PEER`, `PEER_DOWN`, `OVERLOADED`, `REMOTE_ERROR`,
+ * `CLOSED`, `DUPLICATE_ID`, `INVALID_ARGUMENT`, ...
+ */
+export class AgentError extends Error {
+  static {
+    this.prototype.name = 'AgentError'
+  }
+
+  /** The `ErrorCode` name, e.g. `TIMEOUT`. */
+  readonly code: string
+  /** The agent closes the connection after this error. */
+  readonly fatal: boolean
+
+  /**
+   * @param code - the `ErrorCode` name.
+   * @param message - what was wrong.
+   * @param fatal - whether the connection ends. Default false.
+   */
+  constructor(code: string, message: string, fatal = false) {
+    super(message)
+    this.code = code
+    this.fatal = fatal
+  }
+}
+
+/** A peer as the agent describes it. */
+export interface AgentPeer {
+  id: string
+  role: string
+  address: string
+  port: number
+  meta: Record<string, string>
+  topics: string[]
+}
+
+/** A message from a peer (`'message'` event). */
+export interface AgentMessageEvent {
+  from: string
+  /** The payload (a view of the received frame; copy it to keep it beyond the event). */
+  data: Uint8Array
+  /** Application channel 0..15. */
+  channel: number
+  /** Delivery mode (MeshNode's `Delivery`). */
+  delivery: Delivery
+  /** Topic of a publication; '' otherwise. */
+  topic: string
+}
+
+/** A request from a peer (`'request'` event); answer with {@link AgentClient.reply}. */
+export interface AgentRequestEvent {
+  /** The agent's number of this request: pass it to `reply()`. */
+  id: number
+  from: string
+  data: Uint8Array
+}
+
+/** Statistics of the client's node ({@link AgentClient.stats}). */
+export interface AgentNodeStats {
+  messagesSent: number
+  messagesReceived: number
+  requestsSent: number
+  requestsSucceeded: number
+  requestsFailed: number
+  requestsTimedOut: number
+  requestsServed: number
+  undeliverable: number
+  peers: number
+  coordinatorsUp: number
+  peerStats: { id: string; rttMs: number; packetsSent: number; packetsReceived: number; retransmits: number; bytesInFlight: number }[]
+}
+
+/** Options of {@link AgentClient.connect}. */
+export interface AgentClientOptions {
+  /** Node id (1..64 of `A-Z a-z 0-9 _ . : -`). Required. */
+  id: string
+  /** Role. Default: the agent's default (`downstream`). */
+  role?: string
+  /** Initial metadata. Default `{}`. */
+  meta?: Record<string, string>
+  /** Topics to subscribe to from the start. Default none. */
+  topics?: string[]
+  /** Unix socket path of the agent. Default `/tmp/warpmesh-agent.sock`, unless `tcp` is given. */
+  socket?: string
+  /** TCP address of the agent (loopback), instead of the Unix socket. */
+  tcp?: { host: string; port: number }
+  /** Token for the TCP listener. Default ''. */
+  token?: string
+  /** Free text in Hello, for the agent's logs. Default `warpmesh-node/<version>`. */
+  client?: string
+  /** Reconnect after a drop. Default true. */
+  reconnect?: boolean
+  /** How long the first connection (connect, Hello, Welcome) may take, ms. Default 15000. */
+  connectTimeoutMs?: number
+}
+
+/** Options of send, broadcast and publish. */
+export interface AgentSendOptions {
+  /** Application channel 0..15. Default 0. */
+  channel?: number
+  /** Delivery mode (MeshNode's `Delivery`). Default reliable ordered. */
+  delivery?: Delivery
+}
+
+interface Op {
+  resolve(value: unknown): void
+  reject(err: AgentError): void
+}
+
+function wireDelivery(d: Delivery | undefined): number {
+  return d === undefined ? 0 : d + 1
+}
+
+function peerIn(p: DecodedMessage): AgentPeer {
+  return {
+    id: p.id as string, role: p.role as string, address: p.address as string, port: p.port as number,
+    meta: { ...(p.meta as Record<string, string>) }, topics: [...(p.topics as string[])],
+  }
+}
+
+/**
+ * A connection to `warpmesh agent`: one mesh node. Events: `'message'`
+ * ({@link AgentMessageEvent}), `'request'` ({@link AgentRequestEvent}),
+ * `'peer-up'` / `'peer-updated'` (peer), `'peer-down'` (peer, reason),
+ * `'coordinator'` ({ up, address }), `'undelivered'` ({ peer, count, reason }),
+ * `'agent-error'` (AgentError not tied to an operation), `'disconnected'`,
+ * `'reconnected'`, `'closed'`.
+ */
+export class AgentClient extends EventEmitter {
+  readonly #o: AgentClientOptions
+  #socket: Socket | null = null
+  #decoder = new FrameDecoder(AGENT_MAX_FRAME)
+  readonly #ops = new Map<number, Op>()
+  #nextId = 1
+  #meta: Record<string, string>
+  #topics: string[]
+  readonly #peers = new Map<string, AgentPeer>()
+  #welcomed = false
+  #closed = false
+  #backoff = RECONNECT_MIN_MS
+  #reconnectTimer: NodeJS.Timeout | null = null
+  #welcomeWaiter: { resolve(): void; reject(err: Error): void } | null = null
+  #corked = false
+  #udpPort = 0
+  #goodbye: (() => void) | null = null
+
+  private constructor(o: AgentClientOptions) {
+    super()
+    this.#o = o
+    this.#meta = { ...(o.meta ?? {}) }
+    this.#topics = [...(o.topics ?? [])]
+  }
+
+  /**
+   * Connect, say Hello and resolve once welcomed. Rejects with an
+   * {@link AgentError} the agent sent (e.g. `UNAUTHORIZED`,
+   * `DUPLICATE_NODE`) or the socket error; the first connection is not retried.
+   */
+  static async connect(o: AgentClientOptions): Promise<AgentClient> {
+    if (o === null || typeof o !== 'object' || typeof o.id !== 'string') throw new TypeError('AgentClient.connect(options): options.id is required')
+    const c = new AgentClient(o)
+    const timeoutMs = o.connectTimeoutMs ?? 15_000
+    let timer: NodeJS.Timeout | undefined
+    try {
+      await Promise.race([
+        c.#open(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new AgentError('TIMEOUT', `no Welcome from the agent within ${timeoutMs} ms`)), timeoutMs)
+        }),
+      ])
+    } catch (err) {
+      c.#closed = true
+      c.#socket?.destroy()
+      throw err
+    } finally {
+      clearTimeout(timer)
+    }
+    return c
+  }
+
+  /** This node's id. */
+  get id(): string {
+    return this.#o.id
+  }
+
+  /** The node's UDP port (from the last Welcome). */
+  get udpPort(): number {
+    return this.#udpPort
+  }
+
+  /** Whether the client is connected and welcomed now. */
+  get connected(): boolean {
+    return this.#welcomed
+  }
+
+  /** The peer table as known from Welcome and peer events (copies). */
+  peers(): AgentPeer[] {
+    return [...this.#peers.values()].map((p) => ({ ...p, meta: { ...p.meta }, topics: [...p.topics] }))
+  }
+
+  /** Whether `id` is in the peer table. */
+  hasPeer(id: string): boolean {
+    return this.#peers.has(id)
+  }
+
+  #open(): Promise<void> {
+    this.#decoder = new FrameDecoder(AGENT_MAX_FRAME)
+    this.#welcomed = false
+    const socket = this.#o.tcp !== undefined ? connect(this.#o.tcp.port, this.#o.tcp.host) : connect(this.#o.socket ?? DEFAULT_AGENT_SOCKET)
+    if (this.#o.tcp !== undefined) socket.setNoDelay(true)
+    this.#socket = socket
+    return new Promise<void>((resolve, reject) => {
+      this.#welcomeWaiter = { resolve, reject }
+      socket.once('connect', () => {
+        this.#write({
+          hello: {
+            protocolVersion: AGENT_PROTOCOL_VERSION, id: this.#o.id, role: this.#o.role ?? '', meta: this.#meta, topics: this.#topics,
+            token: this.#o.token ?? '', client: this.#o.client ?? `warpmesh-node/${PACKAGE_VERSION}`,
+          },
+        })
+      })
+      socket.on('data', this.#onData)
+      socket.on('drain', this.#onDrain)
+      socket.on('error', this.#onError)
+      socket.on('close', this.#onClose)
+    })
+  }
+
+  // ------------------------------------------------------------ operations
+
+  /**
+   * Send to one peer (no answer asked for; a failure arrives as an
+   * `'agent-error'` event). Returns false when the socket's buffer is above
+   * its high-water mark: await {@link waitDrain} before sending more.
+   * Throws `AgentError{CLOSED}` while disconnected.
+   */
+  send(to: string, data: Uint8Array, o?: AgentSendOptions): boolean {
+    this.#checkConnected()
+    return this.#write({ send: { id: 0, to, data, channel: o?.channel ?? 0, delivery: wireDelivery(o?.delivery) } })
+  }
+
+  /** Resolves when the socket's buffer is below its high-water mark (at once if it is). */
+  waitDrain(): Promise<void> {
+    const s = this.#socket
+    if (s === null || !s.writableNeedDrain) return Promise.resolve()
+    return new Promise((resolve) => {
+      const done = (): void => {
+        s.off('drain', done)
+        s.off('close', done)
+        resolve()
+      }
+      s.on('drain', done)
+      s.on('close', done)
+    })
+  }
+
+  /**
+   * Request/response: resolves with the reply, rejects with an
+   * {@link AgentError}: `TIMEOUT`, `UNKNOWN_PEER`, `PEER_DOWN`, `OVERLOADED`,
+   * `REMOTE_ERROR` (message: the peer's error text), `CLOSED`.
+   *
+   * @param o - `timeoutMs`: default the agent's (WARPMESH_REQUEST_TIMEOUT_MS, 5000).
+   */
+  request(to: string, data: Uint8Array, o?: { timeoutMs?: number }): Promise<Uint8Array> {
+    return this.#op((id) => ({ request: { id, to, data, timeoutMs: o?.timeoutMs ?? 0 } })) as Promise<Uint8Array>
+  }
+
+  /** Answer the incoming request `id` with `data`, or fail it with `error` text (the requester gets REMOTE_ERROR). */
+  reply(id: number, data: Uint8Array, error?: string): void {
+    if (!this.#welcomed) return // the request died with the connection
+    this.#write({ reply: { id, data, error: error ?? '' } })
+  }
+
+  /** Send to every peer matching role and tag; resolves with how many peers it went to. */
+  broadcast(filter: { role?: string; tag?: string }, data: Uint8Array, o?: AgentSendOptions): Promise<number> {
+    return this.#op((id) => ({
+      broadcast: { id, role: filter.role ?? '', tag: filter.tag ?? '', data, channel: o?.channel ?? 0, delivery: wireDelivery(o?.delivery) },
+    })) as Promise<number>
+  }
+
+  /** Send to every subscriber of `topic`; resolves with the count. */
+  publish(topic: string, data: Uint8Array, o?: AgentSendOptions): Promise<number> {
+    return this.#op((id) => ({ publish: { id, topic, data, channel: o?.channel ?? 0, delivery: wireDelivery(o?.delivery) } })) as Promise<number>
+  }
+
+  /** Subscribe to `topic` (kept across reconnects). */
+  async subscribe(topic: string): Promise<void> {
+    await this.#op((id) => ({ subscribe: { id, topic } }))
+    if (!this.#topics.includes(topic)) this.#topics.push(topic)
+  }
+
+  /** Unsubscribe from `topic`. */
+  async unsubscribe(topic: string): Promise<void> {
+    await this.#op((id) => ({ unsubscribe: { id, topic } }))
+    this.#topics = this.#topics.filter((t) => t !== topic)
+  }
+
+  /** Replace this node's metadata everywhere (kept across reconnects). */
+  async setMeta(meta: Record<string, string>): Promise<void> {
+    await this.#op((id) => ({ setMeta: { id, meta } }))
+    this.#meta = { ...meta }
+  }
+
+  /** The agent's current peer table for this node. */
+  async getPeers(): Promise<AgentPeer[]> {
+    return (await this.#op((id) => ({ getPeers: { id } }))) as AgentPeer[]
+  }
+
+  /** The node's statistics. */
+  async stats(): Promise<AgentNodeStats> {
+    return (await this.#op((id) => ({ getStats: { id } }))) as AgentNodeStats
+  }
+
+  /**
+   * Leave: Goodbye, wait for the agent's Goodbye (or the connection to close,
+   * at most `timeoutMs`, default 5000), no reconnect. Idempotent.
+   */
+  async close(reason = 'client closing', timeoutMs = 5000): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    if (this.#reconnectTimer !== null) clearTimeout(this.#reconnectTimer)
+    this.#reconnectTimer = null
+    const s = this.#socket
+    if (s !== null && !s.destroyed) {
+      const done = new Promise<void>((resolve) => {
+        this.#goodbye = resolve
+        s.once('close', () => resolve())
+      })
+      if (this.#welcomed) this.#write({ goodbye: { reason } })
+      else s.end()
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([done, new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs) })])
+      clearTimeout(timer)
+      s.destroy()
+    }
+    this.#failOps('client closed')
+    this.emit('closed')
+  }
+
+  #checkConnected(): void {
+    if (!this.#welcomed || this.#closed) throw new AgentError('CLOSED', this.#closed ? 'the client is closed' : 'not connected to the agent (reconnecting)')
+  }
+
+  #op(build: (id: number) => Record<string, unknown>): Promise<unknown> {
+    if (!this.#welcomed || this.#closed) {
+      return Promise.reject(new AgentError('CLOSED', this.#closed ? 'the client is closed' : 'not connected to the agent (reconnecting)'))
+    }
+    let id = this.#nextId
+    while (this.#ops.has(id)) id = id >= Number.MAX_SAFE_INTEGER ? 1 : id + 1
+    this.#nextId = id >= Number.MAX_SAFE_INTEGER ? 1 : id + 1
+    return new Promise((resolve, reject) => {
+      this.#ops.set(id, { resolve, reject })
+      this.#write(build(id))
+    })
+  }
+
+  #write(message: Record<string, unknown>): boolean {
+    const s = this.#socket as Socket
+    if (!this.#corked) {
+      this.#corked = true
+      s.cork()
+      process.nextTick(AgentClient.#uncork, this)
+    }
+    return s.write(encodeClientFrame(message))
+  }
+
+  static #uncork(c: AgentClient): void {
+    c.#corked = false
+    c.#socket?.uncork()
+  }
+
+  // ------------------------------------------------------------ input
+
+  readonly #onData = (chunk: Buffer): void => {
+    const d = this.#decoder
+    d.push(chunk)
+    for (let frame = d.next(); frame !== null; frame = d.next()) {
+      const m = decodeAgentMessage(frame)
+      if (typeof m === 'string') {
+        this.#protocolError(`malformed AgentMessage: ${m}`)
+        return
+      }
+      this.#handle(m)
+    }
+    if (d.error !== null) this.#protocolError(`bad frame from the agent: ${d.error}`)
+  }
+
+  #protocolError(message: string): void {
+    this.#emitError(new AgentError('BAD_MESSAGE', message, true))
+    this.#socket?.destroy()
+  }
+
+  #emitError(err: AgentError): void {
+    if (this.listenerCount('agent-error') > 0) this.emit('agent-error', err)
+  }
+
+  #settle(id: Uint64, value: unknown, err?: AgentError): void {
+    const key = idKey(id)
+    const op = typeof key === 'number' ? this.#ops.get(key) : undefined
+    if (op === undefined) {
+      if (err !== undefined) this.#emitError(err)
+      return
+    }
+    this.#ops.delete(key as number)
+    if (err !== undefined) op.reject(err)
+    else op.resolve(value)
+  }
+
+  #handle(m: DecodedMessage): void {
+    switch (m.body) {
+      case 'message': {
+        const x = m.message as DecodedMessage
+        const event: AgentMessageEvent = {
+          from: x.from as string, data: x.data as Uint8Array, channel: x.channel as number,
+          delivery: Math.max(0, (x.delivery as number) - 1) as Delivery, topic: x.topic as string,
+        }
+        this.emit('message', event)
+        return
+      }
+      case 'incomingRequest': {
+        const x = m.incomingRequest as DecodedMessage
+        this.emit('request', { id: idKey(x.id as Uint64) as number, from: x.from as string, data: x.data as Uint8Array } satisfies AgentRequestEvent)
+        return
+      }
+      case 'response': {
+        const x = m.response as DecodedMessage
+        return this.#settle(x.id as Uint64, x.data)
+      }
+      case 'result': {
+        const x = m.result as DecodedMessage
+        return this.#settle(x.id as Uint64, x.count)
+      }
+      case 'peers': {
+        const x = m.peers as DecodedMessage
+        return this.#settle(x.id as Uint64, (x.peers as DecodedMessage[]).map(peerIn))
+      }
+      case 'stats': {
+        const x = m.stats as DecodedMessage
+        const num = (v: unknown): number => Number(typeof v === 'number' ? v : String(v))
+        const stats: AgentNodeStats = {
+          messagesSent: num(x.messagesSent), messagesReceived: num(x.messagesReceived), requestsSent: num(x.requestsSent),
+          requestsSucceeded: num(x.requestsSucceeded), requestsFailed: num(x.requestsFailed), requestsTimedOut: num(x.requestsTimedOut),
+          requestsServed: num(x.requestsServed), undeliverable: num(x.undeliverable), peers: x.peers as number, coordinatorsUp: x.coordinatorsUp as number,
+          peerStats: (x.peerStats as DecodedMessage[]).map((p) => ({
+            id: p.id as string, rttMs: p.rttMs as number, packetsSent: num(p.packetsSent), packetsReceived: num(p.packetsReceived),
+            retransmits: num(p.retransmits), bytesInFlight: num(p.bytesInFlight),
+          })),
+        }
+        return this.#settle(x.id as Uint64, stats)
+      }
+      case 'error': {
+        const x = m.error as DecodedMessage
+        const err = new AgentError(errorCodeName(x.code as number), x.message as string, x.fatal as boolean)
+        if (!this.#welcomed && x.fatal === true) {
+          this.#welcomeWaiter?.reject(err)
+          this.#welcomeWaiter = null
+        }
+        return this.#settle(x.id as Uint64, undefined, err)
+      }
+      case 'peerEvent': {
+        const x = m.peerEvent as DecodedMessage
+        const p = peerIn(x.peer as DecodedMessage)
+        if (x.kind === PeerEventKind.DOWN) {
+          this.#peers.delete(p.id)
+          this.emit('peer-down', p, x.reason)
+        } else {
+          this.#peers.set(p.id, p)
+          this.emit(x.kind === PeerEventKind.UP ? 'peer-up' : 'peer-updated', p)
+        }
+        return
+      }
+      case 'coordinatorEvent': {
+        const x = m.coordinatorEvent as DecodedMessage
+        this.emit('coordinator', { up: x.up as boolean, address: x.address as string })
+        return
+      }
+      case 'undelivered': {
+        const x = m.undelivered as DecodedMessage
+        this.emit('undelivered', { peer: x.peer as string, count: x.count as number, reason: x.reason as string })
+        return
+      }
+      case 'welcome': {
+        const x = m.welcome as DecodedMessage
+        this.#peers.clear()
+        for (const p of x.peers as DecodedMessage[]) this.#peers.set(p.id as string, peerIn(p))
+        this.#udpPort = x.udpPort as number
+        this.#welcomed = true
+        this.#backoff = RECONNECT_MIN_MS
+        const waiter = this.#welcomeWaiter
+        this.#welcomeWaiter = null
+        waiter?.resolve()
+        return
+      }
+      case 'goodbye':
+        this.#goodbye?.()
+        return
+      /* c8 ignore next 2 */
+      default:
+        return
+    }
+  }
+
+  readonly #onDrain = (): void => {
+    this.emit('drain')
+  }
+
+  readonly #onError = (err: Error): void => {
+    if (!this.#welcomed && this.#welcomeWaiter !== null) {
+      this.#welcomeWaiter.reject(err)
+      this.#welcomeWaiter = null
+    }
+  }
+
+  #failOps(why: string): void {
+    const ops = [...this.#ops.values()]
+    this.#ops.clear()
+    for (const op of ops) op.reject(new AgentError('CLOSED', why))
+  }
+
+  readonly #onClose = (): void => {
+    const wasWelcomed = this.#welcomed
+    this.#welcomed = false
+    this.#socket = null
+    if (this.#welcomeWaiter !== null) {
+      this.#welcomeWaiter.reject(new AgentError('CLOSED', 'the agent closed the connection before Welcome'))
+      this.#welcomeWaiter = null
+    }
+    this.#failOps('the connection to the agent dropped')
+    if (this.#closed) return
+    if (wasWelcomed) this.emit('disconnected')
+    if (this.#o.reconnect === false) {
+      this.#closed = true
+      this.emit('closed')
+      return
+    }
+    this.#scheduleReconnect()
+  }
+
+  #scheduleReconnect(): void {
+    const delay = this.#backoff
+    this.#backoff = Math.min(RECONNECT_MAX_MS, this.#backoff * 2)
+    this.#reconnectTimer = setTimeout(this.#reconnect, delay)
+  }
+
+  readonly #reconnect = (): void => {
+    this.#reconnectTimer = null
+    if (this.#closed) return
+    this.#open().then(() => {
+      if (this.#closed) return
+      this.emit('reconnected')
+    }, () => { /* #onClose schedules the next attempt */ })
+  }
+}
