@@ -319,6 +319,7 @@ export class ClientSession {
   #startFailed(err: unknown): void {
     this.#host.releaseId(this.#id, this)
     if (this.#state !== 'starting') return this.#finish()
+    this.#state = 'hello' // no node: close() finishes at once
     const message = err instanceof Error ? err.message : String(err)
     if (err instanceof DuplicateIdError) return this.#fatal('DUPLICATE_NODE', message, 'duplicate-node')
     if (err instanceof TypeError || err instanceof RangeError) return this.#fatal('INVALID_ARGUMENT', `Hello: ${message}`, 'invalid-argument')
@@ -671,7 +672,7 @@ export class ClientSession {
    */
   close(goodbye: string | null): Promise<void> {
     if (this.#closeDone !== null) return this.#closeDone
-    const wasStarting = this.#state === 'starting'
+    const wasStarting = this.#state === 'starting' && this.#node === null
     this.#state = 'closing'
     this.#clearHelloTimer()
     this.#socket.pause()
