@@ -60,6 +60,7 @@ export interface SessionHost {
 type State = 'hello' | 'starting' | 'ready' | 'closing' | 'closed'
 
 interface Incoming {
+  from: string
   resolve(data: Uint8Array): void
   reject(err: Error): void
   deadline: number
@@ -521,7 +522,7 @@ export class ClientSession {
     }
     const n = this.#nextIncoming++
     return new Promise<Uint8Array>((resolve, reject) => {
-      this.#incoming.set(n, { resolve, reject, deadline: Date.now() + this.#host.incomingTimeoutMs })
+      this.#incoming.set(n, { from, resolve, reject, deadline: Date.now() + this.#host.incomingTimeoutMs })
       this.#sweep ??= setInterval(this.#expireIncoming, SWEEP_MS)
       this.#write({ incomingRequest: { id: n, from, data } })
     })
@@ -547,6 +548,12 @@ export class ClientSession {
   }
 
   readonly #onPeerDown = (p: PeerInfo, reason: string): void => {
+    // Its requests can no longer be answered: forget them (a late Reply gets UNKNOWN_REQUEST).
+    for (const [n, entry] of this.#incoming) {
+      if (entry.from !== p.id) continue
+      this.#incoming.delete(n)
+      entry.reject(new Error(`requester "${p.id}" is down`))
+    }
     this.#write({ peerEvent: { kind: PeerEventKind.DOWN, peer: peerOut(p), reason } })
     this.#reportUndelivered(p.id, `peer down: ${reason}`)
   }
