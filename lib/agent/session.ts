@@ -78,6 +78,9 @@ const SEND_OPTIONS = { channel: 0, delivery: 0 as Delivery }
 const MESSAGE_OUT = { from: '', data: null as Uint8Array | null, channel: 0, delivery: 0, topic: '' }
 const MESSAGE_FRAME = { message: MESSAGE_OUT }
 
+/** A promise that never settles (a request the leaving node will not answer). */
+const NEVER: Promise<Uint8Array> = new Promise(() => {})
+
 const HANDLER_PREFIX = /^request handler of ".*?" failed: /s
 
 /** The agent error code and text for an error MeshNode threw or rejected with. */
@@ -515,7 +518,8 @@ export class ClientSession {
   }
 
   readonly #onRequest = (data: Uint8Array, from: string): Promise<Uint8Array> => {
-    if (this.#state !== 'ready') return Promise.reject(new Error('the client of this node is leaving'))
+    // Leaving: never answered; the requester gets PEER_DOWN once the node is gone.
+    if (this.#state !== 'ready') return NEVER
     if (this.#incoming.size >= this.#host.maxIncomingRequests) {
       this.#host.count('incoming-overflow')
       return Promise.reject(new Error(`node "${this.#id}" has ${this.#incoming.size} unanswered requests (the agent's limit)`))
@@ -685,7 +689,9 @@ export class ClientSession {
     this.#socket.pause()
     this.#drainPeer = null
     this.#requests.clear()
-    for (const entry of this.#incoming.values()) entry.reject(new Error('the client of this node left'))
+    // Unanswered requests from peers are dropped, not failed: the node leaves
+    // next, and their requesters get PEER_DOWN (a failure reply would read as
+    // REMOTE_ERROR).
     this.#incoming.clear()
     if (this.#sweep !== null) clearInterval(this.#sweep)
     this.#sweep = null
