@@ -358,6 +358,7 @@ export class AgentClient extends EventEmitter {
       })
       if (this.#welcomed) this.#write({ goodbye: { reason } })
       else s.end()
+      this.#welcomed = false
       let timer: NodeJS.Timeout | undefined
       await Promise.race([done, new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs) })])
       clearTimeout(timer)
