@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `warpmesh` command: `coordinator`, `peers`, `send`, `listen`, `keygen`,
+ * The `warpmesh` command: `coordinator`, `peers`, `send`, `listen`, `agent`, `keygen`,
  * `demo`, `help`. Configuration comes from the environment variables of
  * {@link ENV_VARS}; a flag overrides its variable and is named in errors
  * instead. Logs are JSON lines on stderr; command output is on stdout.
@@ -18,6 +18,8 @@ import { realpathSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import {
+  agentOptionsFromEnv,
+  type AgentEnvConfig,
   coordinatorOptionsFromEnv,
   type CoordinatorEnvConfig,
   DEFAULT_COORDINATOR_PORT,
@@ -71,6 +73,14 @@ Commands:
       --role ROLE          (WARPMESH_ROLE, default cli)
       --meta K=V,...       (WARPMESH_META)
       --coordinator, --bind, --advertise, --metrics, --log as above
+  agent                    Serve local servers (Java, PHP, ...) on a local socket: each connection
+                           becomes a mesh node (agent.proto). Runs until SIGINT/SIGTERM.
+      --socket PATH        Unix socket, mode 0600 (WARPMESH_AGENT_SOCKET, default /tmp/warpmesh-agent.sock)
+      --listen HOST:PORT   Also TCP on a loopback address; clients must send WARPMESH_AGENT_TOKEN
+                           (WARPMESH_AGENT_LISTEN)
+      --client-buffer SIZE Events buffered per slow client before it is cut off
+                           (WARPMESH_AGENT_CLIENT_BUFFER, default 8MiB)
+      --coordinator, --bind (port 0), --metrics, --log, --heartbeat, --lease-misses as above
   keygen                   Print a fresh network key (set it as WARPMESH_KEY on every node).
   demo                     A coordinator, a proxy and three downstream servers on 127.0.0.1,
                            as separate processes, with a live table. Ctrl-C stops everything.
@@ -118,6 +128,9 @@ const CONFIG_FLAGS = {
   metrics: { kind: 'string', env: 'WARPMESH_METRICS' },
   heartbeat: { kind: 'string', env: 'WARPMESH_HEARTBEAT_MS' },
   'lease-misses': { kind: 'string', env: 'WARPMESH_LEASE_MISSES' },
+  socket: { kind: 'string', env: 'WARPMESH_AGENT_SOCKET' },
+  listen: { kind: 'string', env: 'WARPMESH_AGENT_LISTEN' },
+  'client-buffer': { kind: 'string', env: 'WARPMESH_AGENT_CLIENT_BUFFER' },
 } as const satisfies Record<string, FlagSpec>
 
 type ConfigFlag = keyof typeof CONFIG_FLAGS
@@ -141,6 +154,7 @@ const COMMAND_FLAGS: Readonly<Record<string, Readonly<Record<string, FlagSpec>>>
     json: { kind: 'boolean' },
     subscribe: { kind: 'strings' },
   },
+  agent: pick('socket', 'listen', 'client-buffer', 'coordinator', 'coordinators', 'bind', 'metrics', 'log', 'heartbeat', 'lease-misses'),
   keygen: {},
   demo: { duration: { kind: 'string' } },
   help: {},
@@ -284,6 +298,55 @@ export function meshNodeOptions(config: NodeEnvConfig, logger: Logger) {
     loopbackDatagram: config.loopbackDatagram,
     logger,
   }
+}
+
+/** `Agent.start()` options for a configuration read by `agentOptionsFromEnv()`. */
+export function agentStartOptions(config: AgentEnvConfig, logger: Logger) {
+  return {
+    socket: config.socket,
+    ...(config.listen === undefined ? {} : { listen: { host: config.listen.host, port: config.listen.port } }),
+    ...(config.token === undefined ? {} : { token: config.token }),
+    clientBuffer: config.clientBuffer,
+    node: {
+      coordinators: config.coordinators.map(({ host, port }) => ({ host, port })),
+      address: config.bind.host,
+      port: 0,
+      keys: config.keys,
+      insecure: config.insecure,
+      heartbeatMs: config.heartbeatMs,
+      leaseMisses: config.leaseMisses,
+      warmup: config.warmup,
+      maxDatagram: config.maxDatagram,
+      loopbackDatagram: config.loopbackDatagram,
+      requestTimeoutMs: config.requestTimeoutMs,
+      logger,
+    },
+    logger,
+  }
+}
+
+/** The parts of an `Agent` {@link agentSnapshot} reads. */
+export interface AgentLike {
+  stats(): { rejected: Record<string, number> }
+  nodes(): readonly { stats(): unknown }[]
+}
+
+/**
+ * A {@link MetricsSnapshot} of an agent: the totals of all its client nodes
+ * (no per-peer rows), and its bad-input counters as `malformed` reasons
+ * prefixed `agent-`.
+ */
+export function agentSnapshot(agent: AgentLike): MetricsSnapshot {
+  const totals = trafficCounters({})
+  let peersUp = 0
+  for (const node of agent.nodes()) {
+    const snap = metricsSnapshot(node.stats())
+    peersUp += snap.peersUp
+    for (const key of Object.keys(totals) as (keyof TrafficCounters)[]) totals[key] += snap.totals[key]
+  }
+  const malformed: Record<string, number> = {}
+  for (const [reason, n] of Object.entries(agent.stats().rejected)) malformed[`agent-${reason}`] = n
+  return { peersUp, totals, peers: [], malformed }
 }
 
 /** `Coordinator.start()` options for a configuration read by `coordinatorOptionsFromEnv()`. */
@@ -455,6 +518,27 @@ async function runCoordinator(args: ParsedArgs): Promise<number> {
   } finally {
     await metrics?.close()
     await coordinator.close()
+  }
+  logger.info('stopped')
+  return 0
+}
+
+async function runAgent(args: ParsedArgs): Promise<number> {
+  if (args.positionals.length > 0) throw new UsageError(`"warpmesh agent" takes no arguments; got ${JSON.stringify(args.positionals[0])}`)
+  const config = nameFlag(args, () => agentOptionsFromEnv(args.env))
+  const logger = createLogger({ level: config.logLevel, name: 'agent' })
+  warnInsecure(logger, config.insecure)
+  const { Agent } = await import('./agent/agent.js')
+  const agent = await Agent.start(agentStartOptions(config, logger))
+  logger.info('ready', { socket: config.socket, tcp: agent.tcpPort, protected: !config.insecure, pid: process.pid })
+  let metrics: MetricsServer | undefined
+  try {
+    metrics = await startMetrics(config.metrics, () => agentSnapshot(agent), logger)
+    const signal = await untilSignal()
+    logger.info('stopping', { signal, clients: agent.clients })
+  } finally {
+    await metrics?.close()
+    await agent.close()
   }
   logger.info('stopped')
   return 0
@@ -736,6 +820,8 @@ export async function main(argv: readonly string[], env: Env = process.env): Pro
         return await runSend(args)
       case 'listen':
         return await runListen(args, io)
+      case 'agent':
+        return await runAgent(args)
       case 'demo':
         return await runDemo(args)
       /* c8 ignore next 2 */

@@ -448,6 +448,120 @@ export function parsePositiveInt(variable: string, value: string, options: Range
   return n
 }
 
+// ---------------------------------------------------------------- agent
+
+/** Default `WARPMESH_AGENT_SOCKET` (re-exported by lib/agent/protocol.ts). */
+export const DEFAULT_AGENT_SOCKET = '/tmp/warpmesh-agent.sock'
+/** Default `WARPMESH_AGENT_CLIENT_BUFFER`, bytes: 8 MiB. */
+export const DEFAULT_AGENT_CLIENT_BUFFER = 8 * 1024 * 1024
+/** Smallest `WARPMESH_AGENT_CLIENT_BUFFER`, bytes: 64 KiB. */
+export const AGENT_CLIENT_BUFFER_MIN = 64 * 1024
+/** Largest `WARPMESH_AGENT_CLIENT_BUFFER`, bytes: 1 GiB. */
+export const AGENT_CLIENT_BUFFER_MAX = 1024 * 1024 * 1024
+/** Longest Unix socket path, bytes (`sun_path` holds 108 with the final NUL). */
+export const SOCKET_PATH_MAX_BYTES = 107
+/** Longest `WARPMESH_AGENT_TOKEN`, characters. */
+export const AGENT_TOKEN_MAX_LENGTH = 256
+
+/** The expected-form text of `WARPMESH_AGENT_SOCKET`. */
+export const EXPECTED_AGENT_SOCKET = `a file path of at most ${SOCKET_PATH_MAX_BYTES} bytes, e.g. /run/warpmesh/agent.sock`
+/** The expected-form text of `WARPMESH_AGENT_LISTEN`. */
+export const EXPECTED_AGENT_LISTEN = 'a loopback host:port (127.0.0.0/8 or [::1]), e.g. 127.0.0.1:7500'
+/** The expected-form text of `WARPMESH_AGENT_TOKEN`. */
+export const EXPECTED_AGENT_TOKEN = `1-${AGENT_TOKEN_MAX_LENGTH} printable ASCII characters without spaces, e.g. the output of warpmesh keygen`
+/** The expected-form text of a byte size. */
+export const EXPECTED_BYTES =
+  `a size from ${AGENT_CLIENT_BUFFER_MIN / 1024}KiB to ${AGENT_CLIENT_BUFFER_MAX / 1024 / 1024 / 1024}GiB, in bytes or with a unit (KiB, MiB, GiB), e.g. 8MiB or 1048576`
+
+const BYTES = /^([0-9]+)\s*(B|KiB|MiB|GiB|K|M|G)?$/i
+const BYTE_UNITS: Record<string, number> = { b: 1, k: 1024, kib: 1024, m: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gib: 1024 ** 3 }
+
+/**
+ * Parse a byte size: `1048576`, `512KiB`, `8MiB`, `1GiB` (K/M/G are binary
+ * too), within `[min, max]` (default the agent client buffer's bounds).
+ *
+ * @throws ConfigError naming `variable`, `value` and the expected form.
+ */
+export function parseBytes(variable: string, value: string, options: RangeOptions = {}): number {
+  const min = options.min ?? AGENT_CLIENT_BUFFER_MIN
+  const max = options.max ?? AGENT_CLIENT_BUFFER_MAX
+  const text = value.trim()
+  const m = BYTES.exec(text)
+  if (m === null) throw new ConfigError(variable, value, EXPECTED_BYTES)
+  const n = Number(m[1]) * (BYTE_UNITS[(m[2] ?? 'b').toLowerCase()] as number)
+  if (n < min || n > max) throw new ConfigError(variable, value, EXPECTED_BYTES, { reason: `${n} bytes is out of range` })
+  return n
+}
+
+/**
+ * Parse a Unix socket path: non-empty, at most 107 bytes, no NUL.
+ *
+ * @throws ConfigError naming `variable`, `value` and the expected form.
+ */
+export function parseSocketPath(variable: string, value: string): string {
+  const text = value.trim()
+  const bytes = Buffer.byteLength(text, 'utf8')
+  let reason: string | undefined
+  if (text === '') reason = 'the value is empty'
+  else if (text.includes('\0')) reason = 'the path contains a NUL character'
+  else if (bytes > SOCKET_PATH_MAX_BYTES) reason = `the path is ${bytes} bytes long, at most ${SOCKET_PATH_MAX_BYTES} allowed`
+  if (reason !== undefined) throw new ConfigError(variable, value, EXPECTED_AGENT_SOCKET, { reason })
+  return text
+}
+
+/** True for 127.0.0.0/8, ::1 (any spelling) and ::ffff:127.x.y.z. */
+export function isLoopbackHost(host: string): boolean {
+  if (isIPv4(host)) return host.startsWith('127.')
+  if (!isIPv6(host)) return false
+  const canonical = new SocketAddress({ address: host.split('%')[0] as string, family: 'ipv6' }).address.toLowerCase()
+  if (canonical === '::1') return true
+  return canonical.startsWith('::ffff:') && isIPv4(canonical.slice(7)) && canonical.slice(7).startsWith('127.')
+}
+
+/**
+ * Parse the agent's TCP address: host:port with a loopback host (the
+ * listener serves this host only). Port 0 picks a free port.
+ *
+ * @throws ConfigError naming `variable` and `value`; a non-loopback address says so.
+ */
+export function parseLoopbackHostPort(variable: string, value: string): HostPort {
+  const hp = readHostPort(value.trim(), undefined, { allowPortZero: true })
+  if (typeof hp === 'string') throw new ConfigError(variable, value, EXPECTED_AGENT_LISTEN, { reason: hp })
+  if (!isLoopbackHost(hp.host)) {
+    throw new ConfigError(variable, value, EXPECTED_AGENT_LISTEN, {
+      reason: `${hp.host} is not a loopback address; the agent's TCP listener serves this host only`,
+    })
+  }
+  return hp
+}
+
+const TOKEN_CHAR = /^[\x21-\x7e]$/
+
+/**
+ * Check a token: 1..256 printable ASCII characters, no spaces. The value is
+ * never printed (errors show `<redacted>`).
+ *
+ * @throws ConfigError naming `variable` and the expected form.
+ */
+export function parseToken(variable: string, value: string): string {
+  const text = value.trim()
+  let reason: string | undefined
+  if (text === '') reason = 'the value is empty'
+  else if (text.length > AGENT_TOKEN_MAX_LENGTH) reason = `${text.length} characters long, at most ${AGENT_TOKEN_MAX_LENGTH} allowed`
+  else {
+    let i = 0
+    for (const ch of text) {
+      i++
+      if (!TOKEN_CHAR.test(ch)) {
+        reason = `the character at position ${i} is not printable ASCII`
+        break
+      }
+    }
+  }
+  if (reason !== undefined) throw new ConfigError(variable, '<redacted>', EXPECTED_AGENT_TOKEN, { reason })
+  return text
+}
+
 // ---------------------------------------------------------------- the variables
 
 /** How a program uses a variable. */
@@ -470,6 +584,8 @@ export interface EnvVarSpec {
   readonly node?: EnvVarUse
   /** How a coordinator reads it; absent if a coordinator ignores it. */
   readonly coordinator?: EnvVarUse
+  /** How `warpmesh agent` reads it; absent if the agent ignores it. */
+  readonly agent?: EnvVarUse
 }
 
 // lib/security/keys.ts parses the key variables; the table prints its expected form.
@@ -512,6 +628,7 @@ export const ENV_VARS: readonly EnvVarSpec[] = Object.freeze([
     description: 'Local UDP address to listen on. Port 0 picks a free port. An IPv6 address binds IPv6.',
     node: { default: '0.0.0.0:0' },
     coordinator: { default: `0.0.0.0:${DEFAULT_COORDINATOR_PORT}` },
+    agent: { default: '0.0.0.0:0' },
   },
   {
     name: 'WARPMESH_ADVERTISE',
@@ -524,6 +641,7 @@ export const ENV_VARS: readonly EnvVarSpec[] = Object.freeze([
     expected: EXPECTED_COORDINATORS,
     description: 'Coordinators to register with; the node registers with all of them.',
     node: { required: true },
+    agent: { required: true },
   },
   {
     name: 'WARPMESH_META',
@@ -537,6 +655,7 @@ export const ENV_VARS: readonly EnvVarSpec[] = Object.freeze([
     description: 'Log level. Logs are JSON lines on stderr.',
     node: { default: 'info' },
     coordinator: { default: 'info' },
+    agent: { default: 'info' },
   },
   {
     name: 'WARPMESH_METRICS',
@@ -544,6 +663,7 @@ export const ENV_VARS: readonly EnvVarSpec[] = Object.freeze([
     description: 'Serve Prometheus metrics at http://host:port/metrics. Unset: no metrics endpoint.',
     node: {},
     coordinator: {},
+    agent: {},
   },
   {
     name: 'WARPMESH_HEARTBEAT_MS',
@@ -551,6 +671,7 @@ export const ENV_VARS: readonly EnvVarSpec[] = Object.freeze([
     description: 'Interval between lease renewals sent to the coordinators.',
     node: { default: '1000' },
     coordinator: { default: '1000' },
+    agent: { default: '1000' },
   },
   {
     name: 'WARPMESH_LEASE_MISSES',
@@ -558,6 +679,7 @@ export const ENV_VARS: readonly EnvVarSpec[] = Object.freeze([
     description: 'Heartbeats missed in a row before a node is declared down.',
     node: { default: '3' },
     coordinator: { default: '3' },
+    agent: { default: '3' },
   },
   {
     name: 'WARPMESH_WARMUP',
@@ -565,6 +687,7 @@ export const ENV_VARS: readonly EnvVarSpec[] = Object.freeze([
     description:
       'Round trips over a private loopback session before the node starts, so its first real messages run optimized code (~0.1 ms each; see README, Warm-up). 0: none. The short-lived CLI tools (send, listen) skip it.',
     node: { default: '0' },
+    agent: { default: '0' },
   },
   {
     name: 'WARPMESH_MAX_DATAGRAM',
@@ -573,6 +696,7 @@ export const ENV_VARS: readonly EnvVarSpec[] = Object.freeze([
       'Largest datagram sent to peers on other hosts, in bytes. 1200 fits every IPv6 path without IP fragmentation; raise it only where the path MTU is known, e.g. 8972 on a jumbo-frame LAN.',
     node: { default: String(DEFAULT_MAX_DATAGRAM) },
     coordinator: { default: String(DEFAULT_MAX_DATAGRAM) },
+    agent: { default: String(DEFAULT_MAX_DATAGRAM) },
   },
   {
     name: 'WARPMESH_LOOPBACK_DATAGRAM',
@@ -581,6 +705,7 @@ export const ENV_VARS: readonly EnvVarSpec[] = Object.freeze([
       'Largest datagram sent to peers at loopback addresses (127.0.0.0/8, ::1), in bytes: on one host there is no link MTU. Set it to WARPMESH_MAX_DATAGRAM for small datagrams everywhere.',
     node: { default: String(DEFAULT_LOOPBACK_DATAGRAM) },
     coordinator: { default: String(DEFAULT_LOOPBACK_DATAGRAM) },
+    agent: { default: String(DEFAULT_LOOPBACK_DATAGRAM) },
   },
   {
     name: 'WARPMESH_KEY',
@@ -589,6 +714,7 @@ export const ENV_VARS: readonly EnvVarSpec[] = Object.freeze([
       'Network key(s). The first starts sessions, all are accepted, so keys rotate without downtime. Required unless WARPMESH_KEY_FILE or WARPMESH_INSECURE is set.',
     node: {},
     coordinator: {},
+    agent: {},
   },
   {
     name: 'WARPMESH_KEY_FILE',
@@ -596,6 +722,7 @@ export const ENV_VARS: readonly EnvVarSpec[] = Object.freeze([
     description: 'Path of a file holding the network key(s), instead of WARPMESH_KEY (not both).',
     node: {},
     coordinator: {},
+    agent: {},
   },
   {
     name: 'WARPMESH_INSECURE',
@@ -603,6 +730,37 @@ export const ENV_VARS: readonly EnvVarSpec[] = Object.freeze([
     description: 'Run without a network key: no authentication, no encryption. Warns at start-up; never in production.',
     node: {},
     coordinator: {},
+    agent: {},
+  },
+  {
+    name: 'WARPMESH_AGENT_SOCKET',
+    expected: EXPECTED_AGENT_SOCKET,
+    description: 'Unix domain socket `warpmesh agent` listens on (mode 0600). A stale file left by a crashed agent is replaced; a live agent\'s is not.',
+    agent: { default: DEFAULT_AGENT_SOCKET },
+  },
+  {
+    name: 'WARPMESH_AGENT_LISTEN',
+    expected: EXPECTED_AGENT_LISTEN,
+    description: 'Also listen on TCP at this loopback address (for hosts without Unix sockets); requires WARPMESH_AGENT_TOKEN. Unset: Unix socket only.',
+    agent: {},
+  },
+  {
+    name: 'WARPMESH_AGENT_TOKEN',
+    expected: EXPECTED_AGENT_TOKEN,
+    description: 'Secret every client on the TCP listener sends in Hello.token. Required with WARPMESH_AGENT_LISTEN.',
+    agent: {},
+  },
+  {
+    name: 'WARPMESH_AGENT_CLIENT_BUFFER',
+    expected: EXPECTED_BYTES,
+    description: 'Events buffered for one client that does not read them; past it the client gets Error SLOW_CLIENT and is disconnected (like Redis\'s output-buffer limit).',
+    agent: { default: '8MiB' },
+  },
+  {
+    name: 'WARPMESH_REQUEST_TIMEOUT_MS',
+    expected: expectedDuration(1, DURATION_MAX_MS),
+    description: 'Timeout of a client\'s request that names none (Request.timeout_ms = 0).',
+    agent: { default: '5000' },
   },
 ] satisfies EnvVarSpec[])
 
@@ -807,12 +965,112 @@ export function coordinatorOptionsFromEnv(env: Env = process.env): CoordinatorEn
   return config
 }
 
+/** What {@link agentOptionsFromEnv} returns. */
+export interface AgentEnvConfig {
+  /** `WARPMESH_AGENT_SOCKET`. Default `/tmp/warpmesh-agent.sock`. */
+  socket: string
+  /** `WARPMESH_AGENT_LISTEN`: loopback TCP address. Default: unset (Unix socket only). */
+  listen?: HostPort
+  /** `WARPMESH_AGENT_TOKEN`: required with `listen`. */
+  token?: string
+  /** `WARPMESH_AGENT_CLIENT_BUFFER`, bytes. Default 8 MiB. */
+  clientBuffer: number
+  /** `WARPMESH_REQUEST_TIMEOUT_MS`: default request timeout of the client nodes, ms. Default 5000. */
+  requestTimeoutMs: number
+  /** `WARPMESH_BIND`: the address every client node binds, port 0 (each node gets its own). Default `0.0.0.0:0`. */
+  bind: HostPort
+  /** `WARPMESH_COORDINATORS`. Required. */
+  coordinators: HostPort[]
+  /** `WARPMESH_LOG`. Default `info`. */
+  logLevel: LogLevel
+  /** `WARPMESH_METRICS`. Default: unset. */
+  metrics?: HostPort
+  /** `WARPMESH_HEARTBEAT_MS`. Default 1000. */
+  heartbeatMs: number
+  /** `WARPMESH_LEASE_MISSES`. Default 3. */
+  leaseMisses: number
+  /** `WARPMESH_WARMUP`: warm-up round trips before each client node starts. Default 0. */
+  warmup: number
+  /** `WARPMESH_MAX_DATAGRAM`. Default 1200. */
+  maxDatagram: number
+  /** `WARPMESH_LOOPBACK_DATAGRAM`. Default 32768. */
+  loopbackDatagram: number
+  /** Network keys; see {@link NodeEnvConfig.keys}. */
+  keys: Buffer[]
+  /** See {@link NodeEnvConfig.insecure}. */
+  insecure: boolean
+}
+
+/**
+ * Read `warpmesh agent`'s configuration from the environment, stopping at
+ * the first bad variable: the agent's own variables, then the ones every
+ * client node shares (coordinators, keys, timing, datagram sizes).
+ * `WARPMESH_ID`, `WARPMESH_ROLE` and `WARPMESH_META` are not read: each
+ * client's Hello carries them.
+ *
+ * @param env - the environment. Default `process.env`.
+ * @throws ConfigError for the first missing required or invalid variable:
+ *   a non-loopback `WARPMESH_AGENT_LISTEN`, a listener without a token, a
+ *   `WARPMESH_BIND` with a port other than 0.
+ */
+export function agentOptionsFromEnv(env: Env = process.env): AgentEnvConfig {
+  const socket = readEnv(env, 'WARPMESH_AGENT_SOCKET')
+  const listen = readEnv(env, 'WARPMESH_AGENT_LISTEN')
+  const token = readEnv(env, 'WARPMESH_AGENT_TOKEN')
+  const buffer = readEnv(env, 'WARPMESH_AGENT_CLIENT_BUFFER')
+  const timeout = readEnv(env, 'WARPMESH_REQUEST_TIMEOUT_MS')
+  const config: AgentEnvConfig = {
+    socket: socket === undefined ? DEFAULT_AGENT_SOCKET : parseSocketPath('WARPMESH_AGENT_SOCKET', socket),
+    clientBuffer: buffer === undefined ? DEFAULT_AGENT_CLIENT_BUFFER : parseBytes('WARPMESH_AGENT_CLIENT_BUFFER', buffer),
+    requestTimeoutMs: timeout === undefined ? 5000 : parseDurationMs('WARPMESH_REQUEST_TIMEOUT_MS', timeout, { min: 1 }),
+    bind: { host: '0.0.0.0', port: 0, family: 4 },
+    coordinators: [],
+    logLevel: 'info',
+    heartbeatMs: 1000,
+    leaseMisses: 3,
+    warmup: 0,
+    maxDatagram: DEFAULT_MAX_DATAGRAM,
+    loopbackDatagram: DEFAULT_LOOPBACK_DATAGRAM,
+    keys: [],
+    insecure: false,
+  }
+  if (listen !== undefined) {
+    config.listen = parseLoopbackHostPort('WARPMESH_AGENT_LISTEN', listen)
+    if (token === undefined) throw new ConfigError('WARPMESH_AGENT_TOKEN', undefined, `${EXPECTED_AGENT_TOKEN} (required with WARPMESH_AGENT_LISTEN)`)
+  }
+  if (token !== undefined) config.token = parseToken('WARPMESH_AGENT_TOKEN', token)
+  const bind = readEnv(env, 'WARPMESH_BIND')
+  if (bind !== undefined) {
+    config.bind = parseHostPort('WARPMESH_BIND', bind, undefined, BIND_OPTIONS)
+    if (config.bind.port !== 0) {
+      throw new ConfigError('WARPMESH_BIND', bind, expectedHostPort('0.0.0.0:0'), {
+        reason: 'the agent binds one UDP port per client: give port 0',
+      })
+    }
+  }
+  config.coordinators = parseHostPortList(
+    'WARPMESH_COORDINATORS',
+    requireEnv(env, 'WARPMESH_COORDINATORS', EXPECTED_COORDINATORS),
+    DEFAULT_COORDINATOR_PORT,
+    { ...NO_UNSPECIFIED, example: COORDINATORS_EXAMPLE },
+  )
+  const log = readEnv(env, 'WARPMESH_LOG')
+  if (log !== undefined) config.logLevel = parseLogLevel('WARPMESH_LOG', log)
+  const metrics = optionalHostPort(env, 'WARPMESH_METRICS', METRICS_EXAMPLE)
+  if (metrics !== undefined) config.metrics = metrics
+  Object.assign(config, readTiming(env))
+  const warmup = readEnv(env, 'WARPMESH_WARMUP')
+  if (warmup !== undefined) config.warmup = parsePositiveInt('WARPMESH_WARMUP', warmup, WARMUP_RANGE)
+  Object.assign(config, readDatagrams(env), readKeys(env))
+  return config
+}
+
 // ---------------------------------------------------------------- docs
 
 /** Options of {@link formatEnvTable} and {@link formatEnvHelp}. */
 export interface FormatEnvOptions {
   /** Only the variables this program reads, with its defaults. Default: both, defaults side by side. */
-  scope?: 'node' | 'coordinator'
+  scope?: 'node' | 'coordinator' | 'agent'
   /** Rows to render. Default {@link ENV_VARS}. */
   vars?: readonly EnvVarSpec[]
 }
@@ -827,6 +1085,7 @@ function defaultText(spec: EnvVarSpec, scope: FormatEnvOptions['scope']): string
   if (scope !== undefined) return useText(spec[scope]) as string
   const node = useText(spec.node)
   const coordinator = useText(spec.coordinator)
+  if (node === undefined && coordinator === undefined) return `${useText(spec.agent) as string} (agent only)`
   if (node === coordinator || coordinator === undefined) return node as string
   if (node === undefined) return `${coordinator} (coordinator only)`
   return `node: ${node}; coordinator: ${coordinator}`

@@ -28,3 +28,13 @@ export { warmUp, MAX_WARMUP_ROUND_TRIPS } from './warmup.js'
 export type { WarmupOptions, WarmupResult } from './warmup.js'
 export { startMetricsServer } from './metrics.js'
 export type { MetricsSnapshot } from './metrics.js'
+export { Agent, DEFAULT_MAX_CLIENTS, DEFAULT_MAX_PENDING_REQUESTS, DEFAULT_MAX_INCOMING_REQUESTS, DEFAULT_INCOMING_TIMEOUT_MS, DEFAULT_HELLO_TIMEOUT_MS } from './agent/agent.js'
+export type { AgentOptions, AgentStats } from './agent/agent.js'
+export type { ClientNodeOptions } from './agent/session.js'
+export { AgentClient, AgentError, RECONNECT_MIN_MS, RECONNECT_MAX_MS } from './agent/client.js'
+export type {
+  AgentClientOptions, AgentSendOptions, AgentPeer, AgentMessageEvent, AgentRequestEvent, AgentNodeStats,
+} from './agent/client.js'
+export { AGENT_MAX_FRAME, AGENT_PROTOCOL_VERSION, DEFAULT_AGENT_SOCKET, DEFAULT_CLIENT_BUFFER, AgentErrorCode } from './agent/protocol.js'
+export { agentOptionsFromEnv } from './config.js'
+export type { AgentEnvConfig } from './config.js'

@@ -8,8 +8,10 @@
  * @module
  */
 import { chmodSync, lstatSync, unlinkSync } from 'node:fs'
-import { connect, createServer, isIPv4, isIPv6, type Server, type Socket } from 'node:net'
+import { connect, createServer, type Server, type Socket } from 'node:net'
+import { isLoopbackHost } from '../config.js'
 import { ConfigError, WarpmeshError } from '../errors.js'
+import type { MeshNode } from '../mesh/node.js'
 import { silentLogger, type Logger } from '../log.js'
 import { AgentErrorCode, DEFAULT_AGENT_SOCKET, DEFAULT_CLIENT_BUFFER, encodeAgentFrame } from './protocol.js'
 import { ClientSession, type ClientNodeOptions, type SessionHost } from './session.js'
@@ -89,15 +91,8 @@ export interface AgentStats {
   rejected: Record<string, number>
 }
 
-/** True for 127.0.0.0/8, ::1 and ::ffff:127.x.y.z. */
-export function isLoopbackAddress(host: string): boolean {
-  if (isIPv4(host)) return host.startsWith('127.')
-  if (isIPv6(host)) {
-    const h = host.toLowerCase()
-    return h === '::1' || /^(0{0,4}:){7}0{0,3}1$/.test(h) || (h.startsWith('::ffff:') && isIPv4(h.slice(7)) && h.slice(7).startsWith('127.'))
-  }
-  return false
-}
+/** True for 127.0.0.0/8, ::1 and ::ffff:127.x.y.z (see lib/config.ts). */
+export const isLoopbackAddress = isLoopbackHost
 
 function positiveInt(name: string, value: number | undefined, fallback: number): number {
   const v = value ?? fallback
@@ -244,6 +239,13 @@ export class Agent implements SessionHost {
   /** Connections open now. */
   get clients(): number {
     return this.#sessions.size
+  }
+
+  /** The mesh nodes of the connected clients (started ones). */
+  nodes(): MeshNode[] {
+    const out: MeshNode[] = []
+    for (const s of this.#sessions) if (s.node !== null) out.push(s.node)
+    return out
   }
 
   /** The session of the client whose node has id `id`, if any (diagnostics, tests). */

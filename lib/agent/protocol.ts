@@ -14,15 +14,16 @@ import { existsSync, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import protobuf from 'protobufjs'
 import { Delivery } from '../wire/codec.js'
+import { DEFAULT_AGENT_CLIENT_BUFFER, DEFAULT_AGENT_SOCKET as DEFAULT_SOCKET_PATH } from '../config.js'
 
 /** Version carried in `Hello.protocol_version` and `Welcome.protocol_version`. */
 export const AGENT_PROTOCOL_VERSION = 1
 /** Largest frame (message bytes, without the length prefix) either side accepts: 1 MiB + 4 KiB. */
 export const AGENT_MAX_FRAME = 1024 * 1024 + 4 * 1024
 /** Default path of the agent's Unix domain socket (`WARPMESH_AGENT_SOCKET`). */
-export const DEFAULT_AGENT_SOCKET = '/tmp/warpmesh-agent.sock'
+export const DEFAULT_AGENT_SOCKET = DEFAULT_SOCKET_PATH
 /** Default bound of the events buffered for one client, in bytes (`WARPMESH_AGENT_CLIENT_BUFFER`): 8 MiB. */
-export const DEFAULT_CLIENT_BUFFER = 8 * 1024 * 1024
+export const DEFAULT_CLIENT_BUFFER = DEFAULT_AGENT_CLIENT_BUFFER
 
 /** `agent.proto` `ErrorCode`, by name. Values are stable (they are the wire numbers). */
 export const AgentErrorCode = {

@@ -26,7 +26,7 @@ t.test('help lists every command and every environment variable', async (t) => {
   t.equal(help.code, 0)
   t.equal(dashHelp.stdout, help.stdout)
   t.equal(sub.stdout, help.stdout)
-  for (const command of ['coordinator', 'peers', 'send', 'listen', 'keygen', 'demo', 'help']) {
+  for (const command of ['coordinator', 'peers', 'send', 'listen', 'agent', 'keygen', 'demo', 'help']) {
     t.match(help.stdout, new RegExp(`^  ${command}\\b`, 'm'), command)
   }
   for (const spec of ENV_VARS) {
@@ -37,7 +37,7 @@ t.test('help lists every command and every environment variable', async (t) => {
 
 t.test('usage errors: exit 2, name the command or flag, no stack', async (t) => {
   const cases: [string[], RegExp][] = [
-    [[], /a command is missing; expected one of coordinator, peers, send, listen, keygen, demo, help/],
+    [[], /a command is missing; expected one of coordinator, peers, send, listen, agent, keygen, demo, help/],
     [['frob'], /unknown command "frob"; expected one of coordinator/],
     [['coordinator', '--frob'], /unknown flag --frob for "warpmesh coordinator"; expected one of --id, --bind/],
     [['send', '--to'], /flag --to of "warpmesh send" needs a value/],
