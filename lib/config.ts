@@ -1022,7 +1022,7 @@ export function agentOptionsFromEnv(env: Env = process.env): AgentEnvConfig {
   const config: AgentEnvConfig = {
     socket: socket === undefined ? DEFAULT_AGENT_SOCKET : parseSocketPath('WARPMESH_AGENT_SOCKET', socket),
     clientBuffer: buffer === undefined ? DEFAULT_AGENT_CLIENT_BUFFER : parseBytes('WARPMESH_AGENT_CLIENT_BUFFER', buffer),
-    requestTimeoutMs: timeout === undefined ? 5000 : parseDurationMs('WARPMESH_REQUEST_TIMEOUT_MS', timeout, { min: 1 }),
+    requestTimeoutMs: timeout === undefined ? 5000 : parseDurationMs('WARPMESH_REQUEST_TIMEOUT_MS', timeout, { min: 1, max: DURATION_MAX_MS }),
     bind: { host: '0.0.0.0', port: 0, family: 4 },
     coordinators: [],
     logLevel: 'info',
