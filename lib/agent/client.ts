@@ -269,6 +269,15 @@ export class AgentClient extends EventEmitter {
     return this.#write({ send: { id: 0, to, data, channel: o?.channel ?? 0, delivery: wireDelivery(o?.delivery) } })
   }
 
+  /**
+   * Send to one peer and resolve once the agent has handed it to the mesh
+   * (`Result`), or reject with the {@link AgentError} (`UNKNOWN_PEER`,
+   * `INVALID_ARGUMENT`, `OVERLOADED`, `CLOSED`).
+   */
+  sendAcked(to: string, data: Uint8Array, o?: AgentSendOptions): Promise<void> {
+    return this.#op((id) => ({ send: { id, to, data, channel: o?.channel ?? 0, delivery: wireDelivery(o?.delivery) } })).then(() => {})
+  }
+
   /** Resolves when the socket's buffer is below its high-water mark (at once if it is). */
   waitDrain(): Promise<void> {
     const s = this.#socket

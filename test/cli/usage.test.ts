@@ -81,9 +81,10 @@ t.test('no key and no WARPMESH_INSECURE: refuses with guidance', async (t) => {
   }
 })
 
-// One bad value per variable; node-only variables through `listen`, the rest
-// through `coordinator` (config is checked before any socket is opened).
-const BAD: Record<string, { value: string; command: 'listen' | 'coordinator'; shown?: RegExp }> = {
+// One bad value per variable; node-only variables through `listen`, agent-only
+// ones through `agent`, the rest through `coordinator` (config is checked
+// before any socket is opened).
+const BAD: Record<string, { value: string; command: 'listen' | 'coordinator' | 'agent'; shown?: RegExp }> = {
   WARPMESH_ID: { value: 'bad id', command: 'coordinator' },
   WARPMESH_ROLE: { value: 'Proxy', command: 'listen' },
   WARPMESH_BIND: { value: '10.0.0.1', command: 'coordinator' },
@@ -101,6 +102,12 @@ const BAD: Record<string, { value: string; command: 'listen' | 'coordinator'; sh
   WARPMESH_KEY: { value: 'deadbeef', command: 'coordinator', shown: /\[redacted: 8 characters\]/ },
   WARPMESH_KEY_FILE: { value: '/nonexistent/warpmesh.key', command: 'coordinator' },
   WARPMESH_INSECURE: { value: 'maybe', command: 'coordinator' },
+  // Agent-only variables, through `agent`.
+  WARPMESH_AGENT_SOCKET: { value: `/${'x'.repeat(200)}`, command: 'agent', shown: /is 201 bytes long/ },
+  WARPMESH_AGENT_LISTEN: { value: '0.0.0.0:7500', command: 'agent' },
+  WARPMESH_AGENT_TOKEN: { value: 'two words', command: 'agent', shown: /"<redacted>"/ },
+  WARPMESH_AGENT_CLIENT_BUFFER: { value: '1k', command: 'agent' },
+  WARPMESH_REQUEST_TIMEOUT_MS: { value: 'later', command: 'agent' },
 }
 
 t.test('every environment variable: a bad value exits 2 naming variable, value and expected form', async (t) => {
