@@ -17,12 +17,14 @@ import { connect, type Socket } from 'node:net'
 import type { Delivery } from '../wire/codec.js'
 import { FrameDecoder } from './framing.js'
 import {
-  AGENT_MAX_FRAME, AGENT_PROTOCOL_VERSION, AgentErrorCode, type DecodedMessage, DEFAULT_AGENT_SOCKET, PACKAGE_VERSION, PeerEventKind,
-  decodeAgentMessage, encodeClientFrame, errorCodeName, idKey, type Uint64,
+  AGENT_MAX_FRAME, AGENT_PROTOCOL_VERSION, type ClientBody, type Decoded, type DecodedMessage, DEFAULT_AGENT_SOCKET, PACKAGE_VERSION,
+  PeerEventKind, createWriter, decodeAgentMessage, errorCodeName, idKey, type Uint64, writeClientMessage,
 } from './protocol.js'
 
 /** First reconnect delay, ms. */
 export const RECONNECT_MIN_MS = 100
+/** Bytes buffered towards the agent above which `send()` returns false. */
+export const CLIENT_HIGH_WATER = 64 * 1024
 /** Longest reconnect delay, ms. */
 export const RECONNECT_MAX_MS = 2000
 
@@ -170,7 +172,9 @@ export class AgentClient extends EventEmitter {
   #backoff = RECONNECT_MIN_MS
   #reconnectTimer: NodeJS.Timeout | null = null
   #welcomeWaiter: { resolve(): void; reject(err: Error): void } | null = null
-  #corked = false
+  /** This tick's frames, written as one buffer at its end. */
+  #batch = createWriter()
+  #flushScheduled = false
   #udpPort = 0
   #goodbye: (() => void) | null = null
 
@@ -235,6 +239,7 @@ export class AgentClient extends EventEmitter {
 
   #open(): Promise<void> {
     this.#decoder = new FrameDecoder(AGENT_MAX_FRAME)
+    this.#batch = createWriter()
     this.#welcomed = false
     const socket = this.#o.tcp !== undefined ? connect(this.#o.tcp.port, this.#o.tcp.host) : connect(this.#o.socket ?? DEFAULT_AGENT_SOCKET)
     if (this.#o.tcp !== undefined) socket.setNoDelay(true)
@@ -242,11 +247,9 @@ export class AgentClient extends EventEmitter {
     return new Promise<void>((resolve, reject) => {
       this.#welcomeWaiter = { resolve, reject }
       socket.once('connect', () => {
-        this.#write({
-          hello: {
+        this.#write('hello', {
             protocolVersion: AGENT_PROTOCOL_VERSION, id: this.#o.id, role: this.#o.role ?? '', meta: this.#meta, topics: this.#topics,
             token: this.#o.token ?? '', client: this.#o.client ?? `warpmesh-node/${PACKAGE_VERSION}`,
-          },
         })
       })
       socket.on('data', this.#onData)
@@ -266,7 +269,7 @@ export class AgentClient extends EventEmitter {
    */
   send(to: string, data: Uint8Array, o?: AgentSendOptions): boolean {
     this.#checkConnected()
-    return this.#write({ send: { id: 0, to, data, channel: o?.channel ?? 0, delivery: wireDelivery(o?.delivery) } })
+    return this.#write('send', { id: 0, to, data, channel: o?.channel ?? 0, delivery: wireDelivery(o?.delivery) })
   }
 
   /**
@@ -275,11 +278,12 @@ export class AgentClient extends EventEmitter {
    * `INVALID_ARGUMENT`, `OVERLOADED`, `CLOSED`).
    */
   sendAcked(to: string, data: Uint8Array, o?: AgentSendOptions): Promise<void> {
-    return this.#op((id) => ({ send: { id, to, data, channel: o?.channel ?? 0, delivery: wireDelivery(o?.delivery) } })).then(() => {})
+    return this.#op('send', (id) => ({ id, to, data, channel: o?.channel ?? 0, delivery: wireDelivery(o?.delivery) })).then(() => {})
   }
 
   /** Resolves when the socket's buffer is below its high-water mark (at once if it is). */
   waitDrain(): Promise<void> {
+    this.#flush()
     const s = this.#socket
     if (s === null || !s.writableNeedDrain) return Promise.resolve()
     return new Promise((resolve) => {
@@ -301,53 +305,53 @@ export class AgentClient extends EventEmitter {
    * @param o - `timeoutMs`: default the agent's (WARPMESH_REQUEST_TIMEOUT_MS, 5000).
    */
   request(to: string, data: Uint8Array, o?: { timeoutMs?: number }): Promise<Uint8Array> {
-    return this.#op((id) => ({ request: { id, to, data, timeoutMs: o?.timeoutMs ?? 0 } })) as Promise<Uint8Array>
+    return this.#op('request', (id) => ({ id, to, data, timeoutMs: o?.timeoutMs ?? 0 })) as Promise<Uint8Array>
   }
 
   /** Answer the incoming request `id` with `data`, or fail it with `error` text (the requester gets REMOTE_ERROR). */
   reply(id: number, data: Uint8Array, error?: string): void {
     if (!this.#welcomed) return // the request died with the connection
-    this.#write({ reply: { id, data, error: error ?? '' } })
+    this.#write('reply', { id, data, error: error ?? '' })
   }
 
   /** Send to every peer matching role and tag; resolves with how many peers it went to. */
   broadcast(filter: { role?: string; tag?: string }, data: Uint8Array, o?: AgentSendOptions): Promise<number> {
-    return this.#op((id) => ({
-      broadcast: { id, role: filter.role ?? '', tag: filter.tag ?? '', data, channel: o?.channel ?? 0, delivery: wireDelivery(o?.delivery) },
+    return this.#op('broadcast', (id) => ({
+      id, role: filter.role ?? '', tag: filter.tag ?? '', data, channel: o?.channel ?? 0, delivery: wireDelivery(o?.delivery),
     })) as Promise<number>
   }
 
   /** Send to every subscriber of `topic`; resolves with the count. */
   publish(topic: string, data: Uint8Array, o?: AgentSendOptions): Promise<number> {
-    return this.#op((id) => ({ publish: { id, topic, data, channel: o?.channel ?? 0, delivery: wireDelivery(o?.delivery) } })) as Promise<number>
+    return this.#op('publish', (id) => ({ id, topic, data, channel: o?.channel ?? 0, delivery: wireDelivery(o?.delivery) })) as Promise<number>
   }
 
   /** Subscribe to `topic` (kept across reconnects). */
   async subscribe(topic: string): Promise<void> {
-    await this.#op((id) => ({ subscribe: { id, topic } }))
+    await this.#op('subscribe', (id) => ({ id, topic }))
     if (!this.#topics.includes(topic)) this.#topics.push(topic)
   }
 
   /** Unsubscribe from `topic`. */
   async unsubscribe(topic: string): Promise<void> {
-    await this.#op((id) => ({ unsubscribe: { id, topic } }))
+    await this.#op('unsubscribe', (id) => ({ id, topic }))
     this.#topics = this.#topics.filter((t) => t !== topic)
   }
 
   /** Replace this node's metadata everywhere (kept across reconnects). */
   async setMeta(meta: Record<string, string>): Promise<void> {
-    await this.#op((id) => ({ setMeta: { id, meta } }))
+    await this.#op('setMeta', (id) => ({ id, meta }))
     this.#meta = { ...meta }
   }
 
   /** The agent's current peer table for this node. */
   async getPeers(): Promise<AgentPeer[]> {
-    return (await this.#op((id) => ({ getPeers: { id } }))) as AgentPeer[]
+    return (await this.#op('getPeers', (id) => ({ id }))) as AgentPeer[]
   }
 
   /** The node's statistics. */
   async stats(): Promise<AgentNodeStats> {
-    return (await this.#op((id) => ({ getStats: { id } }))) as AgentNodeStats
+    return (await this.#op('getStats', (id) => ({ id }))) as AgentNodeStats
   }
 
   /**
@@ -365,8 +369,10 @@ export class AgentClient extends EventEmitter {
         this.#goodbye = resolve
         s.once('close', () => resolve())
       })
-      if (this.#welcomed) this.#write({ goodbye: { reason } })
-      else s.end()
+      if (this.#welcomed) {
+        this.#write('goodbye', { reason })
+        this.#flush()
+      } else s.end()
       this.#welcomed = false
       let timer: NodeJS.Timeout | undefined
       await Promise.race([done, new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs) })])
@@ -381,7 +387,7 @@ export class AgentClient extends EventEmitter {
     if (!this.#welcomed || this.#closed) throw new AgentError('CLOSED', this.#closed ? 'the client is closed' : 'not connected to the agent (reconnecting)')
   }
 
-  #op(build: (id: number) => Record<string, unknown>): Promise<unknown> {
+  #op(body: ClientBody, build: (id: number) => object): Promise<unknown> {
     if (!this.#welcomed || this.#closed) {
       return Promise.reject(new AgentError('CLOSED', this.#closed ? 'the client is closed' : 'not connected to the agent (reconnecting)'))
     }
@@ -390,23 +396,39 @@ export class AgentClient extends EventEmitter {
     this.#nextId = id >= Number.MAX_SAFE_INTEGER ? 1 : id + 1
     return new Promise((resolve, reject) => {
       this.#ops.set(id, { resolve, reject })
-      this.#write(build(id))
+      this.#write(body, build(id))
     })
   }
 
-  #write(message: Record<string, unknown>): boolean {
-    const s = this.#socket as Socket
-    if (!this.#corked) {
-      this.#corked = true
-      s.cork()
-      process.nextTick(AgentClient.#uncork, this)
+  /**
+   * Encode one ClientMessage into this tick's batch (one socket write at the
+   * end of the tick). False when the batch and the socket's buffer hold more
+   * than {@link CLIENT_HIGH_WATER} bytes.
+   */
+  #write(body: ClientBody, value: object): boolean {
+    const w = this.#batch
+    writeClientMessage(w, body, value)
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true
+      process.nextTick(AgentClient.#flushBatch, this)
     }
-    return s.write(encodeClientFrame(message))
+    const s = this.#socket
+    return s !== null && w.pos + s.writableLength < CLIENT_HIGH_WATER
   }
 
-  static #uncork(c: AgentClient): void {
-    c.#corked = false
-    c.#socket?.uncork()
+  static #flushBatch(c: AgentClient): void {
+    c.#flushScheduled = false
+    c.#flush()
+  }
+
+  #flush(): void {
+    const w = this.#batch
+    if (w.pos === 0) return
+    const frames = w.finish()
+    if (w.buf.length > CLIENT_HIGH_WATER * 4) this.#batch = createWriter()
+    else w.pos = 0
+    const s = this.#socket
+    if (s !== null && !s.destroyed) s.write(frames)
   }
 
   // ------------------------------------------------------------ input
@@ -446,10 +468,10 @@ export class AgentClient extends EventEmitter {
     else op.resolve(value)
   }
 
-  #handle(m: DecodedMessage): void {
+  #handle(m: Decoded): void {
+    const x = m.value
     switch (m.body) {
       case 'message': {
-        const x = m.message as DecodedMessage
         const event: AgentMessageEvent = {
           from: x.from as string, data: x.data as Uint8Array, channel: x.channel as number,
           delivery: Math.max(0, (x.delivery as number) - 1) as Delivery, topic: x.topic as string,
@@ -458,24 +480,19 @@ export class AgentClient extends EventEmitter {
         return
       }
       case 'incomingRequest': {
-        const x = m.incomingRequest as DecodedMessage
         this.emit('request', { id: idKey(x.id as Uint64) as number, from: x.from as string, data: x.data as Uint8Array } satisfies AgentRequestEvent)
         return
       }
       case 'response': {
-        const x = m.response as DecodedMessage
         return this.#settle(x.id as Uint64, x.data)
       }
       case 'result': {
-        const x = m.result as DecodedMessage
         return this.#settle(x.id as Uint64, x.count)
       }
       case 'peers': {
-        const x = m.peers as DecodedMessage
         return this.#settle(x.id as Uint64, (x.peers as DecodedMessage[]).map(peerIn))
       }
       case 'stats': {
-        const x = m.stats as DecodedMessage
         const num = (v: unknown): number => Number(typeof v === 'number' ? v : String(v))
         const stats: AgentNodeStats = {
           messagesSent: num(x.messagesSent), messagesReceived: num(x.messagesReceived), requestsSent: num(x.requestsSent),
@@ -489,7 +506,6 @@ export class AgentClient extends EventEmitter {
         return this.#settle(x.id as Uint64, stats)
       }
       case 'error': {
-        const x = m.error as DecodedMessage
         const err = new AgentError(errorCodeName(x.code as number), x.message as string, x.fatal as boolean)
         if (!this.#welcomed && x.fatal === true) {
           this.#welcomeWaiter?.reject(err)
@@ -498,7 +514,6 @@ export class AgentClient extends EventEmitter {
         return this.#settle(x.id as Uint64, undefined, err)
       }
       case 'peerEvent': {
-        const x = m.peerEvent as DecodedMessage
         const p = peerIn(x.peer as DecodedMessage)
         if (x.kind === PeerEventKind.DOWN) {
           this.#peers.delete(p.id)
@@ -510,17 +525,14 @@ export class AgentClient extends EventEmitter {
         return
       }
       case 'coordinatorEvent': {
-        const x = m.coordinatorEvent as DecodedMessage
         this.emit('coordinator', { up: x.up as boolean, address: x.address as string })
         return
       }
       case 'undelivered': {
-        const x = m.undelivered as DecodedMessage
         this.emit('undelivered', { peer: x.peer as string, count: x.count as number, reason: x.reason as string })
         return
       }
       case 'welcome': {
-        const x = m.welcome as DecodedMessage
         this.#peers.clear()
         for (const p of x.peers as DecodedMessage[]) this.#peers.set(p.id as string, peerIn(p))
         this.#udpPort = x.udpPort as number

@@ -32,8 +32,8 @@ import type { Logger } from '../log.js'
 import type { Delivery } from '../wire/codec.js'
 import { FrameDecoder } from './framing.js'
 import {
-  AGENT_MAX_FRAME, AGENT_PROTOCOL_VERSION, AgentErrorCode, type AgentErrorName, type DecodedMessage, PACKAGE_VERSION,
-  PeerEventKind, type Uint64, decodeClientMessage, encodeAgentFrame, idKey, meshDelivery, protoDelivery,
+  AGENT_MAX_FRAME, AGENT_PROTOCOL_VERSION, type AgentBody, AgentErrorCode, type AgentErrorName, type DecodedMessage, PACKAGE_VERSION,
+  PeerEventKind, type Uint64, createWriter, decodeClientMessage, idKey, meshDelivery, protoDelivery, writeAgentMessage,
 } from './protocol.js'
 
 /** MeshNode options every client node gets (the client's Hello adds id, role, meta). */
@@ -70,13 +70,14 @@ interface Incoming {
 const END_GRACE_MS = 2000
 /** Interval of the sweep that expires unanswered incoming requests, ms. */
 const SWEEP_MS = 250
+/** A batch writer whose buffer grew past this (one large tick) is replaced, not kept, bytes. */
+const MAX_BATCH_BUFFER = 256 * 1024
 /** Delay before asking again whether a peer's queue drained when its session is still opening, ms. */
 const DRAIN_RETRY_MS = 2
 
 // Scratch objects for the per-message paths: filled, encoded at once, never kept.
 const SEND_OPTIONS = { channel: 0, delivery: 0 as Delivery }
 const MESSAGE_OUT = { from: '', data: null as Uint8Array | null, channel: 0, delivery: 0, topic: '' }
-const MESSAGE_FRAME = { message: MESSAGE_OUT }
 
 /** A promise that never settles (a request the leaving node will not answer). */
 const NEVER: Promise<Uint8Array> = new Promise(() => {})
@@ -133,7 +134,9 @@ export class ClientSession {
   #out: Uint8Array[] = []
   #outBytes = 0
   #blocked = false
-  #corked = false
+  /** This tick's frames, written as one buffer at its end. */
+  #batch = createWriter()
+  #flushScheduled = false
   #lastUndeliverable = 0
   #closeDone: Promise<void> | null = null
 
@@ -229,22 +232,22 @@ export class ClientSession {
     const body = msg.body
     if (this.#state === 'hello') {
       if (body !== 'hello') return this.#fatal('NOT_HELLO', `the first message must be Hello, got ${body ?? 'an empty message'}`, 'not-hello')
-      return this.#hello(msg.hello as DecodedMessage)
+      return this.#hello(msg.value)
     }
     const node = this.#node as MeshNode
     switch (body) {
-      case 'send': return this.#send(node, msg.send as DecodedMessage)
-      case 'request': return this.#request(node, msg.request as DecodedMessage)
-      case 'reply': return this.#reply(msg.reply as DecodedMessage)
-      case 'broadcast': return this.#broadcast(node, msg.broadcast as DecodedMessage)
-      case 'publish': return this.#publish(node, msg.publish as DecodedMessage)
-      case 'subscribe': return this.#simple(msg.subscribe as DecodedMessage, 'subscribe')
-      case 'unsubscribe': return this.#simple(msg.unsubscribe as DecodedMessage, 'unsubscribe')
-      case 'setMeta': return this.#simple(msg.setMeta as DecodedMessage, 'setMeta')
-      case 'getPeers': return this.#getPeers(node, msg.getPeers as DecodedMessage)
-      case 'getStats': return this.#getStats(node, msg.getStats as DecodedMessage)
+      case 'send': return this.#send(node, msg.value)
+      case 'request': return this.#request(node, msg.value)
+      case 'reply': return this.#reply(msg.value)
+      case 'broadcast': return this.#broadcast(node, msg.value)
+      case 'publish': return this.#publish(node, msg.value)
+      case 'subscribe': return this.#simple(msg.value, 'subscribe')
+      case 'unsubscribe': return this.#simple(msg.value, 'unsubscribe')
+      case 'setMeta': return this.#simple(msg.value, 'setMeta')
+      case 'getPeers': return this.#getPeers(node, msg.value)
+      case 'getStats': return this.#getStats(node, msg.value)
       case 'goodbye': {
-        const reason = String((msg.goodbye as DecodedMessage).reason ?? '')
+        const reason = String(msg.value.reason ?? '')
         this.#log.debug('agent client says goodbye', { id: this.#id, reason })
         void this.close('goodbye')
         return
@@ -310,11 +313,9 @@ export class ClientSession {
     node.on('error', this.#onNodeError)
     node.onRequest(this.#onRequest)
     this.#state = 'ready'
-    this.#write({
-      welcome: {
+    this.#write('welcome', {
         protocolVersion: AGENT_PROTOCOL_VERSION, id: this.#id, udpPort: node.port, peers: node.peers().map(peerOut),
         maxFrame: AGENT_MAX_FRAME, agentVersion: PACKAGE_VERSION,
-      },
     })
     this.#log.info('agent client joined', { id: this.#id, role: node.role, port: node.port })
     this.#readFrames()
@@ -373,7 +374,7 @@ export class ClientSession {
       return this.#meshError(id, err)
     }
     if (!ok) this.#waitDrain(to)
-    if (idKey(id) !== 0) this.#write({ result: { id, count: 1 } })
+    if (idKey(id) !== 0) this.#write('result', { id, count: 1 })
   }
 
   #waitDrain(to: string): void {
@@ -417,7 +418,7 @@ export class ClientSession {
   #answered(key: number | string, id: Uint64, data: Uint8Array | null, err: unknown): void {
     if (!this.#requests.delete(key)) return
     if (this.#state !== 'ready') return
-    if (data !== null) this.#write({ response: { id, data } })
+    if (data !== null) this.#write('response', { id, data })
     else this.#meshError(id, err)
     if (this.#requests.size === this.#host.maxPendingRequests - 1) this.#readFrames()
   }
@@ -445,7 +446,7 @@ export class ClientSession {
     } catch (err) {
       return this.#meshError(id, err)
     }
-    if (idKey(id) !== 0) this.#write({ result: { id, count } })
+    if (idKey(id) !== 0) this.#write('result', { id, count })
   }
 
   #publish(node: MeshNode, m: DecodedMessage): void {
@@ -457,7 +458,7 @@ export class ClientSession {
     } catch (err) {
       return this.#meshError(id, err)
     }
-    if (idKey(id) !== 0) this.#write({ result: { id, count } })
+    if (idKey(id) !== 0) this.#write('result', { id, count })
   }
 
   #simple(m: DecodedMessage, op: 'subscribe' | 'unsubscribe' | 'setMeta'): void {
@@ -471,21 +472,20 @@ export class ClientSession {
     } catch (err) {
       return this.#meshError(id, err)
     }
-    if (idKey(id) !== 0) this.#write({ result: { id, count: 0 } })
+    if (idKey(id) !== 0) this.#write('result', { id, count: 0 })
   }
 
   #getPeers(node: MeshNode, m: DecodedMessage): void {
     const id = m.id as Uint64
     if (!this.#checkId(id)) return
-    this.#write({ peers: { id, peers: node.peers().map(peerOut) } })
+    this.#write('peers', { id, peers: node.peers().map(peerOut) })
   }
 
   #getStats(node: MeshNode, m: DecodedMessage): void {
     const id = m.id as Uint64
     if (!this.#checkId(id)) return
     const { peers, totals } = node.stats()
-    this.#write({
-      stats: {
+    this.#write('stats', {
         id,
         messagesSent: totals.messagesSent,
         messagesReceived: totals.messagesReceived,
@@ -501,7 +501,6 @@ export class ClientSession {
           id: s.id, rttMs: s.srtt, packetsSent: s.packetsSent, packetsReceived: s.packetsReceived,
           retransmits: s.framesRetransmitted, bytesInFlight: s.inFlightBytes,
         })),
-      },
     })
   }
 
@@ -513,7 +512,7 @@ export class ClientSession {
     MESSAGE_OUT.channel = m.channel
     MESSAGE_OUT.delivery = protoDelivery(m.delivery)
     MESSAGE_OUT.topic = m.topic ?? ''
-    this.#write(MESSAGE_FRAME)
+    this.#write('message', MESSAGE_OUT)
     MESSAGE_OUT.data = null
   }
 
@@ -528,7 +527,7 @@ export class ClientSession {
     return new Promise<Uint8Array>((resolve, reject) => {
       this.#incoming.set(n, { from, resolve, reject, deadline: Date.now() + this.#host.incomingTimeoutMs })
       this.#sweep ??= setInterval(this.#expireIncoming, SWEEP_MS)
-      this.#write({ incomingRequest: { id: n, from, data } })
+      this.#write('incomingRequest', { id: n, from, data })
     })
   }
 
@@ -548,7 +547,7 @@ export class ClientSession {
   }
 
   readonly #onPeerUp = (p: PeerInfo): void => {
-    this.#write({ peerEvent: { kind: PeerEventKind.UP, peer: peerOut(p), reason: '' } })
+    this.#write('peerEvent', { kind: PeerEventKind.UP, peer: peerOut(p), reason: '' })
   }
 
   readonly #onPeerDown = (p: PeerInfo, reason: string): void => {
@@ -558,20 +557,20 @@ export class ClientSession {
       this.#incoming.delete(n)
       entry.reject(new Error(`requester "${p.id}" is down`))
     }
-    this.#write({ peerEvent: { kind: PeerEventKind.DOWN, peer: peerOut(p), reason } })
+    this.#write('peerEvent', { kind: PeerEventKind.DOWN, peer: peerOut(p), reason })
     this.#reportUndelivered(p.id, `peer down: ${reason}`)
   }
 
   readonly #onPeerUpdated = (p: PeerInfo): void => {
-    this.#write({ peerEvent: { kind: PeerEventKind.UPDATED, peer: peerOut(p), reason: '' } })
+    this.#write('peerEvent', { kind: PeerEventKind.UPDATED, peer: peerOut(p), reason: '' })
   }
 
   readonly #onCoordinatorUp = (address: string): void => {
-    this.#write({ coordinatorEvent: { up: true, address } })
+    this.#write('coordinatorEvent', { up: true, address })
   }
 
   readonly #onCoordinatorDown = (address: string): void => {
-    this.#write({ coordinatorEvent: { up: false, address } })
+    this.#write('coordinatorEvent', { up: false, address })
   }
 
   readonly #onPeerUnreachable = (id: string, err: Error): void => {
@@ -588,32 +587,48 @@ export class ClientSession {
     const total = (this.#node as MeshNode).stats().totals.undeliverable
     const count = total - this.#lastUndeliverable
     this.#lastUndeliverable = total
-    if (count > 0) this.#write({ undelivered: { peer, count, reason } })
+    if (count > 0) this.#write('undelivered', { peer, count, reason })
   }
 
   // ------------------------------------------------------------ output
 
-  /** Encode and send (or queue) one AgentMessage. */
-  #write(message: Record<string, unknown>): void {
+  /**
+   * Encode one AgentMessage into this tick's batch; the batch goes to the
+   * socket in one write at the end of the tick (or waits in the queue while
+   * the socket is full).
+   */
+  #write(body: AgentBody, value: object): void {
     if (this.#state === 'closed' || this.#socket.destroyed || !this.#socket.writable) return
-    const frame = encodeAgentFrame(message)
-    if (!this.#blocked) {
-      if (!this.#corked) {
-        this.#corked = true
-        this.#socket.cork()
-        process.nextTick(ClientSession.#uncork, this)
-      }
-      if (!this.#socket.write(frame)) this.#blocked = true
-      return
+    const w = this.#batch
+    writeAgentMessage(w, body, value)
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true
+      process.nextTick(ClientSession.#flushBatch, this)
     }
-    this.#out.push(frame)
-    this.#outBytes += frame.length
-    if (this.#outBytes + this.#socket.writableLength > this.#host.clientBuffer) this.#slowClient()
+    if (this.#blocked && this.#outBytes + this.#socket.writableLength + w.pos > this.#host.clientBuffer) this.#slowClient()
   }
 
-  static #uncork(s: ClientSession): void {
-    s.#corked = false
-    s.#socket.uncork()
+  static #flushBatch(s: ClientSession): void {
+    s.#flushScheduled = false
+    s.#flush()
+  }
+
+  /** Hand the batch to the socket, or queue it while the socket is full. */
+  #flush(): void {
+    const w = this.#batch
+    if (w.pos === 0) return
+    const frames = w.finish()
+    // Reuse the writer's buffer unless one large batch grew it.
+    if (w.buf.length > MAX_BATCH_BUFFER) this.#batch = createWriter()
+    else w.pos = 0
+    if (this.#socket.destroyed || !this.#socket.writable) return
+    if (!this.#blocked) {
+      if (!this.#socket.write(frames)) this.#blocked = true
+      return
+    }
+    this.#out.push(frames)
+    this.#outBytes += frames.length
+    if (this.#outBytes + this.#socket.writableLength > this.#host.clientBuffer) this.#slowClient()
   }
 
   readonly #onDrain = (): void => {
@@ -621,9 +636,9 @@ export class ClientSession {
     const out = this.#out
     let i = 0
     while (i < out.length) {
-      const frame = out[i++] as Uint8Array
-      this.#outBytes -= frame.length
-      if (!this.#socket.write(frame)) {
+      const frames = out[i++] as Uint8Array
+      this.#outBytes -= frames.length
+      if (!this.#socket.write(frames)) {
         this.#blocked = true
         break
       }
@@ -635,6 +650,7 @@ export class ClientSession {
     const limit = this.#host.clientBuffer
     this.#out = []
     this.#outBytes = 0
+    this.#batch = createWriter()
     this.#blocked = false // the error goes to the socket's buffer, after what is already there
     this.#log.warn('agent client too slow: disconnected', { id: this.#id, limit })
     this.#fatal('SLOW_CLIENT', `more than ${limit} bytes of events waited for this client to read them (WARPMESH_AGENT_CLIENT_BUFFER); disconnected`, 'slow-client')
@@ -643,13 +659,13 @@ export class ClientSession {
   /** Report an error to the client (not fatal). */
   #error(id: Uint64, code: AgentErrorName, message: string, reason: string): void {
     this.#host.count(reason)
-    this.#write({ error: { id, code: AgentErrorCode[code], message, fatal: false } })
+    this.#write('error', { id, code: AgentErrorCode[code], message, fatal: false })
   }
 
   #meshError(id: Uint64, err: unknown): void {
     const { code, message } = mapMeshError(err)
     if (code === 'UNKNOWN_PEER' || code === 'INVALID_ARGUMENT') this.#host.count(code === 'UNKNOWN_PEER' ? 'unknown-peer' : 'invalid-argument')
-    this.#write({ error: { id, code: AgentErrorCode[code], message, fatal: false } })
+    this.#write('error', { id, code: AgentErrorCode[code], message, fatal: false })
   }
 
   /** Report an error the connection does not survive, and close it. */
@@ -657,7 +673,7 @@ export class ClientSession {
     if (this.#state === 'closing' || this.#state === 'closed') return
     this.#host.count(reason)
     this.#log.debug('agent client error (fatal)', { id: this.#id, code, message })
-    this.#write({ error: { id: 0, code: AgentErrorCode[code], message, fatal: true } })
+    this.#write('error', { id: 0, code: AgentErrorCode[code], message, fatal: true })
     void this.close(null)
   }
 
@@ -709,7 +725,7 @@ export class ClientSession {
         this.#host.releaseId(this.#id, this)
         this.#log.info('agent client left', { id: this.#id })
       }
-      if (goodbye !== null) this.#write({ goodbye: { reason: goodbye } })
+      if (goodbye !== null) this.#write('goodbye', { reason: goodbye })
       this.#state = 'closed'
       this.#endSocket()
       // A node still starting closes when its start settles (see #started / #startFailed).
@@ -721,6 +737,11 @@ export class ClientSession {
   #endSocket(): void {
     const socket = this.#socket
     if (socket.destroyed) return
+    // What is queued goes out before the end (a fatal error's reason above all).
+    this.#flush()
+    for (const frames of this.#out) socket.write(frames)
+    this.#out = []
+    this.#outBytes = 0
     socket.end()
     this.#endTimer = setTimeout(ClientSession.#destroy, END_GRACE_MS, this)
     this.#endTimer.unref()

@@ -15,8 +15,8 @@ import {
   AGENT_MAX_FRAME, AGENT_PROTOCOL_VERSION, type DecodedMessage, decodeAgentMessage, encodeClientFrame,
 } from '../../lib/agent/protocol.js'
 
-/** Heartbeat of the test meshes, ms: short, so leases expire quickly. */
-export const HB = 100
+/** Heartbeat of the test meshes, ms (no test waits for a lease to expire; long enough not to flap on a loaded machine). */
+export const HB = 500
 
 /** A fresh private directory, removed at teardown. */
 export function tempDir(t: { teardown(f: () => void): void }): string {
@@ -83,7 +83,7 @@ export class Raw {
       this.#decoder.push(chunk)
       for (let f = this.#decoder.next(); f !== null; f = this.#decoder.next()) {
         const m = decodeAgentMessage(f)
-        if (typeof m !== 'string') this.messages.push(m)
+        if (typeof m !== 'string') this.messages.push({ body: m.body, [m.body ?? '']: m.value })
       }
     })
     socket.on('error', () => {})
