@@ -22,7 +22,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
-import { tmpdir } from 'node:os'
+import { availableParallelism, loadavg, tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { generateKey } from '../lib/security/keys.js'
@@ -339,6 +339,7 @@ const verdict = (ok: boolean): string => (ok ? 'met' : 'NOT MET')
 const dir = mkdtempSync(join(tmpdir(), 'wm-bench-agent-'))
 const results: Record<string, unknown> = { settings, clients: {} as Record<string, unknown> }
 try {
+  say(`machine: ${availableParallelism()} CPUs, load average ${loadavg().map((x) => x.toFixed(1)).join(' ')} at start (figures are noisy on a shared machine: compare ratios within one run)`)
   say(`bench:agent — ${settings.size}-B round trips (${settings.count} + ${settings.warmup} warm-up), flood ${settings.flood}, memory run ${settings.durationS} s, medians of ${settings.repetitions}`)
   const raw = await rawUnixRoundTrip(dir, settings.count, settings.warmup)
   results.rawUnix = raw

@@ -137,6 +137,8 @@ export class ClientSession {
   /** This tick's frames, written as one buffer at its end. */
   #batch = createWriter()
   #flushScheduled = false
+  /** Disconnected for being too slow (the limit is not checked again). */
+  #cutOff = false
   #lastUndeliverable = 0
   #closeDone: Promise<void> | null = null
 
@@ -605,7 +607,7 @@ export class ClientSession {
       this.#flushScheduled = true
       process.nextTick(ClientSession.#flushBatch, this)
     }
-    if (this.#blocked && this.#outBytes + this.#socket.writableLength + w.pos > this.#host.clientBuffer) this.#slowClient()
+    if (this.#outBytes + this.#socket.writableLength + w.pos > this.#host.clientBuffer) this.#slowClient()
   }
 
   static #flushBatch(s: ClientSession): void {
@@ -647,6 +649,8 @@ export class ClientSession {
   }
 
   #slowClient(): void {
+    if (this.#cutOff) return
+    this.#cutOff = true
     const limit = this.#host.clientBuffer
     this.#out = []
     this.#outBytes = 0
