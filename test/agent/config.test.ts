@@ -94,3 +94,17 @@ t.test('env table: agent rows and scope', async (t) => {
   t.notMatch(agent, 'WARPMESH_ID')
   t.notMatch(formatEnvTable({ scope: 'node' }), 'WARPMESH_AGENT_SOCKET')
 })
+
+t.test('agentSnapshot: totals of the client nodes, bad input as agent- reasons', async (t) => {
+  const { agentSnapshot } = await import('../../lib/cli.js')
+  const node = (sent: number) => ({
+    stats: () => ({ peers: { p: { id: 'p', packetsSent: sent, messagesSent: 1, srtt: 1 } }, totals: { messagesSent: sent, messagesReceived: 2 } }),
+  })
+  const snap = agentSnapshot({ stats: () => ({ rejected: { malformed: 2, 'slow-client': 1 } }), nodes: () => [node(5), node(7)] })
+  t.equal(snap.peersUp, 2)
+  t.equal(snap.totals.packetsSent, 12)
+  t.equal(snap.totals.messagesSent, 12)
+  t.equal(snap.totals.messagesReceived, 4)
+  t.same(snap.peers, [])
+  t.same(snap.malformed, { 'agent-malformed': 2, 'agent-slow-client': 1 })
+})
