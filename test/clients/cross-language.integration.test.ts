@@ -102,7 +102,7 @@ class Repl {
   async cmd(line: string): Promise<Record<string, unknown>> {
     const tag = `t${++this.#tag}`
     const [verb, ...rest] = line.split(' ')
-    this.p.child.stdin!.write(`${verb} ${tag} ${rest.join(' ')}\n`)
+    this.p.child.stdin!.write(`${[verb, tag, ...rest].join(' ')}\n`)
     let found: Record<string, unknown> | undefined
     await until(() => (found = this.p.lines.find((l) => l.tag === tag)) !== undefined, `${this.id}: answer to ${line.slice(0, 60)}`)
     return found!
