@@ -43,6 +43,9 @@ const PHP_CLIENT = join(ROOT, 'clients', 'php', 'tools', 'bench-client.php')
 
 // ---------------------------------------------------------------- options
 
+/** WARPMESH_AGENT_CLIENT_BUFFER of the bench's agents (see startMesh). */
+const BENCH_CLIENT_BUFFER = '64MiB'
+
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`)
   return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : undefined
@@ -189,7 +192,12 @@ interface Mesh {
 async function startMesh(dir: string): Promise<Mesh> {
   const key = generateKey()
   const port = 17_000 + Math.floor(Math.random() * 20_000)
-  const base = { WARPMESH_KEY: key, WARPMESH_LOG: 'warn', WARPMESH_BIND: '127.0.0.1:0', WARPMESH_COORDINATORS: `127.0.0.1:${port}` }
+  // The flood's receiver must hold what the sender outpaces it by (no end-to-end
+  // backpressure across the mesh): 64 MiB covers 200k 64-B messages whole.
+  const base = {
+    WARPMESH_KEY: key, WARPMESH_LOG: 'warn', WARPMESH_BIND: '127.0.0.1:0', WARPMESH_COORDINATORS: `127.0.0.1:${port}`,
+    WARPMESH_AGENT_CLIENT_BUFFER: BENCH_CLIENT_BUFFER,
+  }
   const procs: Proc[] = []
   const hook = addExitHook(() => { for (const p of procs) { try { process.kill(p.pid, 'SIGKILL') } catch { /* gone */ } } })
   const close = async (): Promise<void> => {
@@ -340,7 +348,7 @@ const dir = mkdtempSync(join(tmpdir(), 'wm-bench-agent-'))
 const results: Record<string, unknown> = { settings, clients: {} as Record<string, unknown> }
 try {
   say(`machine: ${availableParallelism()} CPUs, load average ${loadavg().map((x) => x.toFixed(1)).join(' ')} at start (figures are noisy on a shared machine: compare ratios within one run)`)
-  say(`bench:agent — ${settings.size}-B round trips (${settings.count} + ${settings.warmup} warm-up), flood ${settings.flood}, memory run ${settings.durationS} s, medians of ${settings.repetitions}`)
+  say(`bench:agent — ${settings.size}-B round trips (${settings.count} + ${settings.warmup} warm-up), flood ${settings.flood}, memory run ${settings.durationS} s, medians of ${settings.repetitions}; agents with WARPMESH_AGENT_CLIENT_BUFFER=${BENCH_CLIENT_BUFFER}`)
   const raw = await rawUnixRoundTrip(dir, settings.count, settings.warmup)
   results.rawUnix = raw
   say(formatLine('raw Unix socket round trip', [`p50 ${formatMicros(raw.p50)}`, `p99 ${formatMicros(raw.p99)}`]))
