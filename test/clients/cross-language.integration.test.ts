@@ -159,7 +159,10 @@ t.test(`cross-language: ${kindA.name} on agent 1, ${kindB.name} on agent 2`, asy
     await until(() => b.events('message').filter((m) => m.from === 'a').length >= N, `${N} messages at b`)
     const got = b.events('message').filter((m) => m.from === 'a').map((m) => m.data)
     t.same(got, Array.from({ length: N }, (_, i) => `m${i}`), 'exactly m0..m999 in order')
-    t.equal(a.p.lines.filter((l) => typeof l.tag === 'string' && (l.tag as string).startsWith('s') && l.ev === 'result').length, N, 'every send acknowledged by the agent')
+    const acked = (): number => a.p.lines.filter((l) => typeof l.tag === 'string' && (l.tag as string).startsWith('s') && l.ev === 'result').length
+    // The sender's results may print after the receiver has the messages: wait for them, then count exactly.
+    await until(() => acked() >= N, `${N} send results at a`)
+    t.equal(acked(), N, 'every send acknowledged by the agent, once')
   })
 
   await t.test('broadcast and pub/sub reach exactly the right peers', async (t) => {
