@@ -677,6 +677,10 @@ export class Endpoint extends EventEmitter {
   }
 
   #flushDirty(): void {
+    // A fresh clock, not the turn's: packets leave now, and an ACK's delay
+    // must include the time the handler took (QUIC's ack_delay), or the
+    // peer's RTT samples count our processing as path.
+    this.#turnNow = NaN
     const now = this.#now()
     const dirty = this.#dirty
     for (let i = 0; i < dirty.length; i++) {
