@@ -121,20 +121,12 @@ switch (mode) {
     const peer = values.peer ?? fail(1, '--peer is required')
     await waitPeer(peer)
     const payload = randomBytes(size)
+    // Warm-up: W untimed messages, counted by the peer, before the timed N.
+    if (warmup > 0) await floodPhase(peer, payload, warmup, warmup, Date.now() + timeoutMs)
     const t0 = now()
-    for (let i = 0; i < count; i++) {
-      if (!client.send(peer, payload)) await client.waitDrain()
-    }
-    const deadline = Date.now() + timeoutMs
-    let received = -1
-    for (;;) {
-      received = Number(Buffer.from(await client.request(peer, new Uint8Array(0))).toString())
-      if (received >= count) break
-      if (Date.now() > deadline) fail(4, `the peer counted ${received} of ${count} messages within ${timeoutMs} ms`)
-      await new Promise((resolve) => setTimeout(resolve, 1))
-    }
+    const received = await floodPhase(peer, payload, count, warmup + count, Date.now() + timeoutMs)
     const elapsedMs = Number(now() - t0) / 1e6
-    out({ mode: 'flood', count, elapsed_ms: Math.round(elapsedMs * 1000) / 1000, received })
+    out({ mode: 'flood', count, elapsed_ms: Math.round(elapsedMs * 1000) / 1000, received: received - warmup })
     await leave(0)
     break
   }
@@ -143,6 +135,20 @@ switch (mode) {
     break
   default:
     fail(1, `unknown --mode ${JSON.stringify(mode)}`)
+}
+
+/** Send `n` one-way messages, then poll the peer's count until it reaches `target`; returns the count. */
+async function floodPhase(peer: string, payload: Uint8Array, n: number, target: number, deadline: number): Promise<number> {
+  for (let i = 0; i < n; i++) {
+    if (!client.send(peer, payload)) await client.waitDrain()
+  }
+  for (;;) {
+    const received = Number(Buffer.from(await client.request(peer, new Uint8Array(0))).toString())
+    if (received === target) return received
+    if (received > target) fail(4, `the peer counted ${received} messages, more than the ${target} sent`)
+    if (Date.now() > deadline) fail(4, `the peer counted ${received} of ${target} messages within ${timeoutMs} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 1))
+  }
 }
 
 function peerJson(p: AgentPeer): Record<string, unknown> {

@@ -7,8 +7,12 @@
  * when their programs are built), against:
  * - direct MeshNode ↔ MeshNode (the harness's `warpmesh` variant, d1 ↔ d2),
  * - the TCP star (the harness's `tcp-star` variant, d1 ↔ d2 through the proxy),
- * - a raw Unix-socket round trip between two processes (the floor of one local hop).
- * One-way 64-B messages through an agent (flood mode), and the agent's RSS
+ * - a raw Unix-socket round trip between two processes (the floor of one local hop),
+ * - raw node:dgram d1 ↔ d2, and round trips through raw relays (bench/lib/raw-relay.ts):
+ *   the agent's processes and hops with no work in them. Their difference is the
+ *   floor of what the agent's topology adds on this machine, printed beside the goal.
+ * One-way 64-B messages through an agent (flood mode, after a counted warm-up
+ * flood in the same client process), and the agent's RSS
  * over a run of `--duration` seconds (default 60) under request load.
  *
  * Every figure is the median of `--repetitions` (default 3) runs. Every
@@ -16,7 +20,7 @@
  * receiver's count). Goals are printed as ratios.
  *
  * Options: `--quick` (small counts, one repetition, 3 s memory run),
- * `--clients node,java,php`, `--count N`, `--flood N`, `--duration S`,
+ * `--clients node,java,php`, `--count N`, `--flood N`, `--flood-warmup N`, `--duration S`,
  * `--repetitions R`, `--no-baselines`, `--md PATH`, `--json PATH`.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
@@ -38,6 +42,7 @@ const ROOT = resolve(here, '..', '..')
 const CLI = join(ROOT, 'dist', 'lib', 'cli.js')
 const NODE_CLIENT = join(ROOT, 'dist', 'bench', 'agent-client.js')
 const UNIX_ECHO = join(ROOT, 'dist', 'bench', 'lib', 'unix-echo.js')
+const RAW_RELAY = join(ROOT, 'dist', 'bench', 'lib', 'raw-relay.js')
 const JAVA_JAR = join(ROOT, 'clients', 'java', 'build', 'warpmesh-client.jar')
 const PHP_CLIENT = join(ROOT, 'clients', 'php', 'tools', 'bench-client.php')
 
@@ -62,6 +67,8 @@ const settings = {
   count: numberArg('count', quick ? 300 : 5000),
   warmup: quick ? 50 : 1000,
   flood: numberArg('flood', quick ? 5000 : 200_000),
+  /** One-way messages sent and counted before the timed flood, in the same client process (JIT warm-up). */
+  floodWarmup: numberArg('flood-warmup', quick ? 500 : 100_000),
   durationS: numberArg('duration', quick ? 3 : 60),
   repetitions: numberArg('repetitions', quick ? 1 : 3),
   size: 64,
@@ -151,34 +158,76 @@ function rssBytes(pid: number): number {
 
 // ---------------------------------------------------------------- measurements
 
+/** Sequential round trips of `size`-B messages to whatever echoes on the Unix socket at `path`. */
+async function unixRoundTrips(path: string, count: number, warmup: number): Promise<Summary> {
+  const socket = connect(path)
+  await new Promise<void>((resolve, reject) => { socket.once('connect', resolve); socket.once('error', reject) })
+  try {
+    const payload = Buffer.alloc(settings.size, 1)
+    const rtt: number[] = []
+    let got = 0
+    let failure: Error | null = null
+    let wake: (() => void) | null = null
+    const wakeUp = (): void => { const w = wake; wake = null; w?.() }
+    socket.on('data', (chunk: Buffer) => {
+      got += chunk.length
+      if (got >= payload.length) wakeUp()
+    })
+    socket.on('error', (err) => { failure = err; wakeUp() })
+    socket.on('close', () => { failure ??= new Error(`the echo on ${path} closed the connection`); wakeUp() })
+    for (let i = 0; i < warmup + count; i++) {
+      got = 0
+      const t0 = process.hrtime.bigint()
+      const timer = setTimeout(() => socket.destroy(new Error(`no answer within 10 s on ${path}`)), 10_000)
+      await new Promise<void>((resolve) => { wake = resolve; socket.write(payload) })
+      clearTimeout(timer)
+      const t1 = process.hrtime.bigint()
+      if (failure !== null) throw failure
+      if (got !== payload.length) throw new Error(`the echo on ${path} returned ${got} bytes, expected ${payload.length}`)
+      if (i >= warmup) rtt.push(Number(t1 - t0) / 1000)
+    }
+    return summarize(rtt)
+  } finally {
+    socket.destroy()
+  }
+}
+
 /** Round trips over a raw Unix socket to an echo process: the floor of one local hop. */
 async function rawUnixRoundTrip(dir: string, count: number, warmup: number): Promise<Summary> {
   const path = join(dir, 'echo.sock')
   const echo = start([process.execPath, UNIX_ECHO, path])
   try {
     await waitFor(() => echo.stdout.includes('ready'), 'the Unix echo process', echo)
-    const socket = connect(path)
-    await new Promise<void>((resolve, reject) => { socket.once('connect', resolve); socket.once('error', reject) })
-    const payload = Buffer.alloc(settings.size, 1)
-    const rtt: number[] = []
-    let got = 0
-    let wake: (() => void) | null = null
-    socket.on('data', (chunk: Buffer) => {
-      got += chunk.length
-      if (got >= payload.length && wake !== null) { const w = wake; wake = null; w() }
-    })
-    for (let i = 0; i < warmup + count; i++) {
-      got = 0
-      const t0 = process.hrtime.bigint()
-      await new Promise<void>((resolve) => { wake = resolve; socket.write(payload) })
-      const t1 = process.hrtime.bigint()
-      if (got !== payload.length) throw new Error(`raw Unix echo returned ${got} bytes, expected ${payload.length}`)
-      if (i >= warmup) rtt.push(Number(t1 - t0) / 1000)
-    }
-    socket.destroy()
-    return summarize(rtt)
+    return await unixRoundTrips(path, count, warmup)
   } finally {
     await stopProcess(echo.child)
+  }
+}
+
+/**
+ * Round trips through the agent's topology with no work in it (bench/lib/raw-relay.ts):
+ * client → Unix → relay → UDP → relay → Unix → echo and back, each a process of its own.
+ */
+async function rawRelayRoundTrip(dir: string, count: number, warmup: number): Promise<Summary> {
+  const paths = [join(dir, 'relay1.sock'), join(dir, 'relay2.sock')]
+  const procs: Proc[] = []
+  try {
+    const relays = paths.map((p) => start([process.execPath, RAW_RELAY, 'relay', p]))
+    procs.push(...relays)
+    const ports: number[] = []
+    for (const r of relays) {
+      await waitFor(() => /port \d+/.test(r.stdout), 'a raw relay', r)
+      ports.push(Number(/port (\d+)/.exec(r.stdout)![1]))
+    }
+    relays[0]!.child.stdin!.write(`peer ${ports[1]}\n`)
+    relays[1]!.child.stdin!.write(`peer ${ports[0]}\n`)
+    for (const r of relays) await waitFor(() => r.stdout.includes('peered'), 'a raw relay', r)
+    const echo = start([process.execPath, RAW_RELAY, 'echo', paths[1]!])
+    procs.push(echo)
+    await waitFor(() => echo.stdout.includes('ready'), 'the raw relay echo', echo)
+    return await unixRoundTrips(paths[0]!, count, warmup)
+  } finally {
+    await Promise.all(procs.map((p) => stopProcess(p.child)))
   }
 }
 
@@ -286,7 +335,7 @@ async function agentFlood(kind: ClientKind, mesh: Mesh): Promise<number> {
     try {
       const res = await runClient(kind, mesh, [
         '--id', uid(`${kind.name}-flood`), '--mode', 'flood', '--peer', echoId, '--count', String(settings.flood),
-        '--size', String(settings.size), '--timeout-ms', '120000',
+        '--size', String(settings.size), '--warmup', String(settings.floodWarmup), '--timeout-ms', '120000',
       ], 300_000)
       if (res.received !== settings.flood) throw new Error(`${kind.name} flood: the receiver counted ${String(res.received)}, expected ${settings.flood}`)
       rates.push(settings.flood / ((res.elapsed_ms as number) / 1000))
@@ -337,6 +386,13 @@ async function baseline(name: string): Promise<PingPongResult> {
   }
 }
 
+/** `run` once per repetition. */
+async function repeat<T>(run: () => Promise<T>): Promise<T[]> {
+  const out: T[] = []
+  for (let r = 0; r < settings.repetitions; r++) out.push(await run())
+  return out
+}
+
 // ---------------------------------------------------------------- main
 
 const lines: string[] = []
@@ -348,11 +404,13 @@ const dir = mkdtempSync(join(tmpdir(), 'wm-bench-agent-'))
 const results: Record<string, unknown> = { settings, clients: {} as Record<string, unknown> }
 try {
   say(`machine: ${availableParallelism()} CPUs, load average ${loadavg().map((x) => x.toFixed(1)).join(' ')} at start (figures are noisy on a shared machine: compare ratios within one run)`)
-  say(`bench:agent — ${settings.size}-B round trips (${settings.count} + ${settings.warmup} warm-up), flood ${settings.flood}, memory run ${settings.durationS} s, medians of ${settings.repetitions}; agents with WARPMESH_AGENT_CLIENT_BUFFER=${BENCH_CLIENT_BUFFER}`)
-  const raw = await rawUnixRoundTrip(dir, settings.count, settings.warmup)
+  say(`bench:agent — ${settings.size}-B round trips (${settings.count} + ${settings.warmup} warm-up), flood ${settings.flood} (+ ${settings.floodWarmup} warm-up), memory run ${settings.durationS} s, medians of ${settings.repetitions}; agents with WARPMESH_AGENT_CLIENT_BUFFER=${BENCH_CLIENT_BUFFER}`)
+  const raw = medianSummary(await repeat(() => rawUnixRoundTrip(dir, settings.count, settings.warmup)))
   results.rawUnix = raw
   say(formatLine('raw Unix socket round trip', [`p50 ${formatMicros(raw.p50)}`, `p99 ${formatMicros(raw.p99)}`]))
   let direct: PingPongResult | undefined
+  let rawDgram: PingPongResult | undefined
+  let rawRelay: Summary | undefined
   if (settings.baselines) {
     direct = await baseline('warpmesh')
     results.directMesh = direct.rtt
@@ -360,6 +418,12 @@ try {
     const star = await baseline('tcp-star')
     results.tcpStar = star.rtt
     say(formatLine('TCP star d1↔d2 (relayed)', [`p50 ${formatMicros(star.rtt.p50)}`, `p99 ${formatMicros(star.rtt.p99)}`]))
+    rawDgram = await baseline('raw-dgram')
+    results.rawDgram = rawDgram.rtt
+    say(formatLine('raw dgram d1↔d2 (no protocol)', [`p50 ${formatMicros(rawDgram.rtt.p50)}`, `p99 ${formatMicros(rawDgram.rtt.p99)}`]))
+    rawRelay = medianSummary(await repeat(() => rawRelayRoundTrip(dir, settings.count, settings.warmup)))
+    results.rawRelay = rawRelay
+    say(formatLine('raw relays (agent topology, no work)', [`p50 ${formatMicros(rawRelay.p50)}`, `p99 ${formatMicros(rawRelay.p99)}`]))
   }
   const mesh = await startMesh(dir)
   const byClient = results.clients as Record<string, { rtt?: Summary; floodPerSecond?: number; skipped?: string }>
@@ -395,6 +459,14 @@ try {
     const r = added / (2 * raw.p50)
     results.goalAgentOverhead = r
     say(`  agent adds ${formatMicros(added)} to the direct mesh p50 = ${ratio(r)} × two raw Unix round trips (goal ≤ 1.30): ${verdict(r <= 1.3)}`)
+    if (rawDgram !== undefined && rawRelay !== undefined) {
+      // The floor: the same processes and hops with no work in them, against a raw UDP round trip.
+      const floorAdded = rawRelay.p50 - rawDgram.rtt.p50
+      const f = floorAdded / (2 * raw.p50)
+      results.floorAgentOverhead = f
+      results.agentOverVsFloor = added / floorAdded
+      say(`    floor: the agent's topology with no work (raw relays − raw dgram) adds ${formatMicros(floorAdded)} = ${ratio(f)} × two raw Unix round trips${f > 1.3 ? ' — the goal lies below this floor' : ''}; the agent adds ${ratio(added / floorAdded)} × the floor's`)
+    }
   }
   const javaRtt = byClient.java?.rtt
   if (javaRtt !== undefined && nodeRtt !== undefined) {

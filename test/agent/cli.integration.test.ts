@@ -51,6 +51,17 @@ t.test('warpmesh agent: serves, stops cleanly on SIGTERM', async (t) => {
   c.send('echo', Buffer.from('two'))
   await until(async () => Buffer.from(await c.request('echo', new Uint8Array(0))).toString() === '2', 'echo counted 2 messages')
 
+  // flood mode with a warm-up (to a fresh echo, whose count starts at 0): the warm-up is counted by the peer, then the timed messages.
+  const sink = run(t, [join(ROOT, 'dist', 'bench', 'agent-client.js'), '--socket', socket, '--id', 'sink', '--mode', 'echo'], {})
+  await until(() => sink.out.includes('ready') && c.hasPeer('sink'), 'the sink client', 60_000)
+  const flood = run(t, [join(ROOT, 'dist', 'bench', 'agent-client.js'), '--socket', socket, '--id', 'flooder', '--mode', 'flood',
+    '--peer', 'sink', '--count', '300', '--warmup', '100', '--size', '64'], {})
+  t.equal(await exit(flood), 0, `flood exits 0 ${flood.err}`)
+  const line = JSON.parse(flood.out.split('\n').find((l) => l.startsWith('{'))!) as { mode: string, count: number, received: number, elapsed_ms: number }
+  t.match(line, { mode: 'flood', count: 300, received: 300 }, 'the timed part counted, the warm-up not')
+  t.ok(line.elapsed_ms > 0)
+  t.equal(Buffer.from(await c.request('sink', new Uint8Array(0))).toString(), '400', 'the peer counted warm-up and timed messages')
+
   const down: string[] = []
   c.on('peer-down', (p: AgentPeer) => down.push(p.id))
   const disconnected = new Promise((resolve) => c.once('disconnected', resolve))
@@ -61,6 +72,8 @@ t.test('warpmesh agent: serves, stops cleanly on SIGTERM', async (t) => {
   t.match(agent.err, /"stopping"/)
   t.match(agent.err, /"agent client left"/)
   t.equal(echo.child.exitCode, null, 'the echo client keeps retrying')
+  process.kill(sink.child.pid!, 'SIGTERM')
+  t.equal(await exit(sink), 0)
   process.kill(echo.child.pid!, 'SIGTERM')
   t.equal(await exit(echo), 0, 'the echo client ends with 0 on SIGTERM')
   await until(() => coordinator.table().length === 0, 'every client node deregistered')
@@ -72,15 +85,18 @@ t.test('bench:agent --quick with the Node client', async (t) => {
   const json = join(dir, 'agent.json')
   const bench = run(t, [join(ROOT, 'dist', 'bench', 'agent.js'), '--quick', '--clients', 'node,java,php', '--count', '100', '--flood', '2000', '--duration', '1', '--md', md, '--json', json], {})
   t.equal(await exit(bench), 0, `bench exits 0 ${bench.err.slice(-500)}`)
-  const r = JSON.parse(readFileSync(json, 'utf8')) as { clients: Record<string, { rtt?: { count: number, p50: number }, floodPerSecond?: number, skipped?: string }>, rawUnix: { count: number }, directMesh: { count: number }, memory: { samples: number[] } }
+  const r = JSON.parse(readFileSync(json, 'utf8')) as { clients: Record<string, { rtt?: { count: number, p50: number }, floodPerSecond?: number, skipped?: string }>, rawUnix: { count: number }, directMesh: { count: number }, rawDgram: { count: number }, rawRelay: { count: number }, memory: { samples: number[] } }
   t.equal(r.clients.node?.rtt?.count, 100, 'node round trips measured')
   t.ok(r.clients.node!.floodPerSecond! > 0, 'node one-way rate measured')
   t.equal(r.rawUnix.count, 100)
   t.equal(r.directMesh.count, 100)
+  t.equal(r.rawDgram.count, 100, 'raw dgram measured')
+  t.equal(r.rawRelay.count, 100, 'raw relays (the topology floor) measured')
   t.ok(r.memory.samples.length >= 2)
   for (const name of ['java', 'php']) {
     if (r.clients[name]?.skipped !== undefined) t.match(r.clients[name]!.skipped, /not built/, `${name}: skipped with a reason`)
   }
   t.match(readFileSync(md, 'utf8'), /agent adds .* × two raw Unix round trips/)
+  t.match(readFileSync(md, 'utf8'), /floor: the agent's topology with no work .* adds .* × two raw Unix round trips/)
   t.match(bench.out, /wrote /)
 })

@@ -314,6 +314,30 @@ final class BenchClientTest extends TestCase
         $this->assertSame(0, $this->exitCode());
     }
 
+    public function testFloodWarmUpIsCountedBeforeTheTimedMessages(): void
+    {
+        $this->start(['--id', 'fl', '--mode', 'flood', '--peer', 'echo-1', '--count', '400', '--size', '64', '--warmup', '100']);
+        $this->welcome([self::peer('echo-1')]);
+        $sent = 0;
+        $sentAtPoll = [];
+        $deadline = microtime(true) + 20;
+        while ($sent + count($sentAtPoll) < 502 && microtime(true) < $deadline) {
+            $m = $this->agent->recv(null, 5);
+            if ($m->getBody() === 'send') {
+                $sent++;
+                continue;
+            }
+            $sentAtPoll[] = $sent;
+            $this->agent->send(self::msg('Response', (new Response())->setId($m->getRequest()->getId())->setData((string) $sent)));
+        }
+        // The peer counted the warm-up before any timed message left.
+        $this->assertSame([100, 500], $sentAtPoll);
+        $this->assertSame('ready', $this->line());
+        $out = $this->json();
+        $this->assertSame([400, 400], [$out['count'], $out['received']]);
+        $this->assertSame(0, $this->exitCode());
+    }
+
     public function testFloodExitsFourWhenTheCountNeverArrives(): void
     {
         $this->start(['--id', 'fl', '--mode', 'flood', '--peer', 'echo-1', '--count', '10', '--size', '64', '--timeout-ms', '300']);

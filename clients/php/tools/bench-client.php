@@ -287,50 +287,17 @@ switch ($mode) {
         $peer = strArg($args, 'peer');
         $count = intArg($args, 'count', null);
         $size = intArg($args, 'size', null);
+        $warmup = intArg($args, 'warmup', 0);
         waitForPeer($client, $peer, $timeoutMs);
         $payload = random_bytes($size);
+        // Warm-up: W untimed messages, counted by the peer, before the timed N.
+        if ($warmup > 0) {
+            floodPhase($client, $peer, $payload, $warmup, $warmup, $timeoutMs);
+        }
         $t0 = nowUs();
-        for ($i = 0; $i < $count; $i++) {
-            while (!$client->send($peer, $payload, 0, Delivery::RELIABLE_ORDERED)) {
-                if (!$client->isReady()) {
-                    fail("agent connection lost after $i messages: " . ($client->lastError()?->getMessage() ?? ''));
-                }
-                // The output buffer is full: wait until the socket takes more.
-                $s = $client->stream();
-                $r = [$s];
-                $w = [$s];
-                $e = null;
-                @stream_select($r, $w, $e, 0, 100_000);
-                $client->poll();
-            }
-        }
-        $deadline = hrtime(true) / 1e6 + $timeoutMs;
-        $received = -1;
-        while (true) {
-            $left = $deadline - hrtime(true) / 1e6;
-            if ($left <= 0) {
-                fail("flood: the peer counted $received of $count messages within $timeoutMs ms", EXIT_FLOOD_TIMEOUT);
-            }
-            $p = $client->request($peer, '', (int) max(1, min($left, 5000)));
-            try {
-                $answer = $client->await($p, $left / 1000 + 1);
-            } catch (WarpmeshException $e) {
-                if ($e->getCode() === \Warpmesh\Agent\Proto\ErrorCode::TIMEOUT) {
-                    continue;
-                }
-                fail('flood: count request failed: ' . $e->getErrorName() . ': ' . $e->getMessage());
-            }
-            $received = (int) $answer;
-            if ($received === $count) {
-                break;
-            }
-            if ($received > $count) {
-                fail("flood: the peer counted $received messages, more than the $count sent");
-            }
-            $client->waitFor(static fn (): bool => false, 0.005);
-        }
+        $received = floodPhase($client, $peer, $payload, $count, $warmup + $count, $timeoutMs);
         $elapsedMs = (nowUs() - $t0) / 1000;
-        emit(['mode' => 'flood', 'count' => $count, 'elapsed_ms' => round($elapsedMs, 3), 'received' => $received]);
+        emit(['mode' => 'flood', 'count' => $count, 'elapsed_ms' => round($elapsedMs, 3), 'received' => $received - $warmup]);
         $client->close('flood done');
         exit(0);
 
@@ -342,6 +309,53 @@ switch ($mode) {
 // ---------------------------------------------------------------------------- repl
 
 /** @param array<string,string> $meta */
+/**
+ * Sends $n one-way messages to $peer, then asks it for its count until the count reaches
+ * $target; returns it. Exits 4 when it is not reached within $timeoutMs, or passes $target.
+ */
+function floodPhase(Client $client, string $peer, string $payload, int $n, int $target, int $timeoutMs): int
+{
+    for ($i = 0; $i < $n; $i++) {
+        while (!$client->send($peer, $payload, 0, Delivery::RELIABLE_ORDERED)) {
+            if (!$client->isReady()) {
+                fail("agent connection lost after $i messages: " . ($client->lastError()?->getMessage() ?? ''));
+            }
+            // The output buffer is full: wait until the socket takes more.
+            $s = $client->stream();
+            $r = [$s];
+            $w = [$s];
+            $e = null;
+            @stream_select($r, $w, $e, 0, 100_000);
+            $client->poll();
+        }
+    }
+    $deadline = hrtime(true) / 1e6 + $timeoutMs;
+    $received = -1;
+    while (true) {
+        $left = $deadline - hrtime(true) / 1e6;
+        if ($left <= 0) {
+            fail("flood: the peer counted $received of $target messages within $timeoutMs ms", EXIT_FLOOD_TIMEOUT);
+        }
+        $p = $client->request($peer, '', (int) max(1, min($left, 5000)));
+        try {
+            $answer = $client->await($p, $left / 1000 + 1);
+        } catch (WarpmeshException $e) {
+            if ($e->getCode() === \Warpmesh\Agent\Proto\ErrorCode::TIMEOUT) {
+                continue;
+            }
+            fail('flood: count request failed: ' . $e->getErrorName() . ': ' . $e->getMessage());
+        }
+        $received = (int) $answer;
+        if ($received === $target) {
+            return $received;
+        }
+        if ($received > $target) {
+            fail("flood: the peer counted $received messages, more than the $target sent", EXIT_FLOOD_TIMEOUT);
+        }
+        $client->waitFor(static fn (): bool => false, 0.005);
+    }
+}
+
 function metaObject(array $meta): object
 {
     return (object) $meta;

@@ -303,33 +303,53 @@ public final class BenchClient {
     }
     byte[] payload = new byte[o.size];
     new SplittableRandom().nextBytes(payload);
+    // Warm-up: W untimed messages, counted by the peer, before the timed N (a server runs for hours; the
+    // first second of a JVM is the JIT's).
+    long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(o.timeoutMs);
+    if (o.warmup > 0) {
+      long warm = floodPhase(client, o, payload, o.warmup, o.warmup, deadline);
+      if (warm != o.warmup) return floodFailed(err, o, warm, o.warmup);
+    }
     long t0 = System.nanoTime();
-    for (int i = 0; i < o.count; i++) {
+    long total = (long) o.warmup + o.count;
+    long counted = floodPhase(client, o, payload, o.count, total, System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(o.timeoutMs));
+    if (counted != total) return floodFailed(err, o, counted, total);
+    long elapsedNs = System.nanoTime() - t0;
+    out.line(
+        new JsonLine()
+            .put("mode", "flood")
+            .put("count", o.count)
+            .raw("elapsed_ms", String.format(Locale.ROOT, "%.3f", elapsedNs / 1e6))
+            .put("received", counted - o.warmup)
+            .toString());
+    return EXIT_OK;
+  }
+
+  /**
+   * Sends {@code n} messages, then asks the peer for its count until it reaches {@code target} (or passes
+   * it, or the deadline passes); returns the last count (-1 if none came).
+   */
+  private static long floodPhase(WarpmeshClient client, Options o, byte[] payload, int n, long target, long deadline)
+      throws InterruptedException {
+    for (int i = 0; i < n; i++) {
       client.sendBuffered(o.peer, payload, 0, Delivery.RELIABLE_ORDERED);
     }
     client.flush();
-    long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(o.timeoutMs);
     long received = -1;
     while (true) {
       long left = TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime());
-      if (left < 1) break;
+      if (left < 1) return received;
       byte[] answer = get(client.request(o.peer, EMPTY, Duration.ofMillis(left)));
       received = Long.parseLong(new String(answer, StandardCharsets.US_ASCII).trim());
-      if (received == o.count) {
-        long elapsedNs = System.nanoTime() - t0;
-        out.line(
-            new JsonLine()
-                .put("mode", "flood")
-                .put("count", o.count)
-                .raw("elapsed_ms", String.format(Locale.ROOT, "%.3f", elapsedNs / 1e6))
-                .put("received", received)
-                .toString());
-        return EXIT_OK;
-      }
-      if (received > o.count) break;
+      if (received >= target) return received;
       Thread.sleep(1);
     }
-    err.println("bench-client: flood: the peer counted " + received + " of " + o.count + " messages within " + o.timeoutMs + " ms");
+  }
+
+  private static int floodFailed(PrintStream err, Options o, long counted, long expected) {
+    err.println(
+        "bench-client: flood: the peer counted " + counted + " of " + expected + " messages within " + o.timeoutMs
+            + " ms");
     return EXIT_FLOOD_TIMEOUT;
   }
 

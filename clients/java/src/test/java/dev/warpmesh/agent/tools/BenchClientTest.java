@@ -293,6 +293,31 @@ class BenchClientTest {
   }
 
   @Test
+  void floodWarmUpIsCountedThenTheTimedMessages() throws Exception {
+    agent.welcomePeers = List.of(peer("echo-1"));
+    AtomicLong sends = new AtomicLong();
+    List<Long> sendsAtPoll = new java.util.concurrent.CopyOnWriteArrayList<>();
+    agent.responder =
+        m -> {
+          if (m.hasSend()) {
+            sends.incrementAndGet();
+            return null;
+          }
+          sendsAtPoll.add(sends.get());
+          return response(m.getRequest().getId(), ByteString.copyFromUtf8(Long.toString(sends.get())));
+        };
+    CompletableFuture<Integer> run =
+        start("--id", "fl", "--mode", "flood", "--peer", "echo-1", "--count", "3000", "--size", "64", "--warmup", "500");
+    assertEquals("ready", stdout.next());
+    String line = stdout.next();
+    assertTrue(line.matches("\\{\"mode\":\"flood\",\"count\":3000,\"elapsed_ms\":[0-9]+\\.[0-9]{3},\"received\":3000\\}"), line);
+    assertEquals(BenchClient.EXIT_OK, exit(run));
+    assertEquals(3500, sends.get());
+    // The warm-up was counted by the peer before any timed message left.
+    assertEquals(List.of(500L, 3500L), sendsAtPoll);
+  }
+
+  @Test
   void floodCountNeverReachedExitsFour() throws Exception {
     agent.welcomePeers = List.of(peer("echo-1"));
     agent.responder = m -> m.hasRequest() ? response(m.getRequest().getId(), ByteString.copyFromUtf8("1")) : null;
