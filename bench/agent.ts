@@ -11,6 +11,9 @@
  * - raw node:dgram d1 ↔ d2, and round trips through raw relays (bench/lib/raw-relay.ts):
  *   the agent's processes and hops with no work in them. Their difference is the
  *   floor of what the agent's topology adds on this machine, printed beside the goal.
+ *   Beside each, the CPU per round trip (from /proc, warm-up included) of the two
+ *   relaying processes together and of the echoing client: what the agents' own
+ *   work costs over the relays'.
  * One-way 64-B messages through an agent (flood mode, after a counted warm-up
  * flood in the same client process), and the agent's RSS
  * over a run of `--duration` seconds (default 60) under request load.
@@ -31,6 +34,7 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { generateKey } from '../lib/security/keys.js'
 import { Cluster } from './harness/cluster.js'
+import { cpuPerUnit, cpuSnapshot } from './harness/cpu.js'
 import { addExitHook, removeExitHook, stopProcess, trackProcess } from './harness/processes.js'
 import { combineRepetitions, pingPong, type PingPongResult } from './harness/scenarios.js'
 import { formatLine, formatMicros, formatRate, median, medianSummary, summarize, type Summary } from './harness/stats.js'
@@ -217,7 +221,7 @@ async function rawUnixRoundTrip(dir: string, count: number, warmup: number): Pro
  * Round trips through the agent's topology with no work in it (bench/lib/raw-relay.ts):
  * client → Unix → relay → UDP → relay → Unix → echo and back, each a process of its own.
  */
-async function rawRelayRoundTrip(dir: string, count: number, warmup: number): Promise<Summary> {
+async function rawRelayRoundTrip(dir: string, count: number, warmup: number): Promise<PathRun> {
   const paths = [join(dir, 'relay1.sock'), join(dir, 'relay2.sock')]
   const procs: Proc[] = []
   try {
@@ -234,11 +238,42 @@ async function rawRelayRoundTrip(dir: string, count: number, warmup: number): Pr
     const echo = start([process.execPath, RAW_RELAY, 'echo', paths[1]!])
     procs.push(echo)
     await waitFor(() => echo.stdout.includes('ready'), 'the raw relay echo', echo)
-    return await unixRoundTrips(paths[0]!, count, warmup)
+    const measured = [{ name: 'relays', pid: relays[0]!.pid }, { name: 'relays2', pid: relays[1]!.pid }, { name: 'echo', pid: echo.pid }]
+    const before = cpuSnapshot(measured)
+    const rtt = await unixRoundTrips(paths[0]!, count, warmup)
+    return { rtt, cpu: pathCpu(before, cpuSnapshot(measured), count + warmup) }
   } finally {
     await Promise.all(procs.map((p) => stopProcess(p.child)))
   }
 }
+
+/** CPU µs per round trip of the two relaying processes (agents, or raw relays) together, and of the echoing client. */
+interface PathCpu {
+  readonly relays: number
+  readonly echo: number
+}
+
+/** Round trips through a relay path, and the CPU they cost. */
+interface PathRun {
+  readonly rtt: Summary
+  readonly cpu: PathCpu
+}
+
+/** CPU per round trip from two snapshots of 'relays', 'relays2' and 'echo' (warm-up round trips included). */
+function pathCpu(before: ReadonlyMap<string, number>, after: ReadonlyMap<string, number>, roundTrips: number): PathCpu {
+  const by = cpuPerUnit(before, after, roundTrips).byProcess
+  return { relays: (by.relays ?? NaN) + (by.relays2 ?? NaN), echo: by.echo ?? NaN }
+}
+
+/** Median round trips of the repetitions, and each CPU figure's median. */
+function combinePathRuns(runs: readonly PathRun[]): PathRun {
+  return {
+    rtt: medianSummary(runs.map((r) => r.rtt)),
+    cpu: { relays: median(runs.map((r) => r.cpu.relays)), echo: median(runs.map((r) => r.cpu.echo)) },
+  }
+}
+
+const cpuText = (c: PathCpu, what: string): string => `CPU per round trip: ${what} ${c.relays.toFixed(0)} µs, echo ${c.echo.toFixed(0)} µs`
 
 interface Mesh {
   readonly env: Record<string, string>
@@ -316,24 +351,26 @@ async function runClient(kind: ClientKind, mesh: Mesh, args: readonly string[], 
 let nextId = 0
 const uid = (prefix: string): string => `${prefix}-${process.pid}-${++nextId}`
 
-async function agentRoundTrip(kind: ClientKind, mesh: Mesh): Promise<Summary> {
-  const runs: Summary[] = []
+async function agentRoundTrip(kind: ClientKind, mesh: Mesh): Promise<PathRun> {
+  const runs: PathRun[] = []
   for (let r = 0; r < settings.repetitions; r++) {
     const echoId = uid(`${kind.name}-echo`)
     const echo = await startEcho(kind, mesh, echoId)
     try {
+      const measured = [{ name: 'relays', pid: mesh.agents[0]!.proc.pid }, { name: 'relays2', pid: mesh.agents[1]!.proc.pid }, { name: 'echo', pid: echo.pid }]
+      const before = cpuSnapshot(measured)
       const res = await runClient(kind, mesh, [
         '--id', uid(`${kind.name}-ping`), '--mode', 'pingpong', '--peer', echoId, '--count', String(settings.count),
         '--size', String(settings.size), '--warmup', String(settings.warmup), '--timeout-ms', '20000',
       ], 300_000)
       const rtt = res.rtt_us as number[]
       if (!Array.isArray(rtt) || rtt.length !== settings.count) throw new Error(`${kind.name} pingpong returned ${String(rtt?.length)} samples, expected ${settings.count}`)
-      runs.push(summarize(rtt))
+      runs.push({ rtt: summarize(rtt), cpu: pathCpu(before, cpuSnapshot(measured), settings.count + settings.warmup) })
     } finally {
       await stopEcho(echo)
     }
   }
-  return medianSummary(runs)
+  return combinePathRuns(runs)
 }
 
 async function agentFlood(kind: ClientKind, mesh: Mesh): Promise<number> {
@@ -430,12 +467,14 @@ try {
     rawDgram = await baseline('raw-dgram')
     results.rawDgram = rawDgram.rtt
     say(formatLine('raw dgram d1↔d2 (no protocol)', [`p50 ${formatMicros(rawDgram.rtt.p50)}`, `p99 ${formatMicros(rawDgram.rtt.p99)}`]))
-    rawRelay = medianSummary(await repeat(() => rawRelayRoundTrip(dir, settings.count, settings.warmup)))
+    const relayRun = combinePathRuns(await repeat(() => rawRelayRoundTrip(dir, settings.count, settings.warmup)))
+    rawRelay = relayRun.rtt
     results.rawRelay = rawRelay
-    say(formatLine('raw relays (agent topology, no work)', [`p50 ${formatMicros(rawRelay.p50)}`, `p99 ${formatMicros(rawRelay.p99)}`]))
+    results.rawRelayCpu = relayRun.cpu
+    say(formatLine('raw relays (agent topology, no work)', [`p50 ${formatMicros(rawRelay.p50)}`, `p99 ${formatMicros(rawRelay.p99)}`, cpuText(relayRun.cpu, 'both relays')]))
   }
   const mesh = await startMesh(dir)
-  const byClient = results.clients as Record<string, { rtt?: Summary; floodPerSecond?: number; skipped?: string }>
+  const byClient = results.clients as Record<string, { rtt?: Summary; cpu?: PathCpu; floodPerSecond?: number; skipped?: string }>
   try {
     const kinds = clientKinds()
     for (const kind of kinds) {
@@ -444,10 +483,10 @@ try {
         say(formatLine(`${kind.name} client`, [`skipped: ${kind.missing!}`]))
         continue
       }
-      const rtt = await agentRoundTrip(kind, mesh)
+      const { rtt, cpu } = await agentRoundTrip(kind, mesh)
       const flood = await agentFlood(kind, mesh)
-      byClient[kind.name] = { rtt, floodPerSecond: flood }
-      say(formatLine(`${kind.name} client via 2 agents`, [`p50 ${formatMicros(rtt.p50)}`, `p99 ${formatMicros(rtt.p99)}`, `one-way 64 B ${formatRate(flood)}`]))
+      byClient[kind.name] = { rtt, cpu, floodPerSecond: flood }
+      say(formatLine(`${kind.name} client via 2 agents`, [`p50 ${formatMicros(rtt.p50)}`, `p99 ${formatMicros(rtt.p99)}`, `one-way 64 B ${formatRate(flood)}`, cpuText(cpu, 'both agents')]))
     }
     const node = kinds.find((k) => k.name === 'node' && k.command !== null)
     if (node !== undefined) {

@@ -85,13 +85,17 @@ t.test('bench:agent --quick with the Node client', async (t) => {
   const json = join(dir, 'agent.json')
   const bench = run(t, [join(ROOT, 'dist', 'bench', 'agent.js'), '--quick', '--clients', 'node,java,php', '--count', '100', '--flood', '2000', '--duration', '1', '--md', md, '--json', json], {})
   t.equal(await exit(bench), 0, `bench exits 0 ${bench.err.slice(-500)}`)
-  const r = JSON.parse(readFileSync(json, 'utf8')) as { clients: Record<string, { rtt?: { count: number, p50: number }, floodPerSecond?: number, skipped?: string }>, rawUnix: { count: number }, directMesh: { count: number }, rawDgram: { count: number }, rawRelay: { count: number }, memory: { samples: number[] } }
+  const r = JSON.parse(readFileSync(json, 'utf8')) as { clients: Record<string, { rtt?: { count: number, p50: number }, cpu?: { relays: number, echo: number }, floodPerSecond?: number, skipped?: string }>, rawUnix: { count: number }, directMesh: { count: number }, rawDgram: { count: number }, rawRelay: { count: number }, rawRelayCpu: { relays: number, echo: number }, memory: { samples: number[] } }
   t.equal(r.clients.node?.rtt?.count, 100, 'node round trips measured')
   t.ok(r.clients.node!.floodPerSecond! > 0, 'node one-way rate measured')
   t.equal(r.rawUnix.count, 100)
   t.equal(r.directMesh.count, 100)
   t.equal(r.rawDgram.count, 100, 'raw dgram measured')
   t.equal(r.rawRelay.count, 100, 'raw relays (the topology floor) measured')
+  // CPU per round trip from /proc: NaN when a process was not measured (10 ms ticks: a short run may read 0).
+  for (const [what, cpu] of [['raw relays', r.rawRelayCpu], ['agents', r.clients.node!.cpu!]] as const) {
+    t.ok(Number.isFinite(cpu.relays) && cpu.relays >= 0 && Number.isFinite(cpu.echo) && cpu.echo >= 0, `${what}: CPU per round trip measured`)
+  }
   t.ok(r.memory.samples.length >= 2)
   for (const name of ['java', 'php']) {
     if (r.clients[name]?.skipped !== undefined) t.match(r.clients[name]!.skipped, /not built/, `${name}: skipped with a reason`)
