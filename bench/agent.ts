@@ -14,6 +14,8 @@
  *   Beside each, the CPU per round trip (from /proc, warm-up included) of the two
  *   relaying processes together and of the echoing client: what the agents' own
  *   work costs over the relays'.
+ * Before any client is measured, the agents carry unmeasured Node round trips
+ * (V8 optimizes their code late; the first language measured must not pay for it).
  * One-way 64-B messages through an agent (flood mode, after a counted warm-up
  * flood in the same client process), and the agent's RSS
  * over a run of `--duration` seconds (default 60) under request load.
@@ -70,6 +72,8 @@ const numberArg = (name: string, fallback: number): number => {
 const settings = {
   count: numberArg('count', quick ? 300 : 5000),
   warmup: quick ? 50 : 1000,
+  /** Round trips through the agents before any client is measured. */
+  agentWarmup: quick ? 200 : 10_000,
   flood: numberArg('flood', quick ? 5000 : 200_000),
   /** One-way messages sent and counted before the timed flood, in the same client process (JIT warm-up). */
   floodWarmup: numberArg('flood-warmup', quick ? 500 : 100_000),
@@ -339,8 +343,17 @@ async function stopEcho(echo: Proc): Promise<void> {
 }
 
 /** One JSON result line of a pingpong/flood client run to completion. */
-async function runClient(kind: ClientKind, mesh: Mesh, args: readonly string[], timeoutMs: number): Promise<Record<string, unknown>> {
+async function runClient(kind: ClientKind, mesh: Mesh, args: readonly string[], timeoutMs: number, onReady?: () => void): Promise<Record<string, unknown>> {
   const p = start(clientArgs(kind, mesh.agents[0]!.socket, args))
+  if (onReady !== undefined) {
+    // At the line itself, not on a poll: the client starts its round trips right after it.
+    const seen = (): void => {
+      if (!p.stdout.includes('ready')) return
+      p.child.stdout!.off('data', seen)
+      onReady()
+    }
+    p.child.stdout!.on('data', seen)
+  }
   const code = await exited(p, timeoutMs)
   if (code !== 0) throw new Error(`${kind.name} client ${args.join(' ')} exited ${code}: ${p.stderr.slice(-2000)}`)
   const line = p.stdout.split('\n').find((l) => l.startsWith('{'))
@@ -358,11 +371,12 @@ async function agentRoundTrip(kind: ClientKind, mesh: Mesh): Promise<PathRun> {
     const echo = await startEcho(kind, mesh, echoId)
     try {
       const measured = [{ name: 'relays', pid: mesh.agents[0]!.proc.pid }, { name: 'relays2', pid: mesh.agents[1]!.proc.pid }, { name: 'echo', pid: echo.pid }]
-      const before = cpuSnapshot(measured)
+      // From the client's `ready` (its node has joined: the agent's start-up work is not counted).
+      let before = new Map<string, number>()
       const res = await runClient(kind, mesh, [
         '--id', uid(`${kind.name}-ping`), '--mode', 'pingpong', '--peer', echoId, '--count', String(settings.count),
         '--size', String(settings.size), '--warmup', String(settings.warmup), '--timeout-ms', '20000',
-      ], 300_000)
+      ], 300_000, () => { before = cpuSnapshot(measured) })
       const rtt = res.rtt_us as number[]
       if (!Array.isArray(rtt) || rtt.length !== settings.count) throw new Error(`${kind.name} pingpong returned ${String(rtt?.length)} samples, expected ${settings.count}`)
       runs.push({ rtt: summarize(rtt), cpu: pathCpu(before, cpuSnapshot(measured), settings.count + settings.warmup) })
@@ -432,6 +446,18 @@ async function baseline(name: string): Promise<PingPongResult> {
   }
 }
 
+/** Unmeasured Node round trips through both agents (a fresh echo and pinger). */
+async function warmAgents(mesh: Mesh): Promise<void> {
+  const node: ClientKind = { name: 'node', command: [process.execPath, NODE_CLIENT] }
+  const echoId = uid('warm-echo')
+  const echo = await startEcho(node, mesh, echoId)
+  try {
+    await runClient(node, mesh, ['--id', uid('warm-ping'), '--mode', 'pingpong', '--peer', echoId, '--count', String(settings.agentWarmup), '--size', String(settings.size)], 300_000)
+  } finally {
+    await stopEcho(echo)
+  }
+}
+
 /** `run` once per repetition. */
 async function repeat<T>(run: () => Promise<T>): Promise<T[]> {
   const out: T[] = []
@@ -450,7 +476,7 @@ const dir = mkdtempSync(join(tmpdir(), 'wm-bench-agent-'))
 const results: Record<string, unknown> = { settings, clients: {} as Record<string, unknown> }
 try {
   say(`machine: ${availableParallelism()} CPUs, load average ${loadavg().map((x) => x.toFixed(1)).join(' ')} at start (figures are noisy on a shared machine: compare ratios within one run)`)
-  say(`bench:agent — ${settings.size}-B round trips (${settings.count} + ${settings.warmup} warm-up), flood ${settings.flood} (+ ${settings.floodWarmup} warm-up), memory run ${settings.durationS} s, medians of ${settings.repetitions}; agents with WARPMESH_AGENT_CLIENT_BUFFER=${BENCH_CLIENT_BUFFER}`)
+  say(`bench:agent — agents warmed with ${settings.agentWarmup} round trips; ${settings.size}-B round trips (${settings.count} + ${settings.warmup} warm-up), flood ${settings.flood} (+ ${settings.floodWarmup} warm-up), memory run ${settings.durationS} s, medians of ${settings.repetitions}; agents with WARPMESH_AGENT_CLIENT_BUFFER=${BENCH_CLIENT_BUFFER}`)
   const raw = medianSummary(await repeat(() => rawUnixRoundTrip(dir, settings.count, settings.warmup)))
   results.rawUnix = raw
   say(formatLine('raw Unix socket round trip', [`p50 ${formatMicros(raw.p50)}`, `p99 ${formatMicros(raw.p99)}`]))
@@ -477,6 +503,9 @@ try {
   const byClient = results.clients as Record<string, { rtt?: Summary; cpu?: PathCpu; floodPerSecond?: number; skipped?: string }>
   try {
     const kinds = clientKinds()
+    // The agents' code warms up (V8 optimizes late) before any client is measured, so the
+    // first client measured does not pay for it and the languages compare fairly.
+    await warmAgents(mesh)
     for (const kind of kinds) {
       if (kind.command === null) {
         byClient[kind.name] = { skipped: kind.missing! }
