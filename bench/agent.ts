@@ -261,6 +261,8 @@ interface PathCpu {
 interface PathRun {
   readonly rtt: Summary
   readonly cpu: PathCpu
+  /** Each repetition's p50 (µs), in order (after combinePathRuns). */
+  readonly repP50s?: number[]
 }
 
 /** CPU per round trip from two snapshots of 'relays', 'relays2' and 'echo' (warm-up round trips included). */
@@ -274,6 +276,7 @@ function combinePathRuns(runs: readonly PathRun[]): PathRun {
   return {
     rtt: medianSummary(runs.map((r) => r.rtt)),
     cpu: { relays: median(runs.map((r) => r.cpu.relays)), echo: median(runs.map((r) => r.cpu.echo)) },
+    repP50s: runs.map((r) => r.rtt.p50),
   }
 }
 
@@ -431,7 +434,7 @@ async function agentMemory(mesh: Mesh, kind: ClientKind): Promise<{ samples: num
   return { samples, startBytes, endBytes: samples.at(-1)!, maxBytes: Math.max(...samples), roundTrips }
 }
 
-async function baseline(name: string): Promise<PingPongResult> {
+async function baseline(name: string): Promise<PingPongResult & { readonly repP50s: number[] }> {
   const variant = findVariant(name)
   if (variant === undefined) throw new Error(`no variant ${name}`)
   const cluster = await Cluster.start(variant, { downstreams: 2 })
@@ -440,7 +443,7 @@ async function baseline(name: string): Promise<PingPongResult> {
     for (let r = 0; r < settings.repetitions; r++) runs.push(await pingPong(cluster, { from: 1, to: 2, size: settings.size, count: settings.count, warmup: settings.warmup }))
     const combined = combineRepetitions(runs)
     if (!combined.ok) throw new Error(`${name} ping-pong failed: ${combined.failure ?? ''}`)
-    return combined
+    return { ...combined, repP50s: runs.map((r) => r.rtt.p50) }
   } finally {
     await cluster.close()
   }
@@ -477,15 +480,18 @@ const results: Record<string, unknown> = { settings, clients: {} as Record<strin
 try {
   say(`machine: ${availableParallelism()} CPUs, load average ${loadavg().map((x) => x.toFixed(1)).join(' ')} at start (figures are noisy on a shared machine: compare ratios within one run)`)
   say(`bench:agent — agents warmed with ${settings.agentWarmup} round trips; ${settings.size}-B round trips (${settings.count} + ${settings.warmup} warm-up), flood ${settings.flood} (+ ${settings.floodWarmup} warm-up), memory run ${settings.durationS} s, medians of ${settings.repetitions}; agents with WARPMESH_AGENT_CLIENT_BUFFER=${BENCH_CLIENT_BUFFER}`)
-  const raw = medianSummary(await repeat(() => rawUnixRoundTrip(dir, settings.count, settings.warmup)))
+  const rawRuns = await repeat(() => rawUnixRoundTrip(dir, settings.count, settings.warmup))
+  const raw = medianSummary(rawRuns)
   results.rawUnix = raw
+  results.rawUnixRepP50s = rawRuns.map((r) => r.p50)
   say(formatLine('raw Unix socket round trip', [`p50 ${formatMicros(raw.p50)}`, `p99 ${formatMicros(raw.p99)}`]))
-  let direct: PingPongResult | undefined
+  let direct: (PingPongResult & { readonly repP50s: number[] }) | undefined
   let rawDgram: PingPongResult | undefined
   let rawRelay: Summary | undefined
   if (settings.baselines) {
     direct = await baseline('warpmesh')
     results.directMesh = direct.rtt
+    results.directMeshRepP50s = direct.repP50s
     say(formatLine('direct MeshNode↔MeshNode', [`p50 ${formatMicros(direct.rtt.p50)}`, `p99 ${formatMicros(direct.rtt.p99)}`]))
     const star = await baseline('tcp-star')
     results.tcpStar = star.rtt
@@ -500,7 +506,7 @@ try {
     say(formatLine('raw relays (agent topology, no work)', [`p50 ${formatMicros(rawRelay.p50)}`, `p99 ${formatMicros(rawRelay.p99)}`, cpuText(relayRun.cpu, 'both relays')]))
   }
   const mesh = await startMesh(dir)
-  const byClient = results.clients as Record<string, { rtt?: Summary; cpu?: PathCpu; floodPerSecond?: number; skipped?: string }>
+  const byClient = results.clients as Record<string, { rtt?: Summary; cpu?: PathCpu; repP50s?: number[]; floodPerSecond?: number; skipped?: string }>
   try {
     const kinds = clientKinds()
     // The agents' code warms up (V8 optimizes late) before any client is measured, so the
@@ -512,9 +518,9 @@ try {
         say(formatLine(`${kind.name} client`, [`skipped: ${kind.missing!}`]))
         continue
       }
-      const { rtt, cpu } = await agentRoundTrip(kind, mesh)
+      const { rtt, cpu, repP50s } = await agentRoundTrip(kind, mesh)
       const flood = await agentFlood(kind, mesh)
-      byClient[kind.name] = { rtt, cpu, floodPerSecond: flood }
+      byClient[kind.name] = { rtt, cpu, repP50s, floodPerSecond: flood }
       say(formatLine(`${kind.name} client via 2 agents`, [`p50 ${formatMicros(rtt.p50)}`, `p99 ${formatMicros(rtt.p99)}`, `one-way 64 B ${formatRate(flood)}`, cpuText(cpu, 'both agents')]))
     }
     const node = kinds.find((k) => k.name === 'node' && k.command !== null)
@@ -536,6 +542,12 @@ try {
     const r = added / (2 * raw.p50)
     results.goalAgentOverhead = r
     say(`  agent adds ${formatMicros(added)} to the direct mesh p50 = ${ratio(r)} × two raw Unix round trips (goal ≤ 1.30): ${verdict(r <= 1.3)}`)
+    // Each repetition on its own (the i-th of each measurement): how much the machine's noise moves the ratio.
+    const reps = byClient.node?.repP50s ?? []
+    const rawReps = results.rawUnixRepP50s as number[]
+    const repRatios = reps.map((p50, i) => (p50 - direct!.repP50s[i]!) / (2 * rawReps[i]!))
+    results.goalAgentOverheadByRepetition = repRatios
+    say(`    each repetition: ${repRatios.map(ratio).join(' / ')}`)
     if (rawDgram !== undefined && rawRelay !== undefined) {
       // The floor: the same processes and hops with no work in them, against a raw UDP round trip.
       const floorAdded = rawRelay.p50 - rawDgram.rtt.p50

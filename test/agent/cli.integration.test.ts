@@ -102,5 +102,8 @@ t.test('bench:agent --quick with the Node client', async (t) => {
   }
   t.match(readFileSync(md, 'utf8'), /agent adds .* × two raw Unix round trips/)
   t.match(readFileSync(md, 'utf8'), /floor: the agent's topology with no work .* adds .* × two raw Unix round trips/)
+  t.match(readFileSync(md, 'utf8'), /each repetition: \d+\.\d\d\n/, 'the goal per repetition (one with --quick)')
+  const byRep = (r as unknown as { goalAgentOverheadByRepetition: number[] }).goalAgentOverheadByRepetition
+  t.ok(byRep.length === 1 && Number.isFinite(byRep[0]), 'one finite ratio per repetition')
   t.match(bench.out, /wrote /)
 })
