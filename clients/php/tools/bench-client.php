@@ -306,9 +306,8 @@ switch ($mode) {
         exit(0);
 }
 
-// ---------------------------------------------------------------------------- repl
+// ---------------------------------------------------------------------------- flood
 
-/** @param array<string,string> $meta */
 /**
  * Sends $n one-way messages to $peer, then asks it for its count until the count reaches
  * $target; returns it. Exits 4 when it is not reached within $timeoutMs, or passes $target.
@@ -356,6 +355,9 @@ function floodPhase(Client $client, string $peer, string $payload, int $n, int $
     }
 }
 
+// ---------------------------------------------------------------------------- repl
+
+/** @param array<string,string> $meta */
 function metaObject(array $meta): object
 {
     return (object) $meta;
