@@ -780,7 +780,7 @@ function requireEnv(env: Env, name: string, expected: string): string {
 }
 
 /** What {@link nodeOptionsFromEnv} returns. */
-export interface NodeEnvConfig {
+export interface NodeEnvConfig extends MeshEnvConfig {
   /** `WARPMESH_ID`: unique node id. Required. */
   id: string
   /** `WARPMESH_ROLE`. Default `downstream`. */
@@ -789,10 +789,14 @@ export interface NodeEnvConfig {
   bind: HostPort
   /** `WARPMESH_ADVERTISE`: address others send to. Default: unset (the address the coordinator sees). */
   advertise?: HostPort
-  /** `WARPMESH_COORDINATORS`: at least one; port 7400 where omitted. Required. */
-  coordinators: HostPort[]
   /** `WARPMESH_META`: initial metadata. Default `{}`. */
   meta: Record<string, string>
+}
+
+/** The settings a mesh node and the agent's client nodes share (see {@link readMeshEnv}). */
+export interface MeshEnvConfig {
+  /** `WARPMESH_COORDINATORS`: at least one; port 7400 where omitted. Required. */
+  coordinators: HostPort[]
   /** `WARPMESH_LOG`. Default `info`. */
   logLevel: LogLevel
   /** `WARPMESH_METRICS`: Prometheus endpoint address. Default: unset (no endpoint). */
@@ -801,7 +805,7 @@ export interface NodeEnvConfig {
   heartbeatMs: number
   /** `WARPMESH_LEASE_MISSES`: missed heartbeats before a lease expires. Default 3. */
   leaseMisses: number
-  /** `WARPMESH_WARMUP`: warm-up round trips before start-up (0..100000). Default 0. */
+  /** `WARPMESH_WARMUP`: warm-up round trips before a node starts (0..100000). Default 0. */
   warmup: number
   /** `WARPMESH_MAX_DATAGRAM`: largest datagram sent to peers on other hosts, bytes (576..65000). Default 1200. */
   maxDatagram: number
@@ -809,7 +813,7 @@ export interface NodeEnvConfig {
   loopbackDatagram: number
   /**
    * `WARPMESH_KEY` or `WARPMESH_KEY_FILE`: network keys, newest first (read by
-   * `loadKeys()`). Empty only when {@link NodeEnvConfig.insecure} is true.
+   * `loadKeys()`). Empty only when {@link MeshEnvConfig.insecure} is true.
    */
   keys: Buffer[]
   /** `WARPMESH_INSECURE`: no key is configured and running unprotected was allowed explicitly. Warn at start-up. */
@@ -900,8 +904,29 @@ export function nodeOptionsFromEnv(env: Env = process.env): NodeEnvConfig {
     id,
     role: role === undefined ? 'downstream' : parseRole('WARPMESH_ROLE', role),
     bind: bind === undefined ? { host: '0.0.0.0', port: 0, family: 4 } : parseHostPort('WARPMESH_BIND', bind, undefined, BIND_OPTIONS),
-    coordinators: [],
     meta: {},
+    ...readMeshEnv(env),
+  }
+  const advertise = optionalHostPort(env, 'WARPMESH_ADVERTISE', ADVERTISE_EXAMPLE)
+  if (advertise !== undefined) config.advertise = advertise
+  const meta = readEnv(env, 'WARPMESH_META')
+  if (meta !== undefined) config.meta = parseMeta('WARPMESH_META', meta)
+  return Object.assign(config, readKeys(env))
+}
+
+/**
+ * Read the settings every mesh node takes from the environment (the node's and
+ * the agent's client nodes'), in the order their errors are reported; the keys
+ * are left for last (see {@link readKeys}): the caller reads them after its own.
+ */
+function readMeshEnv(env: Env): MeshEnvConfig {
+  const config: MeshEnvConfig = {
+    coordinators: parseHostPortList(
+      'WARPMESH_COORDINATORS',
+      requireEnv(env, 'WARPMESH_COORDINATORS', EXPECTED_COORDINATORS),
+      DEFAULT_COORDINATOR_PORT,
+      { ...NO_UNSPECIFIED, example: COORDINATORS_EXAMPLE },
+    ),
     logLevel: 'info',
     heartbeatMs: 1000,
     leaseMisses: 3,
@@ -911,16 +936,6 @@ export function nodeOptionsFromEnv(env: Env = process.env): NodeEnvConfig {
     keys: [],
     insecure: false,
   }
-  const advertise = optionalHostPort(env, 'WARPMESH_ADVERTISE', ADVERTISE_EXAMPLE)
-  if (advertise !== undefined) config.advertise = advertise
-  config.coordinators = parseHostPortList(
-    'WARPMESH_COORDINATORS',
-    requireEnv(env, 'WARPMESH_COORDINATORS', EXPECTED_COORDINATORS),
-    DEFAULT_COORDINATOR_PORT,
-    { ...NO_UNSPECIFIED, example: COORDINATORS_EXAMPLE },
-  )
-  const meta = readEnv(env, 'WARPMESH_META')
-  if (meta !== undefined) config.meta = parseMeta('WARPMESH_META', meta)
   const log = readEnv(env, 'WARPMESH_LOG')
   if (log !== undefined) config.logLevel = parseLogLevel('WARPMESH_LOG', log)
   const metrics = optionalHostPort(env, 'WARPMESH_METRICS', METRICS_EXAMPLE)
@@ -928,7 +943,7 @@ export function nodeOptionsFromEnv(env: Env = process.env): NodeEnvConfig {
   Object.assign(config, readTiming(env))
   const warmup = readEnv(env, 'WARPMESH_WARMUP')
   if (warmup !== undefined) config.warmup = parsePositiveInt('WARPMESH_WARMUP', warmup, WARMUP_RANGE)
-  Object.assign(config, readDatagrams(env), readKeys(env))
+  Object.assign(config, readDatagrams(env))
   return config
 }
 
@@ -966,7 +981,7 @@ export function coordinatorOptionsFromEnv(env: Env = process.env): CoordinatorEn
 }
 
 /** What {@link agentOptionsFromEnv} returns. */
-export interface AgentEnvConfig {
+export interface AgentEnvConfig extends MeshEnvConfig {
   /** `WARPMESH_AGENT_SOCKET`. Default `/tmp/warpmesh-agent.sock`. */
   socket: string
   /** `WARPMESH_AGENT_LISTEN`: loopback TCP address. Default: unset (Unix socket only). */
@@ -979,26 +994,6 @@ export interface AgentEnvConfig {
   requestTimeoutMs: number
   /** `WARPMESH_BIND`: the address every client node binds, port 0 (each node gets its own). Default `0.0.0.0:0`. */
   bind: HostPort
-  /** `WARPMESH_COORDINATORS`. Required. */
-  coordinators: HostPort[]
-  /** `WARPMESH_LOG`. Default `info`. */
-  logLevel: LogLevel
-  /** `WARPMESH_METRICS`. Default: unset. */
-  metrics?: HostPort
-  /** `WARPMESH_HEARTBEAT_MS`. Default 1000. */
-  heartbeatMs: number
-  /** `WARPMESH_LEASE_MISSES`. Default 3. */
-  leaseMisses: number
-  /** `WARPMESH_WARMUP`: warm-up round trips before each client node starts. Default 0. */
-  warmup: number
-  /** `WARPMESH_MAX_DATAGRAM`. Default 1200. */
-  maxDatagram: number
-  /** `WARPMESH_LOOPBACK_DATAGRAM`. Default 32768. */
-  loopbackDatagram: number
-  /** Network keys; see {@link NodeEnvConfig.keys}. */
-  keys: Buffer[]
-  /** See {@link NodeEnvConfig.insecure}. */
-  insecure: boolean
 }
 
 /**
@@ -1024,15 +1019,7 @@ export function agentOptionsFromEnv(env: Env = process.env): AgentEnvConfig {
     clientBuffer: buffer === undefined ? DEFAULT_AGENT_CLIENT_BUFFER : parseBytes('WARPMESH_AGENT_CLIENT_BUFFER', buffer),
     requestTimeoutMs: timeout === undefined ? 5000 : parseDurationMs('WARPMESH_REQUEST_TIMEOUT_MS', timeout, { min: 1, max: DURATION_MAX_MS }),
     bind: { host: '0.0.0.0', port: 0, family: 4 },
-    coordinators: [],
-    logLevel: 'info',
-    heartbeatMs: 1000,
-    leaseMisses: 3,
-    warmup: 0,
-    maxDatagram: DEFAULT_MAX_DATAGRAM,
-    loopbackDatagram: DEFAULT_LOOPBACK_DATAGRAM,
-    keys: [],
-    insecure: false,
+    ...readMeshEnv(env),
   }
   if (listen !== undefined) {
     config.listen = parseLoopbackHostPort('WARPMESH_AGENT_LISTEN', listen)
@@ -1048,21 +1035,7 @@ export function agentOptionsFromEnv(env: Env = process.env): AgentEnvConfig {
       })
     }
   }
-  config.coordinators = parseHostPortList(
-    'WARPMESH_COORDINATORS',
-    requireEnv(env, 'WARPMESH_COORDINATORS', EXPECTED_COORDINATORS),
-    DEFAULT_COORDINATOR_PORT,
-    { ...NO_UNSPECIFIED, example: COORDINATORS_EXAMPLE },
-  )
-  const log = readEnv(env, 'WARPMESH_LOG')
-  if (log !== undefined) config.logLevel = parseLogLevel('WARPMESH_LOG', log)
-  const metrics = optionalHostPort(env, 'WARPMESH_METRICS', METRICS_EXAMPLE)
-  if (metrics !== undefined) config.metrics = metrics
-  Object.assign(config, readTiming(env))
-  const warmup = readEnv(env, 'WARPMESH_WARMUP')
-  if (warmup !== undefined) config.warmup = parsePositiveInt('WARPMESH_WARMUP', warmup, WARMUP_RANGE)
-  Object.assign(config, readDatagrams(env), readKeys(env))
-  return config
+  return Object.assign(config, readKeys(env))
 }
 
 // ---------------------------------------------------------------- docs
