@@ -28,6 +28,7 @@ import {
   formatHostPort,
   type HostPort,
   nodeOptionsFromEnv,
+  type MeshEnvConfig,
   type NodeEnvConfig,
   parseDurationMs,
   parsePositiveInt,
@@ -287,16 +288,8 @@ export function meshNodeOptions(config: NodeEnvConfig, logger: Logger) {
     address: config.bind.host,
     port: config.bind.port,
     ...(config.advertise === undefined ? {} : { advertise: { host: config.advertise.host, port: config.advertise.port } }),
-    coordinators: config.coordinators.map(({ host, port }) => ({ host, port })),
     meta: config.meta,
-    keys: config.keys,
-    insecure: config.insecure,
-    heartbeatMs: config.heartbeatMs,
-    leaseMisses: config.leaseMisses,
-    warmup: config.warmup,
-    maxDatagram: config.maxDatagram,
-    loopbackDatagram: config.loopbackDatagram,
-    logger,
+    ...sharedNodeOptions(config, logger),
   }
 }
 
@@ -307,20 +300,22 @@ export function agentStartOptions(config: AgentEnvConfig, logger: Logger) {
     ...(config.listen === undefined ? {} : { listen: { host: config.listen.host, port: config.listen.port } }),
     ...(config.token === undefined ? {} : { token: config.token }),
     clientBuffer: config.clientBuffer,
-    node: {
-      coordinators: config.coordinators.map(({ host, port }) => ({ host, port })),
-      address: config.bind.host,
-      port: 0,
-      keys: config.keys,
-      insecure: config.insecure,
-      heartbeatMs: config.heartbeatMs,
-      leaseMisses: config.leaseMisses,
-      warmup: config.warmup,
-      maxDatagram: config.maxDatagram,
-      loopbackDatagram: config.loopbackDatagram,
-      requestTimeoutMs: config.requestTimeoutMs,
-      logger,
-    },
+    node: { address: config.bind.host, port: 0, requestTimeoutMs: config.requestTimeoutMs, ...sharedNodeOptions(config, logger) },
+    logger,
+  }
+}
+
+/** The `MeshNode.start()` options every node takes from the settings the node and the agent share. */
+function sharedNodeOptions(config: MeshEnvConfig, logger: Logger) {
+  return {
+    coordinators: config.coordinators.map(({ host, port }) => ({ host, port })),
+    keys: config.keys,
+    insecure: config.insecure,
+    heartbeatMs: config.heartbeatMs,
+    leaseMisses: config.leaseMisses,
+    warmup: config.warmup,
+    maxDatagram: config.maxDatagram,
+    loopbackDatagram: config.loopbackDatagram,
     logger,
   }
 }

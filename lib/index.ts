@@ -17,7 +17,7 @@ export { generateKey, loadKeys, parseKeys } from './security/keys.js'
 export {
   nodeOptionsFromEnv, coordinatorOptionsFromEnv, ENV_VARS, formatEnvTable, formatEnvHelp,
 } from './config.js'
-export type { NodeEnvConfig, CoordinatorEnvConfig } from './config.js'
+export type { NodeEnvConfig, MeshEnvConfig, CoordinatorEnvConfig } from './config.js'
 export { MeshNode, OUTBOX_LIMIT, OUTBOX_HIGH_WATER } from './mesh/node.js'
 export type { MeshNodeOptions, MeshMessage, MeshSendOptions, MeshTotals } from './mesh/node.js'
 export { Coordinator } from './mesh/coordinator.js'
