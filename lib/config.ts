@@ -900,15 +900,15 @@ export function nodeOptionsFromEnv(env: Env = process.env): NodeEnvConfig {
   const id = parseId('WARPMESH_ID', requireEnv(env, 'WARPMESH_ID', EXPECTED_ID))
   const role = readEnv(env, 'WARPMESH_ROLE')
   const bind = readEnv(env, 'WARPMESH_BIND')
+  const advertise = optionalHostPort(env, 'WARPMESH_ADVERTISE', ADVERTISE_EXAMPLE)
   const config: NodeEnvConfig = {
     id,
     role: role === undefined ? 'downstream' : parseRole('WARPMESH_ROLE', role),
     bind: bind === undefined ? { host: '0.0.0.0', port: 0, family: 4 } : parseHostPort('WARPMESH_BIND', bind, undefined, BIND_OPTIONS),
+    ...(advertise === undefined ? {} : { advertise }),
     meta: {},
     ...readMeshEnv(env),
   }
-  const advertise = optionalHostPort(env, 'WARPMESH_ADVERTISE', ADVERTISE_EXAMPLE)
-  if (advertise !== undefined) config.advertise = advertise
   const meta = readEnv(env, 'WARPMESH_META')
   if (meta !== undefined) config.meta = parseMeta('WARPMESH_META', meta)
   return Object.assign(config, readKeys(env))
@@ -1009,33 +1009,33 @@ export interface AgentEnvConfig extends MeshEnvConfig {
  *   `WARPMESH_BIND` with a port other than 0.
  */
 export function agentOptionsFromEnv(env: Env = process.env): AgentEnvConfig {
+  // The agent's own variables first, then what every node reads, the keys last.
   const socket = readEnv(env, 'WARPMESH_AGENT_SOCKET')
   const listen = readEnv(env, 'WARPMESH_AGENT_LISTEN')
   const token = readEnv(env, 'WARPMESH_AGENT_TOKEN')
   const buffer = readEnv(env, 'WARPMESH_AGENT_CLIENT_BUFFER')
   const timeout = readEnv(env, 'WARPMESH_REQUEST_TIMEOUT_MS')
-  const config: AgentEnvConfig = {
+  const own: Omit<AgentEnvConfig, keyof MeshEnvConfig> = {
     socket: socket === undefined ? DEFAULT_AGENT_SOCKET : parseSocketPath('WARPMESH_AGENT_SOCKET', socket),
     clientBuffer: buffer === undefined ? DEFAULT_AGENT_CLIENT_BUFFER : parseBytes('WARPMESH_AGENT_CLIENT_BUFFER', buffer),
     requestTimeoutMs: timeout === undefined ? 5000 : parseDurationMs('WARPMESH_REQUEST_TIMEOUT_MS', timeout, { min: 1, max: DURATION_MAX_MS }),
     bind: { host: '0.0.0.0', port: 0, family: 4 },
-    ...readMeshEnv(env),
   }
   if (listen !== undefined) {
-    config.listen = parseLoopbackHostPort('WARPMESH_AGENT_LISTEN', listen)
+    own.listen = parseLoopbackHostPort('WARPMESH_AGENT_LISTEN', listen)
     if (token === undefined) throw new ConfigError('WARPMESH_AGENT_TOKEN', undefined, `${EXPECTED_AGENT_TOKEN} (required with WARPMESH_AGENT_LISTEN)`)
   }
-  if (token !== undefined) config.token = parseToken('WARPMESH_AGENT_TOKEN', token)
+  if (token !== undefined) own.token = parseToken('WARPMESH_AGENT_TOKEN', token)
   const bind = readEnv(env, 'WARPMESH_BIND')
   if (bind !== undefined) {
-    config.bind = parseHostPort('WARPMESH_BIND', bind, undefined, BIND_OPTIONS)
-    if (config.bind.port !== 0) {
+    own.bind = parseHostPort('WARPMESH_BIND', bind, undefined, BIND_OPTIONS)
+    if (own.bind.port !== 0) {
       throw new ConfigError('WARPMESH_BIND', bind, expectedHostPort('0.0.0.0:0'), {
         reason: 'the agent binds one UDP port per client: give port 0',
       })
     }
   }
-  return Object.assign(config, readKeys(env))
+  return { ...own, ...readMeshEnv(env), ...readKeys(env) }
 }
 
 // ---------------------------------------------------------------- docs
