@@ -10,15 +10,28 @@
  * with an {@link AgentError} of code `CLOSED`; operations started while
  * disconnected reject at once with `CLOSED` as well.
  *
+ * Network services (`services: true`): the agent runs a `Network` on the
+ * client's node; the client queries and changes it ({@link AgentClient.join},
+ * {@link AgentClient.locate}, {@link AgentClient.transfer}, ...), answers the
+ * agent's service calls with the handlers given at connect, and emits the
+ * directory's and registry's events when `playerEvents` is set. Across a
+ * reconnect the client announces its hosted players again and says Hello with
+ * its current server settings (the new node starts with none of them).
+ *
  * @module
  */
 import { EventEmitter } from 'node:events'
 import { connect, type Socket } from 'node:net'
+import type {
+  KickHandler, MoveHandler, PlayerAnnouncement, PlayerFilter, PlayerInfo, PlayerMessageHandler, ServerFilter, ServerInfo, ServerSelector,
+  ServerSettings, TransferHook, TransferResult,
+} from '../services/types.js'
 import type { Delivery } from '../wire/codec.js'
 import { FrameDecoder } from './framing.js'
 import {
   AGENT_MAX_FRAME, AGENT_PROTOCOL_VERSION, type ClientBody, type Decoded, type DecodedMessage, DEFAULT_AGENT_SOCKET, PACKAGE_VERSION,
-  PeerEventKind, createWriter, decodeAgentMessage, errorCodeName, idKey, type Uint64, writeClientMessage,
+  PeerEventKind, PlayerEventKind, ServiceCallKind, createWriter, decodeAgentMessage, errorCodeName, idKey, playerIn, selectorOut,
+  serverInfoIn, serverSettingsOut, type Uint64, writeClientMessage,
 } from './protocol.js'
 
 /** First reconnect delay, ms. */
@@ -102,6 +115,31 @@ export interface AgentNodeStats {
   peerStats: { id: string; rttMs: number; packetsSent: number; packetsReceived: number; retransmits: number; bytesInFlight: number }[]
 }
 
+/**
+ * The service calls a client answers ({@link AgentClientOptions.handlers}):
+ * the same signatures as `Network`'s hooks. A handler's throw (or a
+ * rejection) refuses with its message; so does a transfer hook returning a
+ * string, or false (no reason).
+ */
+export interface AgentServiceHandlers {
+  /** At a target server: may this player come here? (After the Network's state and capacity checks.) */
+  transferRequest?: TransferHook
+  /** At the player's proxy (or server): move them to `server`. */
+  move?: MoveHandler
+  /** At the player's proxy (or server): show them `text`. */
+  message?: PlayerMessageHandler
+  /** At the player's proxy (or server): disconnect them with `reason`. */
+  kick?: KickHandler
+}
+
+/** Resolution of {@link AgentClient.listPlayers}. */
+export interface AgentPlayerList {
+  /** All players matching the filter. */
+  count: number
+  /** At most `limit` of them (all when no limit was given). */
+  players: PlayerInfo[]
+}
+
 /** Options of {@link AgentClient.connect}. */
 export interface AgentClientOptions {
   /** Node id (1..64 of `A-Z a-z 0-9 _ . : -`). Required. */
@@ -124,6 +162,29 @@ export interface AgentClientOptions {
   reconnect?: boolean
   /** How long the first connection (connect, Hello, Welcome) may take, ms. Default 15000. */
   connectTimeoutMs?: number
+  /** Run the network services on this node (`Hello.services`). Default false. */
+  services?: boolean
+  /** List this node in the server registry with these settings (needs `services`). Default: not listed (e.g. a proxy). */
+  server?: ServerSettings
+  /**
+   * Emit `'player-joined'`, `'player-left'`, `'player-moved'`,
+   * `'server-updated'` and `'server-removed'` (needs `services`). Default false.
+   */
+  playerEvents?: boolean
+  /**
+   * The service calls this client answers (needs `services`). The agent
+   * learns in Hello which kinds have a handler; the others keep the Network's
+   * default (transfer requests accepted after its own checks; moves, messages
+   * and kicks refused). Replace a handler later with
+   * {@link AgentClient.onMove} and the like. Default none.
+   */
+  handlers?: AgentServiceHandlers
+}
+
+/** Options of {@link AgentClient.transfer}, {@link AgentClient.message} and {@link AgentClient.kick}. */
+export interface AgentServiceOptions {
+  /** Timeout, ms. Default the Network's (5000). */
+  timeoutMs?: number
 }
 
 /** Options of send, broadcast and publish. */
@@ -150,13 +211,22 @@ function peerIn(p: DecodedMessage): AgentPeer {
   }
 }
 
+const NOT_HANDLED = 'not handled'
+
+/** Key of a player in the hosted set (names are case-insensitive). */
+function playerKey(name: string): string {
+  return name.toLowerCase()
+}
+
 /**
  * A connection to `warpmesh agent`: one mesh node. Events: `'message'`
  * ({@link AgentMessageEvent}), `'request'` ({@link AgentRequestEvent}),
  * `'peer-up'` / `'peer-updated'` (peer), `'peer-down'` (peer, reason),
  * `'coordinator'` ({ up, address }), `'undelivered'` ({ peer, count, reason }),
  * `'agent-error'` (AgentError not tied to an operation), `'disconnected'`,
- * `'reconnected'`, `'closed'`.
+ * `'reconnected'`, `'closed'`; with `services` and `playerEvents`:
+ * `'player-joined'` / `'player-left'` (PlayerInfo), `'player-moved'`
+ * (PlayerInfo, from), `'server-updated'` (ServerInfo), `'server-removed'` (id).
  */
 export class AgentClient extends EventEmitter {
   readonly #o: AgentClientOptions
@@ -177,12 +247,28 @@ export class AgentClient extends EventEmitter {
   #flushScheduled = false
   #udpPort = 0
   #goodbye: (() => void) | null = null
+  /** Connections opened so far: a service call's answer goes only to the connection that asked. */
+  #generation = 0
+  /** This node's server settings as last set (said again in Hello after a reconnect). */
+  #server: ServerSettings | undefined
+  /** Players this node announced, by lower-case name (announced again after a reconnect). */
+  readonly #hosted = new Map<string, PlayerAnnouncement>()
+  /** The ServiceCall kinds told to the agent in Hello. */
+  readonly #handles: number[]
+  readonly #handlers: AgentServiceHandlers
 
   private constructor(o: AgentClientOptions) {
     super()
     this.#o = o
     this.#meta = { ...(o.meta ?? {}) }
     this.#topics = [...(o.topics ?? [])]
+    this.#server = o.server === undefined ? undefined : copySettings(o.server)
+    this.#handlers = { ...(o.handlers ?? {}) }
+    const h = this.#handlers
+    this.#handles = [
+      ...(h.transferRequest !== undefined ? [ServiceCallKind.TRANSFER_REQUEST] : []), ...(h.move !== undefined ? [ServiceCallKind.MOVE] : []),
+      ...(h.message !== undefined ? [ServiceCallKind.MESSAGE] : []), ...(h.kick !== undefined ? [ServiceCallKind.KICK] : []),
+    ]
   }
 
   /**
@@ -192,6 +278,15 @@ export class AgentClient extends EventEmitter {
    */
   static async connect(o: AgentClientOptions): Promise<AgentClient> {
     if (o === null || typeof o !== 'object' || typeof o.id !== 'string') throw new TypeError('AgentClient.connect(options): options.id is required')
+    if (o.services !== true && (o.server !== undefined || o.playerEvents === true || o.handlers !== undefined)) {
+      throw new TypeError('AgentClient.connect(options): server, playerEvents and handlers need services: true')
+    }
+    for (const [k, f] of Object.entries(o.handlers ?? {})) {
+      if (!['transferRequest', 'move', 'message', 'kick'].includes(k)) {
+        throw new TypeError(`AgentClient.connect(options): handlers.${k} is not a service call (transferRequest, move, message, kick)`)
+      }
+      if (f !== undefined && typeof f !== 'function') throw new TypeError(`AgentClient.connect(options): handlers.${k} must be a function`)
+    }
     const c = new AgentClient(o)
     const timeoutMs = o.connectTimeoutMs ?? 15_000
     let timer: NodeJS.Timeout | undefined
@@ -241,6 +336,7 @@ export class AgentClient extends EventEmitter {
     this.#decoder = new FrameDecoder(AGENT_MAX_FRAME)
     this.#batch = createWriter()
     this.#welcomed = false
+    this.#generation++
     const socket = this.#o.tcp !== undefined ? connect(this.#o.tcp.port, this.#o.tcp.host) : connect(this.#o.socket ?? DEFAULT_AGENT_SOCKET)
     if (this.#o.tcp !== undefined) socket.setNoDelay(true)
     this.#socket = socket
@@ -250,6 +346,8 @@ export class AgentClient extends EventEmitter {
         this.#write('hello', {
             protocolVersion: AGENT_PROTOCOL_VERSION, id: this.#o.id, role: this.#o.role ?? '', meta: this.#meta, topics: this.#topics,
             token: this.#o.token ?? '', client: this.#o.client ?? `warpmesh-node/${PACKAGE_VERSION}`,
+            services: this.#o.services === true, playerEvents: this.#o.playerEvents === true, handles: this.#handles,
+            ...(this.#server === undefined ? {} : { server: serverSettingsOut(this.#server) }),
         })
       })
       socket.on('data', this.#onData)
@@ -352,6 +450,158 @@ export class AgentClient extends EventEmitter {
   /** The node's statistics. */
   async stats(): Promise<AgentNodeStats> {
     return (await this.#op('getStats', (id) => ({ id }))) as AgentNodeStats
+  }
+
+  // ------------------------------------------------------------ network services
+
+  /**
+   * This node now hosts the player (`Network.join`; announced again after a
+   * reconnect). Rejects with `SERVICES_OFF`, `INVALID_ARGUMENT` (bad name,
+   * XUID or fields), `CLOSED`.
+   */
+  async join(p: PlayerAnnouncement): Promise<void> {
+    await this.#op('playerJoin', (id) => ({ id, name: p.name, xuid: p.xuid ?? '', proxy: p.proxy ?? '', fields: p.fields ?? {} }))
+    this.#hosted.set(playerKey(p.name), { ...p, ...(p.fields === undefined ? {} : { fields: { ...p.fields } }) })
+  }
+
+  /** This node no longer hosts the player (name in any case, or XUID); resolves false when it did not. */
+  async leave(nameOrXuid: string): Promise<boolean> {
+    const count = (await this.#op('playerLeave', (id) => ({ id, player: nameOrXuid }))) as number
+    for (const [key, p] of this.#hosted) {
+      if (key === playerKey(nameOrXuid) || (p.xuid !== undefined && p.xuid !== '' && p.xuid === nameOrXuid)) this.#hosted.delete(key)
+    }
+    return count === 1
+  }
+
+  /**
+   * Update this node's registry entry (`Network.setServer`: lists it when
+   * not yet listed; unset fields keep their value). An empty `mode` or
+   * `state` keeps the current one (agent.proto cannot tell it from unset).
+   */
+  async setServer(s: ServerSettings): Promise<void> {
+    await this.#op('setServer', (id) => ({ id, server: serverSettingsOut(s) }))
+    this.#server = { ...this.#server, ...copySettings(s) }
+  }
+
+  /** Where the player is (name in any case, or XUID), from the agent's replicated directory; undefined when offline. */
+  async locate(nameOrXuid: string): Promise<PlayerInfo | undefined> {
+    return (await this.#op('locate', (id) => ({ id, player: nameOrXuid }))) as PlayerInfo | undefined
+  }
+
+  /** Whether any server lists the player. */
+  async isOnline(nameOrXuid: string): Promise<boolean> {
+    return (await this.locate(nameOrXuid)) !== undefined
+  }
+
+  /** The players matching the filter: their count, and at most `limit` of them (default all). */
+  async listPlayers(filter: PlayerFilter & { limit?: number } = {}): Promise<AgentPlayerList> {
+    return (await this.#op('listPlayers', (id) => ({ id, mode: filter.mode ?? '', server: filter.server ?? '', limit: filter.limit ?? 0 }))) as AgentPlayerList
+  }
+
+  /** How many players match the filter (network-wide by default). */
+  async count(filter: PlayerFilter = {}): Promise<number> {
+    return (await this.listPlayers({ ...filter, limit: 1 })).count
+  }
+
+  /** The registry's servers matching the filter (all by default). */
+  async servers(filter: ServerFilter = {}): Promise<ServerInfo[]> {
+    const states = filter.state === undefined ? [] : typeof filter.state === 'string' ? [filter.state] : filter.state
+    return (await this.#op('getServers', (id) => ({ id, mode: filter.mode ?? '', states, tag: filter.tag ?? '' }))) as ServerInfo[]
+  }
+
+  /** One server of the registry, or undefined. */
+  async server(id: string): Promise<ServerInfo | undefined> {
+    return (await this.servers()).find((s) => s.id === id)
+  }
+
+  /**
+   * Transfer a player to a server, or to the one a selector picks
+   * (`Network.transfer`). Rejects with an {@link AgentError} whose code is
+   * `UNKNOWN_PLAYER`, `NO_SUCH_SERVER`, `SERVER_FULL`, `REFUSED` (message: the
+   * reason), `TARGET_DOWN`, `TRANSFER_CONFLICT`, `TIMEOUT`, `PEER_DOWN` (the
+   * player's proxy went down), `INVALID_ARGUMENT`, `SERVICES_OFF` or `CLOSED`.
+   */
+  async transfer(player: string, target: string | ServerSelector, o?: AgentServiceOptions): Promise<TransferResult> {
+    return (await this.#op('transfer', (id) => ({
+      id, player, ...(typeof target === 'string' ? { server: target } : { selector: selectorOut(target) }), timeoutMs: o?.timeoutMs ?? 0,
+    }))) as TransferResult
+  }
+
+  /** Show `text` to the player wherever they are; rejects as {@link transfer} (`UNKNOWN_PLAYER`, `REFUSED`, `TIMEOUT`, `PEER_DOWN`, ...). */
+  async message(player: string, text: string, o?: AgentServiceOptions): Promise<void> {
+    await this.#op('messagePlayer', (id) => ({ id, player, text, timeoutMs: o?.timeoutMs ?? 0 }))
+  }
+
+  /** Disconnect the player wherever they are, with `reason`; rejects as {@link message}. */
+  async kick(player: string, reason: string, o?: AgentServiceOptions): Promise<void> {
+    await this.#op('kickPlayer', (id) => ({ id, player, reason, timeoutMs: o?.timeoutMs ?? 0 }))
+  }
+
+  /**
+   * Replace the transfer hook (null: accept, as the Network does without one).
+   * Throws `TypeError` unless `handlers.transferRequest` was given at connect
+   * (the agent learned in Hello which calls this client answers).
+   */
+  onTransferRequest(hook: TransferHook | null): void {
+    this.#setHandler('transferRequest', hook)
+  }
+
+  /** Replace the move handler (null: refuse, "not handled"); as {@link onTransferRequest}, needs `handlers.move` at connect. */
+  onMove(handler: MoveHandler | null): void {
+    this.#setHandler('move', handler)
+  }
+
+  /** Replace the player message handler (null: refuse); needs `handlers.message` at connect. */
+  onMessage(handler: PlayerMessageHandler | null): void {
+    this.#setHandler('message', handler)
+  }
+
+  /** Replace the kick handler (null: refuse); needs `handlers.kick` at connect. */
+  onKick(handler: KickHandler | null): void {
+    this.#setHandler('kick', handler)
+  }
+
+  #setHandler<K extends keyof AgentServiceHandlers>(kind: K, f: AgentServiceHandlers[K] | null): void {
+    if (!(kind in this.#handlers)) {
+      throw new TypeError(`AgentClient: no ${kind} handler was given at connect, so the agent does not send these calls; pass handlers.${kind} to AgentClient.connect()`)
+    }
+    if (f !== null && typeof f !== 'function') throw new TypeError(`AgentClient: the ${kind} handler must be a function or null`)
+    this.#handlers[kind] = f ?? undefined
+  }
+
+  /** Run the handler for a ServiceCall and send its ServiceAnswer (on the connection that asked). */
+  #answerCall(x: DecodedMessage): void {
+    const id = x.id as Uint64
+    const generation = this.#generation
+    const player = playerIn(x.player as DecodedMessage | null)
+    const h = this.#handlers
+    let run: () => unknown
+    switch (x.kind) {
+      case ServiceCallKind.TRANSFER_REQUEST:
+        run = () => h.transferRequest === undefined ? true : h.transferRequest({ player, from: x.from as string })
+        break
+      case ServiceCallKind.MOVE:
+        run = () => { if (h.move === undefined) throw new Error(NOT_HANDLED); return h.move(player, x.server as string) }
+        break
+      case ServiceCallKind.MESSAGE:
+        run = () => { if (h.message === undefined) throw new Error(NOT_HANDLED); return h.message(player, x.text as string) }
+        break
+      case ServiceCallKind.KICK:
+        run = () => { if (h.kick === undefined) throw new Error(NOT_HANDLED); return h.kick(player, x.text as string) }
+        break
+      default:
+        run = () => { throw new Error(`ServiceCall.Kind ${String(x.kind)} is not known to this client`) }
+    }
+    const answer = (ok: boolean, reason: string): void => {
+      if (this.#generation === generation && this.#welcomed) this.#write('serviceAnswer', { id, ok, reason })
+    }
+    new Promise((resolve) => resolve(run())).then(
+      (v) => {
+        if (x.kind === ServiceCallKind.TRANSFER_REQUEST && v !== true) answer(false, typeof v === 'string' ? v : '')
+        else answer(true, '')
+      },
+      (err: unknown) => answer(false, err instanceof Error ? err.message : String(err)),
+    )
   }
 
   /**
@@ -489,6 +739,34 @@ export class AgentClient extends EventEmitter {
       case 'result': {
         return this.#settle(x.id as Uint64, x.count)
       }
+      case 'playerResult': {
+        return this.#settle(x.id as Uint64, x.found === true ? playerIn(x.player as DecodedMessage) : undefined)
+      }
+      case 'playerList': {
+        return this.#settle(x.id as Uint64, { count: x.count as number, players: (x.players as DecodedMessage[]).map(playerIn) } satisfies AgentPlayerList)
+      }
+      case 'serverList': {
+        return this.#settle(x.id as Uint64, (x.servers as DecodedMessage[]).map(serverInfoIn))
+      }
+      case 'transferDone': {
+        const r: TransferResult = { player: x.player as string, server: x.server as string, from: x.from as string, via: x.via as string }
+        return this.#settle(x.id as Uint64, r)
+      }
+      case 'serviceCall': {
+        return this.#answerCall(x)
+      }
+      case 'playerEvent': {
+        const p = playerIn(x.player as DecodedMessage)
+        if (x.kind === PlayerEventKind.MOVED) this.emit('player-moved', p, x.from as string)
+        else this.emit(x.kind === PlayerEventKind.LEFT ? 'player-left' : 'player-joined', p)
+        return
+      }
+      case 'serverEvent': {
+        const info = x.info as DecodedMessage | null
+        if (x.removed === true) this.emit('server-removed', (info?.id as string | undefined) ?? '')
+        else if (info !== null) this.emit('server-updated', serverInfoIn(info))
+        return
+      }
       case 'peers': {
         return this.#settle(x.id as Uint64, (x.peers as DecodedMessage[]).map(peerIn))
       }
@@ -599,7 +877,17 @@ export class AgentClient extends EventEmitter {
     if (this.#closed) return
     this.#open().then(() => {
       if (this.#closed) return
+      // The new node hosts nothing yet: announce this server's players again.
+      for (const p of this.#hosted.values()) {
+        this.#write('playerJoin', { id: 0, name: p.name, xuid: p.xuid ?? '', proxy: p.proxy ?? '', fields: p.fields ?? {} })
+      }
       this.emit('reconnected')
     }, () => { /* #onClose schedules the next attempt */ })
+  }
+}
+
+function copySettings(s: ServerSettings): ServerSettings {
+  return {
+    ...s, ...(s.tags === undefined ? {} : { tags: [...s.tags] }), ...(s.fields === undefined ? {} : { fields: { ...s.fields } }),
   }
 }

@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url'
 import protobuf from 'protobufjs'
 import { Delivery } from '../wire/codec.js'
 import { DEFAULT_AGENT_CLIENT_BUFFER, DEFAULT_AGENT_SOCKET as DEFAULT_SOCKET_PATH } from '../config.js'
+import type { PlayerInfo, ServerInfo, ServerSelector, ServerSettings } from '../services/types.js'
 
 /** Version carried in `Hello.protocol_version` and `Welcome.protocol_version`. */
 export const AGENT_PROTOCOL_VERSION = 1
@@ -44,6 +45,13 @@ export const AgentErrorCode = {
   UNKNOWN_REQUEST: 15,
   START_FAILED: 16,
   INTERNAL: 17,
+  SERVICES_OFF: 18,
+  UNKNOWN_PLAYER: 19,
+  NO_SUCH_SERVER: 20,
+  SERVER_FULL: 21,
+  REFUSED: 22,
+  TARGET_DOWN: 23,
+  TRANSFER_CONFLICT: 24,
 } as const
 /** A name of {@link AgentErrorCode}. */
 export type AgentErrorName = keyof typeof AgentErrorCode
@@ -61,6 +69,14 @@ export function errorCodeName(code: number): string {
 
 /** `PeerEvent.Kind` values. */
 export const PeerEventKind = { UP: 1, DOWN: 2, UPDATED: 3 } as const
+
+/** `ServiceCall.Kind` values (also the values of `Hello.handles`). */
+export const ServiceCallKind = { TRANSFER_REQUEST: 1, MOVE: 2, MESSAGE: 3, KICK: 4 } as const
+/** A value of {@link ServiceCallKind}. */
+export type ServiceCallKindValue = (typeof ServiceCallKind)[keyof typeof ServiceCallKind]
+
+/** `PlayerEvent.Kind` values. */
+export const PlayerEventKind = { JOINED: 1, LEFT: 2, MOVED: 3 } as const
 
 /**
  * `agent.proto` `Delivery` (0 = default, then the wire format's values + 1)
@@ -134,10 +150,13 @@ const CLIENT_FIELDS = oneofFields(ClientMessage)
 export type AgentBody =
   | 'welcome' | 'message' | 'incomingRequest' | 'response' | 'result' | 'error' | 'peerEvent' | 'coordinatorEvent'
   | 'undelivered' | 'peers' | 'stats' | 'goodbye'
+  | 'playerResult' | 'playerList' | 'serverList' | 'transferDone' | 'serviceCall' | 'playerEvent' | 'serverEvent'
 /** The name of a `ClientMessage` body field (`'send'`, `'request'`, ...). */
 export type ClientBody =
   | 'hello' | 'send' | 'request' | 'reply' | 'broadcast' | 'publish' | 'subscribe' | 'unsubscribe' | 'setMeta'
   | 'getPeers' | 'getStats' | 'goodbye'
+  | 'playerJoin' | 'playerLeave' | 'setServer' | 'locate' | 'listPlayers' | 'getServers' | 'transfer' | 'messagePlayer'
+  | 'kickPlayer' | 'serviceAnswer'
 
 function writeFrame(fields: Map<string, OneofField>, w: protobuf.Writer, body: string, value: object): void {
   const f = fields.get(body)
@@ -263,4 +282,93 @@ export function decodeClientMessage(frame: Uint8Array): Decoded | string {
 /** As {@link decodeClientMessage}, for agent → client frames. */
 export function decodeAgentMessage(frame: Uint8Array): Decoded | string {
   return decodeFrame(AGENT_FIELDS.byId, frame)
+}
+
+// ------------------------------------------------------------ network services ⇄ agent.proto
+
+/** Longest chain of `Selector.fallback` selectors accepted (the selector itself counts as 1). */
+export const MAX_SELECTOR_DEPTH = 8
+
+/** A directory {@link PlayerInfo} as an `agent.proto` `Player`. */
+export function playerOut(p: PlayerInfo): Record<string, unknown> {
+  return { name: p.name, xuid: p.xuid, server: p.server, proxy: p.proxy, fields: p.fields }
+}
+
+/** A decoded `Player` as a {@link PlayerInfo} (copies). */
+export function playerIn(m: DecodedMessage | null | undefined): PlayerInfo {
+  if (m === null || m === undefined) return { name: '', xuid: '', server: '', proxy: '', fields: {} }
+  return {
+    name: m.name as string, xuid: m.xuid as string, server: m.server as string, proxy: m.proxy as string,
+    fields: { ...(m.fields as Record<string, string>) },
+  }
+}
+
+/** A registry {@link ServerInfo} as an `agent.proto` `ServerInfo`. */
+export function serverInfoOut(s: ServerInfo): Record<string, unknown> {
+  return { id: s.id, role: s.role, state: s.state, mode: s.mode, tags: s.tags, players: s.players, max: s.max, fields: s.fields }
+}
+
+/** A decoded `ServerInfo` as a {@link ServerInfo} (copies). */
+export function serverInfoIn(m: DecodedMessage): ServerInfo {
+  return {
+    id: m.id as string, role: m.role as string, state: m.state as string, mode: m.mode as string, tags: [...(m.tags as string[])],
+    players: m.players as number, max: m.max as number, fields: { ...(m.fields as Record<string, string>) },
+  }
+}
+
+/**
+ * A decoded `ServerSettings` as {@link ServerSettings}: an empty state or
+ * mode, no tags, max 0 and no fields are left unset (they keep their value)
+ * unless the matching `set_*` flag says to replace them.
+ */
+export function serverSettingsIn(m: DecodedMessage): ServerSettings {
+  const out: ServerSettings = {}
+  if (m.state !== '') out.state = m.state as string
+  if (m.mode !== '') out.mode = m.mode as string
+  const tags = m.tags as string[]
+  if (tags.length > 0 || m.setTags === true) out.tags = [...tags]
+  if (m.max !== 0 || m.setMax === true) out.max = m.max as number
+  const fields = m.fields as Record<string, string>
+  if (Object.keys(fields).length > 0 || m.setFields === true) out.fields = { ...fields }
+  return out
+}
+
+/** {@link ServerSettings} as an `agent.proto` `ServerSettings`: every field given is sent with its `set_*` flag. */
+export function serverSettingsOut(s: ServerSettings): Record<string, unknown> {
+  return {
+    state: s.state ?? '', mode: s.mode ?? '',
+    tags: s.tags ?? [], setTags: s.tags !== undefined,
+    max: s.max ?? 0, setMax: s.max !== undefined,
+    fields: s.fields ?? {}, setFields: s.fields !== undefined,
+  }
+}
+
+/**
+ * A decoded `Selector` as a {@link ServerSelector} (empty fields match any).
+ * Throws `RangeError` when its fallback chain is longer than {@link MAX_SELECTOR_DEPTH}.
+ */
+export function selectorIn(m: DecodedMessage, depth = 1): ServerSelector {
+  if (depth > MAX_SELECTOR_DEPTH) throw new RangeError(`Selector: fallback selectors nested deeper than ${MAX_SELECTOR_DEPTH}`)
+  const out: ServerSelector = {}
+  if (m.mode !== '') out.mode = m.mode as string
+  const states = m.states as string[]
+  if (states.length === 1) out.state = states[0]!
+  else if (states.length > 1) out.state = [...states]
+  if (m.tag !== '') out.tag = m.tag as string
+  const exclude = m.exclude as string[]
+  if (exclude.length > 0) out.exclude = [...exclude]
+  if (m.fallbackServer !== '') out.fallback = m.fallbackServer as string
+  else if (m.fallback !== null && m.fallback !== undefined) out.fallback = selectorIn(m.fallback as DecodedMessage, depth + 1)
+  return out
+}
+
+/** A {@link ServerSelector} as an `agent.proto` `Selector`. */
+export function selectorOut(s: ServerSelector): Record<string, unknown> {
+  const states = s.state === undefined ? [] : typeof s.state === 'string' ? [s.state] : s.state
+  const f = s.fallback
+  return {
+    mode: s.mode ?? '', states, tag: s.tag ?? '', exclude: s.exclude ?? [],
+    fallbackServer: typeof f === 'string' ? f : '',
+    ...(f !== undefined && typeof f !== 'string' ? { fallback: selectorOut(f) } : {}),
+  }
 }

@@ -15,6 +15,14 @@
  * the client gets `Error{SLOW_CLIENT, fatal}` and is disconnected (the
  * queue is dropped first, so the error is the next thing it reads).
  *
+ * Network services (`Hello.services`): the session runs a {@link Network} on
+ * the node (closed before the node), maps the services messages to its
+ * methods, forwards its events when `Hello.player_events` asks, and answers
+ * the Network's hooks for the `ServiceCall` kinds of `Hello.handles` by asking
+ * the client. Service calls share the incoming requests' bound, numbering and
+ * timeout; mesh messages on the services' channel are theirs and are not
+ * forwarded to the client.
+ *
  * Bad input never throws: the client gets an `Error` naming what was wrong
  * (fatal, and the connection closed, when the stream cannot be trusted), and
  * the case is counted by reason in the agent's statistics.
@@ -26,14 +34,20 @@ import { timingSafeEqual } from 'node:crypto'
 import { MeshNode, type MeshMessage, type MeshNodeOptions, type PeerInfo } from '../mesh/node.js'
 import { MAX_TOPICS, TOPIC_MAX_LENGTH } from '../mesh/control.js'
 import {
-  ClosedError, DuplicateIdError, ErrorCode, PeerDownError, QueueFullError, TimeoutError, UnknownPeerError, isWarpmeshError,
+  ClosedError, DuplicateIdError, ErrorCode, NoSuchServerError, PeerDownError, QueueFullError, RefusedError, ServerFullError,
+  TargetDownError, TimeoutError, TransferConflictError, UnknownPeerError, UnknownPlayerError, isWarpmeshError,
 } from '../errors.js'
 import type { Logger } from '../log.js'
+import { Network } from '../services/network.js'
+import {
+  SERVICES_CHANNEL, type PlayerInfo, type ServerInfo, type ServerSelector, type ServerSettings, type TransferResult,
+} from '../services/types.js'
 import type { Delivery } from '../wire/codec.js'
 import { FrameDecoder } from './framing.js'
 import {
   AGENT_MAX_FRAME, AGENT_PROTOCOL_VERSION, type AgentBody, AgentErrorCode, type AgentErrorName, type DecodedMessage, PACKAGE_VERSION,
-  PeerEventKind, type Uint64, createWriter, decodeClientMessage, idKey, meshDelivery, protoDelivery, writeAgentMessage,
+  PeerEventKind, PlayerEventKind, ServiceCallKind, type ServiceCallKindValue, type Uint64, createWriter, decodeClientMessage, idKey,
+  meshDelivery, playerOut, protoDelivery, selectorIn, serverInfoOut, serverSettingsIn, writeAgentMessage,
 } from './protocol.js'
 
 /** MeshNode options every client node gets (the client's Hello adds id, role, meta). */
@@ -59,11 +73,28 @@ export interface SessionHost {
 
 type State = 'hello' | 'starting' | 'ready' | 'closing' | 'closed'
 
+/** The client's answer to a ServiceCall. */
+interface CallAnswer {
+  ok: boolean
+  reason: string
+}
+
+/** A peer's request (answered by Reply) or a ServiceCall (answered by ServiceAnswer) waiting for the client. */
 interface Incoming {
+  /** The requesting peer; '' for a ServiceCall (the Network watches its own peers). */
   from: string
-  resolve(data: Uint8Array): void
+  /** A ServiceCall rather than an IncomingRequest. */
+  call: boolean
+  resolve(value: Uint8Array | CallAnswer): void
   reject(err: Error): void
   deadline: number
+}
+
+/** What Hello asked of the network services. */
+interface ServicesHello {
+  server: ServerSettings | undefined
+  playerEvents: boolean
+  handles: ReadonlySet<number>
 }
 
 /** How long a socket that was ended (fatal error, goodbye) may take to flush before it is destroyed, ms. */
@@ -80,13 +111,20 @@ const SEND_OPTIONS = { channel: 0, delivery: 0 as Delivery }
 const MESSAGE_OUT = { from: '', data: null as Uint8Array | null, channel: 0, delivery: 0, topic: '' }
 
 /** A promise that never settles (a request the leaving node will not answer). */
-const NEVER: Promise<Uint8Array> = new Promise(() => {})
+const NEVER: Promise<never> = new Promise(() => {})
 
 const HANDLER_PREFIX = /^request handler of ".*?" failed: /s
 
-/** The agent error code and text for an error MeshNode threw or rejected with. */
+/** The agent error code and text for an error MeshNode or the network services threw or rejected with. */
 export function mapMeshError(err: unknown): { code: AgentErrorName; message: string } {
   const message = err instanceof Error ? err.message : String(err)
+  if (err instanceof UnknownPlayerError) return { code: 'UNKNOWN_PLAYER', message }
+  if (err instanceof NoSuchServerError) return { code: 'NO_SUCH_SERVER', message }
+  if (err instanceof ServerFullError) return { code: 'SERVER_FULL', message }
+  // agent.proto: REFUSED carries the refusing side's reason as its message.
+  if (err instanceof RefusedError) return { code: 'REFUSED', message: err.reason !== '' ? err.reason : message }
+  if (err instanceof TargetDownError) return { code: 'TARGET_DOWN', message }
+  if (err instanceof TransferConflictError) return { code: 'TRANSFER_CONFLICT', message }
   if (err instanceof UnknownPeerError) return { code: 'UNKNOWN_PEER', message }
   if (err instanceof TimeoutError) return { code: 'TIMEOUT', message }
   if (err instanceof PeerDownError) return { code: 'PEER_DOWN', message }
@@ -97,6 +135,17 @@ export function mapMeshError(err: unknown): { code: AgentErrorName; message: str
     return { code: 'REMOTE_ERROR', message: message.replace(HANDLER_PREFIX, '') }
   }
   return { code: 'INTERNAL', message }
+}
+
+/** Why a refused ServiceCall failed, when the client gave no reason. */
+const NO_REASON = 'refused by the client'
+
+function refusal(a: CallAnswer): void {
+  if (!a.ok) throw new Error(a.reason !== '' ? a.reason : NO_REASON)
+}
+
+function transferVerdict(a: CallAnswer): boolean | string {
+  return a.ok ? true : a.reason !== '' ? a.reason : false
 }
 
 function peerOut(p: PeerInfo): Record<string, unknown> {
@@ -120,9 +169,15 @@ export class ClientSession {
   #state: State = 'hello'
   #id = ''
   #node: MeshNode | null = null
+  /** What Hello asked of the network services; null without `Hello.services`. */
+  #servicesHello: ServicesHello | null = null
+  /** The node's network services, once started (with `Hello.services`). */
+  #network: Network | null = null
+  /** Key of the next outstanding operation sent with id 0 (MessagePlayer, KickPlayer). */
+  #nextAnonymous = 1
   /** Outstanding requests of the client: id key → the id as received. */
   readonly #requests = new Map<number | string, Uint64>()
-  /** Requests from peers waiting for the client's Reply, by agent-chosen number. */
+  /** Requests from peers waiting for the client's Reply, and ServiceCalls waiting for its ServiceAnswer, by agent-chosen number. */
   readonly #incoming = new Map<number, Incoming>()
   #nextIncoming = 1
   #sweep: NodeJS.Timeout | null = null
@@ -171,12 +226,17 @@ export class ClientSession {
     return this.#node
   }
 
+  /** The node's network services, when Hello asked for them and the node started. */
+  get network(): Network | null {
+    return this.#network
+  }
+
   /** Requests of the client waiting for an answer. */
   get pendingRequests(): number {
     return this.#requests.size
   }
 
-  /** Requests from peers waiting for the client's Reply. */
+  /** Requests from peers waiting for the client's Reply, and ServiceCalls waiting for its ServiceAnswer. */
   get pendingIncoming(): number {
     return this.#incoming.size
   }
@@ -248,6 +308,16 @@ export class ClientSession {
       case 'setMeta': return this.#simple(msg.value, 'setMeta')
       case 'getPeers': return this.#getPeers(node, msg.value)
       case 'getStats': return this.#getStats(node, msg.value)
+      case 'playerJoin': return this.#playerJoin(msg.value)
+      case 'playerLeave': return this.#playerLeave(msg.value)
+      case 'setServer': return this.#setServer(msg.value)
+      case 'locate': return this.#locate(msg.value)
+      case 'listPlayers': return this.#listPlayers(msg.value)
+      case 'getServers': return this.#getServers(msg.value)
+      case 'transfer': return this.#transfer(msg.value)
+      case 'messagePlayer': return this.#deliver(msg.value, false)
+      case 'kickPlayer': return this.#deliver(msg.value, true)
+      case 'serviceAnswer': return this.#serviceAnswer(msg.value)
       case 'goodbye': {
         const reason = String(msg.value.reason ?? '')
         this.#log.debug('agent client says goodbye', { id: this.#id, reason })
@@ -278,6 +348,9 @@ export class ClientSession {
         return this.#fatal('INVALID_ARGUMENT', `Hello.topics: a topic must be 1..${TOPIC_MAX_LENGTH} characters, got ${JSON.stringify(t)}`, 'invalid-argument')
       }
     }
+    const services = this.#readServicesHello(h)
+    if (services === false) return
+    this.#servicesHello = services
     if (!this.#host.claimId(id, this)) {
       return this.#fatal('DUPLICATE_NODE', `node id ${JSON.stringify(id)} is already used by another client of this agent`, 'duplicate-node')
     }
@@ -289,6 +362,25 @@ export class ClientSession {
       (node) => this.#started(node, topics),
       (err: unknown) => this.#startFailed(err),
     )
+  }
+
+  /** What Hello asks of the network services (null: none); false when invalid (a fatal error was sent). */
+  #readServicesHello(h: DecodedMessage): ServicesHello | null | false {
+    const handles = (h.handles as number[] | undefined) ?? []
+    const server = h.server as DecodedMessage | null | undefined
+    const playerEvents = h.playerEvents === true
+    if (h.services !== true) {
+      if (handles.length === 0 && (server === null || server === undefined) && !playerEvents) return null
+      this.#fatal('INVALID_ARGUMENT', 'Hello.server, Hello.player_events and Hello.handles need Hello.services = true', 'invalid-argument')
+      return false
+    }
+    for (const k of handles) {
+      if (k < ServiceCallKind.TRANSFER_REQUEST || k > ServiceCallKind.KICK) {
+        this.#fatal('INVALID_ARGUMENT', `Hello.handles: ${k} is not a ServiceCall.Kind (1 TRANSFER_REQUEST, 2 MOVE, 3 MESSAGE, 4 KICK)`, 'invalid-argument')
+        return false
+      }
+    }
+    return { server: server === null || server === undefined ? undefined : serverSettingsIn(server), playerEvents, handles: new Set(handles) }
   }
 
   #started(node: MeshNode, topics: readonly string[]): void {
@@ -314,6 +406,7 @@ export class ClientSession {
     node.on('peer-unreachable', this.#onPeerUnreachable)
     node.on('error', this.#onNodeError)
     node.onRequest(this.#onRequest)
+    if (this.#servicesHello !== null && !this.#startServices(node, this.#servicesHello)) return
     this.#state = 'ready'
     this.#write('welcome', {
         protocolVersion: AGENT_PROTOCOL_VERSION, id: this.#id, udpPort: node.port, peers: node.peers().map(peerOut),
@@ -331,6 +424,35 @@ export class ClientSession {
     if (err instanceof DuplicateIdError) return this.#fatal('DUPLICATE_NODE', message, 'duplicate-node')
     if (err instanceof TypeError || err instanceof RangeError) return this.#fatal('INVALID_ARGUMENT', `Hello: ${message}`, 'invalid-argument')
     this.#fatal('START_FAILED', `the mesh node could not start: ${message}`, 'start-failed')
+  }
+
+  /** Start the network services on `node`; false when they could not start (a fatal error was sent). */
+  #startServices(node: MeshNode, h: ServicesHello): boolean {
+    let network: Network
+    try {
+      network = Network.create(node, { ...(h.server === undefined ? {} : { server: h.server }), logger: this.#log })
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err)
+      if (err instanceof TypeError || err instanceof RangeError) this.#fatal('INVALID_ARGUMENT', `Hello.server: ${message}`, 'invalid-argument')
+      else this.#fatal('INTERNAL', `the network services could not start: ${message}`, 'services-failed')
+      return false
+    }
+    this.#network = network
+    const { handles } = h
+    if (handles.has(ServiceCallKind.TRANSFER_REQUEST)) {
+      network.onTransferRequest((r) => this.#call(ServiceCallKind.TRANSFER_REQUEST, r.player, '', r.from, '').then(transferVerdict))
+    }
+    if (handles.has(ServiceCallKind.MOVE)) network.onMove((p, server) => this.#call(ServiceCallKind.MOVE, p, server, '', '').then(refusal))
+    if (handles.has(ServiceCallKind.MESSAGE)) network.onMessage((p, text) => this.#call(ServiceCallKind.MESSAGE, p, '', '', text).then(refusal))
+    if (handles.has(ServiceCallKind.KICK)) network.onKick((p, reason) => this.#call(ServiceCallKind.KICK, p, '', '', reason).then(refusal))
+    if (h.playerEvents) {
+      network.on('player-joined', this.#onPlayerJoined)
+      network.on('player-left', this.#onPlayerLeft)
+      network.on('player-moved', this.#onPlayerMoved)
+      network.on('server-updated', this.#onServerUpdated)
+      network.on('server-removed', this.#onServerRemoved)
+    }
+    return true
   }
 
   readonly #onHelloTimeout = (): void => {
@@ -431,6 +553,9 @@ export class ClientSession {
     if (entry === undefined) {
       return this.#error(0, 'UNKNOWN_REQUEST', `Reply to incoming request ${String(m.id)}: not pending (already answered, expired, or never sent)`, 'unknown-request')
     }
+    if (entry.call) {
+      return this.#error(0, 'UNKNOWN_REQUEST', `Reply to ${String(m.id)}: that is a ServiceCall; answer it with ServiceAnswer`, 'unknown-request')
+    }
     this.#incoming.delete(n as number)
     const error = m.error as string
     if (error !== '') entry.reject(new Error(error))
@@ -506,9 +631,233 @@ export class ClientSession {
     })
   }
 
+  // ------------------------------------------------------------ network services
+
+  /** The session's Network; null (and `SERVICES_OFF` sent) when Hello did not ask for services. */
+  #services(id: Uint64, what: string): Network | null {
+    const network = this.#network
+    if (network === null) {
+      this.#error(id, 'SERVICES_OFF', `${what}: the network services are off on this connection (Hello.services was not set)`, 'services-off')
+    }
+    return network
+  }
+
+  #playerJoin(m: DecodedMessage): void {
+    const id = m.id as Uint64
+    const network = this.#services(id, 'PlayerJoin')
+    if (network === null || !this.#checkId(id)) return
+    const xuid = m.xuid as string
+    const proxy = m.proxy as string
+    try {
+      network.join({
+        name: m.name as string, ...(xuid === '' ? {} : { xuid }), ...(proxy === '' ? {} : { proxy }),
+        fields: { ...(m.fields as Record<string, string>) },
+      })
+    } catch (err) {
+      return this.#meshError(id, err)
+    }
+    if (idKey(id) !== 0) this.#write('result', { id, count: 1 })
+  }
+
+  #playerLeave(m: DecodedMessage): void {
+    const id = m.id as Uint64
+    const network = this.#services(id, 'PlayerLeave')
+    if (network === null || !this.#checkId(id)) return
+    let hosted: boolean
+    try {
+      hosted = network.leave(m.player as string)
+    } catch (err) {
+      return this.#meshError(id, err)
+    }
+    if (idKey(id) !== 0) this.#write('result', { id, count: hosted ? 1 : 0 })
+  }
+
+  #setServer(m: DecodedMessage): void {
+    const id = m.id as Uint64
+    const network = this.#services(id, 'SetServer')
+    if (network === null || !this.#checkId(id)) return
+    const server = m.server as DecodedMessage | null | undefined
+    if (server === null || server === undefined) return this.#error(id, 'INVALID_ARGUMENT', 'SetServer.server is required', 'invalid-argument')
+    try {
+      network.setServer(serverSettingsIn(server))
+    } catch (err) {
+      return this.#meshError(id, err)
+    }
+    if (idKey(id) !== 0) this.#write('result', { id, count: 0 })
+  }
+
+  #locate(m: DecodedMessage): void {
+    const id = m.id as Uint64
+    const network = this.#services(id, 'Locate')
+    if (network === null || !this.#checkId(id)) return
+    let p: PlayerInfo | undefined
+    try {
+      p = network.locate(m.player as string)
+    } catch (err) {
+      return this.#meshError(id, err)
+    }
+    this.#write('playerResult', p === undefined ? { id, found: false } : { id, found: true, player: playerOut(p) })
+  }
+
+  #listPlayers(m: DecodedMessage): void {
+    const id = m.id as Uint64
+    const network = this.#services(id, 'ListPlayers')
+    if (network === null || !this.#checkId(id)) return
+    const mode = m.mode as string
+    const server = m.server as string
+    const limit = m.limit as number
+    const filter = { ...(mode === '' ? {} : { mode }), ...(server === '' ? {} : { server }) }
+    let count: number
+    let players: PlayerInfo[]
+    try {
+      count = network.count(filter)
+      players = network.list(limit === 0 ? filter : { ...filter, limit })
+    } catch (err) {
+      return this.#meshError(id, err)
+    }
+    this.#write('playerList', { id, count, players: players.map(playerOut) })
+  }
+
+  #getServers(m: DecodedMessage): void {
+    const id = m.id as Uint64
+    const network = this.#services(id, 'GetServers')
+    if (network === null || !this.#checkId(id)) return
+    const mode = m.mode as string
+    const states = m.states as string[]
+    const tag = m.tag as string
+    let servers: ServerInfo[]
+    try {
+      servers = network.servers({
+        ...(mode === '' ? {} : { mode }), ...(states.length === 0 ? {} : { state: [...states] }), ...(tag === '' ? {} : { tag }),
+      })
+    } catch (err) {
+      return this.#meshError(id, err)
+    }
+    this.#write('serverList', { id, servers: servers.map(serverInfoOut) })
+  }
+
+  #transfer(m: DecodedMessage): void {
+    const id = m.id as Uint64
+    const key = idKey(id)
+    const network = this.#services(id, 'Transfer')
+    if (network === null) return
+    if (key === 0) return this.#error(0, 'INVALID_ARGUMENT', 'Transfer.id must be non-zero', 'invalid-argument')
+    if (!this.#checkId(id)) return
+    const server = m.server as string
+    const selector = m.selector as DecodedMessage | null | undefined
+    let target: string | ServerSelector
+    if (server !== '') target = server
+    else if (selector !== null && selector !== undefined) {
+      try {
+        target = selectorIn(selector)
+      } catch (err) {
+        return this.#meshError(id, err)
+      }
+    } else return this.#error(id, 'INVALID_ARGUMENT', 'Transfer: set server (the target) or selector', 'invalid-argument')
+    const timeoutMs = m.timeoutMs as number
+    let done: Promise<TransferResult>
+    try {
+      done = network.transfer(m.player as string, target, timeoutMs > 0 ? { timeoutMs } : undefined)
+    } catch (err) {
+      return this.#meshError(id, err)
+    }
+    this.#requests.set(key, id)
+    done.then(
+      (r) => this.#serviceDone(key, id, 'transferDone', { id, player: r.player, server: r.server, from: r.from, via: r.via }, null),
+      (err: unknown) => this.#serviceDone(key, id, null, null, err),
+    )
+  }
+
+  /** MessagePlayer (`kick` false) or KickPlayer. */
+  #deliver(m: DecodedMessage, kick: boolean): void {
+    const id = m.id as Uint64
+    const network = this.#services(id, kick ? 'KickPlayer' : 'MessagePlayer')
+    if (network === null || !this.#checkId(id)) return
+    const timeoutMs = m.timeoutMs as number
+    const o = timeoutMs > 0 ? { timeoutMs } : undefined
+    let done: Promise<unknown>
+    try {
+      done = kick ? network.kick(m.player as string, m.reason as string, o) : network.message(m.player as string, m.text as string, o)
+    } catch (err) {
+      return this.#meshError(id, err)
+    }
+    // Outstanding operations sent with id 0 count against the bound too, under keys no id can have.
+    let key = idKey(id)
+    if (key === 0) key = `anonymous:${this.#nextAnonymous++}`
+    this.#requests.set(key, id)
+    done.then(
+      () => this.#serviceDone(key, id, 'result', { id, count: 1 }, null),
+      (err: unknown) => this.#serviceDone(key, id, null, null, err),
+    )
+  }
+
+  /** A services operation ended: answer with `body` (success; none for id 0) or the error, and read on if the bound held reading. */
+  #serviceDone(key: number | string, id: Uint64, body: AgentBody | null, value: object | null, err: unknown): void {
+    if (!this.#requests.delete(key)) return
+    if (this.#state !== 'ready') return
+    if (body === null) this.#meshError(id, err)
+    else if (idKey(id) !== 0) this.#write(body, value as object)
+    if (this.#requests.size === this.#host.maxPendingRequests - 1) this.#readFrames()
+  }
+
+  #serviceAnswer(m: DecodedMessage): void {
+    if (this.#services(0, 'ServiceAnswer') === null) return
+    const n = idKey(m.id as Uint64)
+    const entry = typeof n === 'number' ? this.#incoming.get(n) : undefined
+    if (entry === undefined) {
+      return this.#error(0, 'UNKNOWN_REQUEST', `ServiceAnswer to call ${String(m.id)}: not pending (already answered, expired, or never sent)`, 'unknown-request')
+    }
+    if (!entry.call) {
+      return this.#error(0, 'UNKNOWN_REQUEST', `ServiceAnswer to ${String(m.id)}: that is an IncomingRequest; answer it with Reply`, 'unknown-request')
+    }
+    this.#incoming.delete(n as number)
+    entry.resolve({ ok: m.ok === true, reason: m.reason as string })
+  }
+
+  /**
+   * Ask the client (ServiceCall) and resolve with its ServiceAnswer. Shares
+   * the incoming requests' bound, numbering and timeout: past the bound, or
+   * unanswered in time, it rejects (the Network refuses with that text).
+   */
+  #call(kind: ServiceCallKindValue, player: PlayerInfo, server: string, from: string, text: string): Promise<CallAnswer> {
+    if (this.#state !== 'ready') return NEVER
+    if (this.#incoming.size >= this.#host.maxIncomingRequests) {
+      this.#host.count('incoming-overflow')
+      return Promise.reject(new Error(`node "${this.#id}" has ${this.#incoming.size} unanswered requests and calls (the agent's limit)`))
+    }
+    const n = this.#nextIncoming++
+    return new Promise<CallAnswer>((resolve, reject) => {
+      this.#incoming.set(n, { from: '', call: true, resolve: resolve as Incoming['resolve'], reject, deadline: Date.now() + this.#host.incomingTimeoutMs })
+      this.#sweep ??= setInterval(this.#expireIncoming, SWEEP_MS)
+      this.#write('serviceCall', { id: n, kind, player: playerOut(player), server, from, text })
+    })
+  }
+
+  readonly #onPlayerJoined = (p: PlayerInfo): void => {
+    this.#write('playerEvent', { kind: PlayerEventKind.JOINED, player: playerOut(p), from: '' })
+  }
+
+  readonly #onPlayerLeft = (p: PlayerInfo): void => {
+    this.#write('playerEvent', { kind: PlayerEventKind.LEFT, player: playerOut(p), from: '' })
+  }
+
+  readonly #onPlayerMoved = (p: PlayerInfo, from: string): void => {
+    this.#write('playerEvent', { kind: PlayerEventKind.MOVED, player: playerOut(p), from })
+  }
+
+  readonly #onServerUpdated = (s: ServerInfo): void => {
+    this.#write('serverEvent', { removed: false, info: serverInfoOut(s) })
+  }
+
+  readonly #onServerRemoved = (id: string): void => {
+    this.#write('serverEvent', { removed: true, info: { id } })
+  }
+
   // ------------------------------------------------------------ events from the node
 
   readonly #onMessage = (m: MeshMessage): void => {
+    // The services' own traffic, on a node that runs them.
+    if (m.channel === SERVICES_CHANNEL && this.#network !== null) return
     MESSAGE_OUT.from = m.from
     MESSAGE_OUT.data = m.data
     MESSAGE_OUT.channel = m.channel
@@ -527,7 +876,7 @@ export class ClientSession {
     }
     const n = this.#nextIncoming++
     return new Promise<Uint8Array>((resolve, reject) => {
-      this.#incoming.set(n, { from, resolve, reject, deadline: Date.now() + this.#host.incomingTimeoutMs })
+      this.#incoming.set(n, { from, call: false, resolve: resolve as Incoming['resolve'], reject, deadline: Date.now() + this.#host.incomingTimeoutMs })
       this.#sweep ??= setInterval(this.#expireIncoming, SWEEP_MS)
       this.#write('incomingRequest', { id: n, from, data })
     })
@@ -716,7 +1065,17 @@ export class ClientSession {
     if (this.#sweep !== null) clearInterval(this.#sweep)
     this.#sweep = null
     const node = this.#node
+    const network = this.#network
     this.#closeDone = (async () => {
+      // The services stop before the node, so their peers drop this node's facts at once.
+      if (network !== null) {
+        network.off('player-joined', this.#onPlayerJoined)
+        network.off('player-left', this.#onPlayerLeft)
+        network.off('player-moved', this.#onPlayerMoved)
+        network.off('server-updated', this.#onServerUpdated)
+        network.off('server-removed', this.#onServerRemoved)
+        await network.close().catch(() => {})
+      }
       if (node !== null) {
         node.off('message', this.#onMessage)
         node.off('peer-up', this.#onPeerUp)
