@@ -34,6 +34,18 @@ export const ErrorCode = {
   Handshake: 'ERR_WARPMESH_HANDSHAKE',
   /** {@link NativeModuleError}. */
   NativeModule: 'ERR_WARPMESH_NATIVE_MODULE',
+  /** {@link UnknownPlayerError}. */
+  UnknownPlayer: 'ERR_WARPMESH_UNKNOWN_PLAYER',
+  /** {@link NoSuchServerError}. */
+  NoSuchServer: 'ERR_WARPMESH_NO_SUCH_SERVER',
+  /** {@link ServerFullError}. */
+  ServerFull: 'ERR_WARPMESH_SERVER_FULL',
+  /** {@link RefusedError}. */
+  Refused: 'ERR_WARPMESH_REFUSED',
+  /** {@link TargetDownError}. */
+  TargetDown: 'ERR_WARPMESH_TARGET_DOWN',
+  /** {@link TransferConflictError}. */
+  TransferConflict: 'ERR_WARPMESH_TRANSFER_CONFLICT',
 } as const
 
 /** Union of the values of {@link ErrorCode}. */
@@ -422,6 +434,124 @@ export class NativeModuleError extends WarpmeshError {
       options,
     )
     this.module = module
+  }
+}
+
+/** Options of the network services' errors. */
+export interface ServiceErrorOptions extends MessageOptions {
+  /** The player concerned, when there is one. */
+  player?: string
+  /** The server concerned, when there is one. */
+  server?: string
+}
+
+/**
+ * Base of the network services' named failures (transfer, message, kick;
+ * lib/services). `player` and `server` name what it concerns ('' when none).
+ */
+export abstract class ServiceError extends WarpmeshError {
+  /** The player concerned, or ''. */
+  readonly player: string
+  /** The server concerned, or ''. */
+  readonly server: string
+
+  constructor(message: string, code: WarpmeshErrorCode, options?: ServiceErrorOptions) {
+    super(options?.message ?? message, code, options)
+    this.player = options?.player ?? ''
+    this.server = options?.server ?? ''
+  }
+}
+
+/** No server lists this player. Code `ERR_WARPMESH_UNKNOWN_PLAYER`. */
+export class UnknownPlayerError extends ServiceError {
+  static {
+    this.prototype.name = 'UnknownPlayerError'
+  }
+
+  declare readonly code: typeof ErrorCode.UnknownPlayer
+
+  constructor(player: string, options?: Omit<ServiceErrorOptions, 'player'>) {
+    super(`unknown player ${JSON.stringify(player)}: no server lists them`, ErrorCode.UnknownPlayer, { ...options, player })
+  }
+}
+
+/**
+ * The named server is not in the registry, or no listed server matches a
+ * selector. Code `ERR_WARPMESH_NO_SUCH_SERVER`.
+ */
+export class NoSuchServerError extends ServiceError {
+  static {
+    this.prototype.name = 'NoSuchServerError'
+  }
+
+  declare readonly code: typeof ErrorCode.NoSuchServer
+
+  constructor(server: string, options?: Omit<ServiceErrorOptions, 'server'>) {
+    super(`no such server ${JSON.stringify(server)} in the registry`, ErrorCode.NoSuchServer, { ...options, server })
+  }
+}
+
+/**
+ * The target (or every server a selector found) has no room, or is in a
+ * state that takes no players. Code `ERR_WARPMESH_SERVER_FULL`.
+ */
+export class ServerFullError extends ServiceError {
+  static {
+    this.prototype.name = 'ServerFullError'
+  }
+
+  declare readonly code: typeof ErrorCode.ServerFull
+
+  constructor(server: string, options?: Omit<ServiceErrorOptions, 'server'>) {
+    super(`server ${JSON.stringify(server)} is full`, ErrorCode.ServerFull, { ...options, server })
+  }
+}
+
+/**
+ * The target's transfer hook, or the handler at the player's proxy, said no
+ * (or has none); `reason` is its text. Code `ERR_WARPMESH_REFUSED`.
+ */
+export class RefusedError extends ServiceError {
+  static {
+    this.prototype.name = 'RefusedError'
+  }
+
+  declare readonly code: typeof ErrorCode.Refused
+  /** Why, as the refusing side put it. */
+  readonly reason: string
+
+  constructor(reason: string, options?: ServiceErrorOptions) {
+    super(`refused${options?.server ? ` by ${JSON.stringify(options.server)}` : ''}: ${reason}`, ErrorCode.Refused, options)
+    this.reason = reason
+  }
+}
+
+/** The target server went down (or left the table) before it answered. Code `ERR_WARPMESH_TARGET_DOWN`. */
+export class TargetDownError extends ServiceError {
+  static {
+    this.prototype.name = 'TargetDownError'
+  }
+
+  declare readonly code: typeof ErrorCode.TargetDown
+
+  constructor(server: string, options?: Omit<ServiceErrorOptions, 'server'>) {
+    super(`server ${JSON.stringify(server)} went down during the operation`, ErrorCode.TargetDown, { ...options, server })
+  }
+}
+
+/**
+ * Another transfer of the same player is in progress (the one that reached
+ * the player's proxy first wins). Code `ERR_WARPMESH_TRANSFER_CONFLICT`.
+ */
+export class TransferConflictError extends ServiceError {
+  static {
+    this.prototype.name = 'TransferConflictError'
+  }
+
+  declare readonly code: typeof ErrorCode.TransferConflict
+
+  constructor(player: string, options?: Omit<ServiceErrorOptions, 'player'>) {
+    super(`player ${JSON.stringify(player)} is already being transferred`, ErrorCode.TransferConflict, { ...options, player })
   }
 }
 

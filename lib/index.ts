@@ -38,3 +38,9 @@ export type {
 export { AGENT_MAX_FRAME, AGENT_PROTOCOL_VERSION, DEFAULT_AGENT_SOCKET, DEFAULT_CLIENT_BUFFER, AgentErrorCode } from './agent/protocol.js'
 export { agentOptionsFromEnv } from './config.js'
 export type { AgentEnvConfig } from './config.js'
+export { Network } from './services/network.js'
+export { SERVICES_TOPIC, SERVICES_CHANNEL, ServerState, CLOSED_STATES } from './services/types.js'
+export type {
+  PlayerInfo, PlayerAnnouncement, ServerInfo, ServerSettings, ServerSelector, PlayerFilter, ServerFilter,
+  TransferResult, DeliveryResult, TransferHook, MoveHandler, PlayerMessageHandler, KickHandler, NetworkOptions, NetworkStats,
+} from './services/types.js'
