@@ -47,6 +47,38 @@ final class Convert {
         sessions);
   }
 
+  static Player player(dev.warpmesh.agent.proto.Player p) {
+    return new Player(p.getName(), p.getXuid(), p.getServer(), p.getProxy(), p.getFieldsMap());
+  }
+
+  static List<Player> players(List<dev.warpmesh.agent.proto.Player> list) {
+    List<Player> out = new ArrayList<>(list.size());
+    for (dev.warpmesh.agent.proto.Player p : list) out.add(player(p));
+    return List.copyOf(out);
+  }
+
+  static ServerInfo server(dev.warpmesh.agent.proto.ServerInfo s) {
+    return new ServerInfo(
+        s.getId(), s.getRole(), s.getState(), s.getMode(), s.getTagsList(), s.getPlayers(), s.getMax(), s.getFieldsMap());
+  }
+
+  static List<ServerInfo> servers(List<dev.warpmesh.agent.proto.ServerInfo> list) {
+    List<ServerInfo> out = new ArrayList<>(list.size());
+    for (dev.warpmesh.agent.proto.ServerInfo s : list) out.add(server(s));
+    return List.copyOf(out);
+  }
+
+  static TransferDone transferDone(dev.warpmesh.agent.proto.TransferDone t) {
+    return new TransferDone(t.getPlayer(), t.getServer(), t.getFrom(), t.getVia());
+  }
+
+  /** The call, or null when its kind is one this client does not know. */
+  static ServiceCall serviceCall(dev.warpmesh.agent.proto.ServiceCall c) {
+    ServiceCall.Kind kind = ServiceCall.Kind.fromNumber(c.getKindValue());
+    if (kind == null) return null;
+    return new ServiceCall(c.getId(), kind, player(c.getPlayer()), c.getServer(), c.getFrom(), c.getText());
+  }
+
   static WarpmeshException error(dev.warpmesh.agent.proto.Error e) {
     return new WarpmeshException(
         ErrorCode.fromNumber(e.getCodeValue()), e.getMessage(), e.getFatal(), null);

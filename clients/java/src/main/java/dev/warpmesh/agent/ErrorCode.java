@@ -47,6 +47,20 @@ public enum ErrorCode {
   START_FAILED(16),
   /** An agent bug. */
   INTERNAL(17),
+  /** A services operation on a client built without {@code services(true)}. */
+  SERVICES_OFF(18),
+  /** No server lists the player. */
+  UNKNOWN_PLAYER(19),
+  /** The server is not in the registry, or no server matches the selector. */
+  NO_SUCH_SERVER(20),
+  /** The target has no room, or is in a state that takes no players. */
+  SERVER_FULL(21),
+  /** The target's hook or the player's proxy said no; the message is its reason. */
+  REFUSED(22),
+  /** The target went down during the transfer. */
+  TARGET_DOWN(23),
+  /** Another transfer of the player is in progress. */
+  TRANSFER_CONFLICT(24),
   /** Local only: the calling thread was interrupted while it waited. */
   INTERRUPTED(-1);
 

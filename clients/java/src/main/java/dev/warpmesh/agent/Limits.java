@@ -35,6 +35,10 @@ final class Limits {
   static final int META_VALUE_MAX_BYTES = 128;
   /** Application channels 0..MAX_CHANNEL. */
   static final int MAX_CHANNEL = 15;
+  /** Server states: 1..32 of a-z 0-9 _ - (lib/services). */
+  static final String STATE_PATTERN = "[a-z0-9_-]{1,32}";
+  /** Bound of the players this client re-announces after a reconnect. */
+  static final int MAX_HOSTED_PLAYERS = 100_000;
   /** Client name sent in Hello. */
   static final String CLIENT_NAME = "warpmesh-java/0.1.0";
 }

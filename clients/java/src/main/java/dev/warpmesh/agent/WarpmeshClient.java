@@ -6,18 +6,30 @@ import dev.warpmesh.agent.proto.Broadcast;
 import dev.warpmesh.agent.proto.ClientMessage;
 import dev.warpmesh.agent.proto.CoordinatorEvent;
 import dev.warpmesh.agent.proto.GetPeers;
+import dev.warpmesh.agent.proto.GetServers;
 import dev.warpmesh.agent.proto.GetStats;
 import dev.warpmesh.agent.proto.Goodbye;
 import dev.warpmesh.agent.proto.Hello;
 import dev.warpmesh.agent.proto.IncomingRequest;
+import dev.warpmesh.agent.proto.KickPlayer;
+import dev.warpmesh.agent.proto.ListPlayers;
+import dev.warpmesh.agent.proto.Locate;
 import dev.warpmesh.agent.proto.Message;
+import dev.warpmesh.agent.proto.MessagePlayer;
 import dev.warpmesh.agent.proto.PeerEvent;
+import dev.warpmesh.agent.proto.PlayerEvent;
+import dev.warpmesh.agent.proto.PlayerJoin;
+import dev.warpmesh.agent.proto.PlayerLeave;
 import dev.warpmesh.agent.proto.Publish;
 import dev.warpmesh.agent.proto.Reply;
 import dev.warpmesh.agent.proto.Request;
 import dev.warpmesh.agent.proto.Send;
+import dev.warpmesh.agent.proto.ServerEvent;
+import dev.warpmesh.agent.proto.ServiceAnswer;
+import dev.warpmesh.agent.proto.SetServer;
 import dev.warpmesh.agent.proto.SetMeta;
 import dev.warpmesh.agent.proto.Subscribe;
+import dev.warpmesh.agent.proto.Transfer;
 import dev.warpmesh.agent.proto.Undelivered;
 import dev.warpmesh.agent.proto.Unsubscribe;
 import dev.warpmesh.agent.proto.Welcome;
@@ -28,9 +40,11 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collections;
+import java.util.EnumMap;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
@@ -84,6 +98,20 @@ public final class WarpmeshClient implements AutoCloseable {
       m -> Convert.peers(expect(m, AgentMessage.BodyCase.PEERS).getPeers().getPeersList());
   private static final Function<AgentMessage, NodeStats> STATS =
       m -> Convert.stats(expect(m, AgentMessage.BodyCase.STATS).getStats());
+  private static final Function<AgentMessage, Player> PLAYER_RESULT =
+      m -> {
+        dev.warpmesh.agent.proto.PlayerResult r = expect(m, AgentMessage.BodyCase.PLAYER_RESULT).getPlayerResult();
+        return r.getFound() ? Convert.player(r.getPlayer()) : null;
+      };
+  private static final Function<AgentMessage, PlayerList> PLAYER_LIST =
+      m -> {
+        dev.warpmesh.agent.proto.PlayerList l = expect(m, AgentMessage.BodyCase.PLAYER_LIST).getPlayerList();
+        return new PlayerList(l.getCount(), Convert.players(l.getPlayersList()));
+      };
+  private static final Function<AgentMessage, List<ServerInfo>> SERVER_LIST =
+      m -> Convert.servers(expect(m, AgentMessage.BodyCase.SERVER_LIST).getServerList().getServersList());
+  private static final Function<AgentMessage, TransferDone> TRANSFER_DONE =
+      m -> Convert.transferDone(expect(m, AgentMessage.BodyCase.TRANSFER_DONE).getTransferDone());
 
   /** One live connection to the agent, after Welcome. */
   private static final class Conn {
@@ -111,6 +139,9 @@ public final class WarpmeshClient implements AutoCloseable {
   private final boolean reconnect;
   private final WarpmeshListener listener;
   private final AsyncRequestHandler handler;
+  private final boolean services;
+  private final boolean playerEvents;
+  private final Map<ServiceCall.Kind, AsyncServiceHandler> serviceHandlers;
 
   private final ReentrantLock writeLock = new ReentrantLock();
   private final AtomicLong nextId = new AtomicLong();
@@ -119,6 +150,11 @@ public final class WarpmeshClient implements AutoCloseable {
   private final ConcurrentHashMap<String, PeerInfo> knownPeers = new ConcurrentHashMap<>();
   private final Set<String> topics = ConcurrentHashMap.newKeySet();
   private volatile Map<String, String> meta;
+  /** This server's registry entry as last confirmed by the agent (sent again on reconnect), or null. */
+  private volatile ServerSettings server;
+  private final Object serverLock = new Object();
+  /** Players this client announced (join confirmed, no leave since), by lower-case name: re-announced on reconnect. */
+  private final ConcurrentHashMap<String, PlayerJoin> hosted = new ConcurrentHashMap<>();
 
   private volatile Conn conn; // null while disconnected; written under writeLock
   private volatile SocketChannel connecting; // the channel of a handshake in progress
@@ -136,6 +172,10 @@ public final class WarpmeshClient implements AutoCloseable {
     this.reconnect = b.reconnect;
     this.listener = b.listener != null ? b.listener : new WarpmeshListener() {};
     this.handler = b.handler;
+    this.services = b.services;
+    this.playerEvents = b.playerEvents;
+    this.serviceHandlers = Collections.unmodifiableMap(new EnumMap<>(b.serviceHandlers));
+    this.server = b.server;
     this.meta = Map.copyOf(b.meta);
     this.topics.addAll(b.topics);
     ScheduledThreadPoolExecutor t =
@@ -191,6 +231,12 @@ public final class WarpmeshClient implements AutoCloseable {
             .addAllTopics(new ArrayList<>(topics))
             .setClient(Limits.CLIENT_NAME);
     if (token != null) h.setToken(token);
+    if (services) {
+      h.setServices(true).setPlayerEvents(playerEvents);
+      ServerSettings s = server;
+      if (s != null) h.setServer(s.toProto());
+      for (ServiceCall.Kind k : serviceHandlers.keySet()) h.addHandlesValue(k.number());
+    }
     return ClientMessage.newBuilder().setHello(h).build();
   }
 
@@ -264,6 +310,7 @@ public final class WarpmeshClient implements AutoCloseable {
         drop(c, "client closed");
         return;
       }
+      reannounce();
       safely(listener::onReconnected);
     }
   }
@@ -282,6 +329,26 @@ public final class WarpmeshClient implements AutoCloseable {
       return "protocol error: " + e.getMessage();
     } catch (IOException e) {
       return closing ? "client closed" : "connection lost: " + e;
+    }
+  }
+
+  /**
+   * The new node knows none of this server's players: announce them again (id 0: a failure reaches
+   * {@link WarpmeshListener#onError}).
+   */
+  private void reannounce() {
+    for (PlayerJoin j : hosted.values()) {
+      try {
+        write(ClientMessage.newBuilder().setPlayerJoin(j.toBuilder().setId(0)).build(), false);
+      } catch (WarpmeshException e) {
+        LOG.log(System.Logger.Level.DEBUG, "warpmesh client {0}: re-announcing {1} failed: {2}", id, j.getName(), e.getMessage());
+        return;
+      }
+    }
+    try {
+      flush();
+    } catch (WarpmeshException e) {
+      // dropped again: the reader notices
     }
   }
 
@@ -352,6 +419,34 @@ public final class WarpmeshClient implements AutoCloseable {
       case STATS:
         pending.complete(m.getStats().getId(), m);
         break;
+      case PLAYER_RESULT:
+        pending.complete(m.getPlayerResult().getId(), m);
+        break;
+      case PLAYER_LIST:
+        pending.complete(m.getPlayerList().getId(), m);
+        break;
+      case SERVER_LIST:
+        pending.complete(m.getServerList().getId(), m);
+        break;
+      case TRANSFER_DONE:
+        pending.complete(m.getTransferDone().getId(), m);
+        break;
+      case SERVICE_CALL:
+        handleServiceCall(m.getServiceCall());
+        break;
+      case PLAYER_EVENT:
+        handlePlayerEvent(m.getPlayerEvent());
+        break;
+      case SERVER_EVENT:
+        ServerEvent se = m.getServerEvent();
+        if (se.getRemoved()) {
+          String sid = se.getInfo().getId();
+          safely(() -> listener.onServerRemoved(sid));
+        } else {
+          ServerInfo info = Convert.server(se.getInfo());
+          safely(() -> listener.onServerUpdated(info));
+        }
+        break;
       case ERROR:
         dev.warpmesh.agent.proto.Error e = m.getError();
         WarpmeshException ex = Convert.error(e);
@@ -395,6 +490,60 @@ public final class WarpmeshClient implements AutoCloseable {
         break;
       default:
         break;
+    }
+  }
+
+  private void handlePlayerEvent(PlayerEvent ev) {
+    Player p = Convert.player(ev.getPlayer());
+    switch (ev.getKind()) {
+      case JOINED:
+        safely(() -> listener.onPlayerJoined(p));
+        break;
+      case LEFT:
+        safely(() -> listener.onPlayerLeft(p));
+        break;
+      case MOVED:
+        safely(() -> listener.onPlayerMoved(p, ev.getFrom()));
+        break;
+      default:
+        break;
+    }
+  }
+
+  private void handleServiceCall(dev.warpmesh.agent.proto.ServiceCall c) {
+    long cid = c.getId();
+    Conn from = conn;
+    ServiceCall call = Convert.serviceCall(c);
+    AsyncServiceHandler h = call == null ? null : serviceHandlers.get(call.kind());
+    if (h == null) {
+      sendServiceAnswer(from, cid, "not handled by " + id);
+      return;
+    }
+    CompletionStage<String> stage;
+    try {
+      stage = h.handle(call);
+    } catch (Throwable t) {
+      sendServiceAnswer(from, cid, errorText(t));
+      return;
+    }
+    if (stage == null) {
+      sendServiceAnswer(from, cid, null);
+      return;
+    }
+    stage.whenComplete((reason, t) -> sendServiceAnswer(from, cid, t != null ? errorText(t) : reason));
+  }
+
+  /** Answers a ServiceCall: {@code refusal} null = ok. */
+  private void sendServiceAnswer(Conn from, long cid, String refusal) {
+    if (conn != from) return; // the call died with its connection
+    ServiceAnswer.Builder a = ServiceAnswer.newBuilder().setId(cid).setOk(refusal == null);
+    if (refusal != null) {
+      a.setReason(refusal.length() > Limits.MAX_REPLY_ERROR_CHARS ? refusal.substring(0, Limits.MAX_REPLY_ERROR_CHARS) : refusal);
+    }
+    try {
+      write(ClientMessage.newBuilder().setServiceAnswer(a).build(), true);
+    } catch (WarpmeshException e) {
+      LOG.log(System.Logger.Level.DEBUG, "warpmesh client {0}: service answer {1} not sent: {2}", id, cid, e.getMessage());
     }
   }
 
@@ -770,6 +919,269 @@ public final class WarpmeshClient implements AutoCloseable {
     return call(opId, m, requestTimeoutMs, "stats").thenApply(STATS);
   }
 
+  // ------------------------------------------------------------------ network services
+
+  private CompletableFuture<AgentMessage> serviceCall(long opId, ClientMessage m, long timeoutMs, String what) {
+    if (!services) {
+      return CompletableFuture.failedFuture(
+          new WarpmeshException(ErrorCode.SERVICES_OFF, what + ": this client was built without services(true)"));
+    }
+    return call(opId, m, timeoutMs, what);
+  }
+
+  private static String checkPlayer(String player) {
+    if (player == null || player.isEmpty()) throw new IllegalArgumentException("player must be a name or an XUID, got \"" + player + "\"");
+    return player;
+  }
+
+  private static int timeoutMs(Duration timeout) {
+    long ms = timeout.toMillis();
+    if (ms < 1 || ms > Integer.MAX_VALUE) throw new IllegalArgumentException("timeout must be 1 ms .. 2^31-1 ms, got " + timeout);
+    return (int) ms;
+  }
+
+  /** This server now hosts player {@code name} (XUID "" when unknown, connected through no proxy). */
+  public void join(String name, String xuid) {
+    await(joinAsync(name, xuid, "", Map.of()));
+  }
+
+  /**
+   * This server now hosts the player: every node's directory lists them here (replacing this server's
+   * own entry of that name). Kept across reconnects: the client announces its players again to the new
+   * node.
+   *
+   * @param name the player's name
+   * @param xuid XUID (digits), "" when unknown
+   * @param proxy node id of the proxy the player is connected through, "" when none
+   * @param fields free fields (at most 8 pairs)
+   */
+  public void join(String name, String xuid, String proxy, Map<String, String> fields) {
+    await(joinAsync(name, xuid, proxy, fields));
+  }
+
+  /** Asynchronous {@link #join(String, String, String, Map)}. */
+  public CompletableFuture<Void> joinAsync(String name, String xuid, String proxy, Map<String, String> fields) {
+    PlayerJoin.Builder j =
+        PlayerJoin.newBuilder()
+            .setName(checkPlayer(name))
+            .setXuid(Objects.requireNonNull(xuid, "xuid"))
+            .setProxy(Objects.requireNonNull(proxy, "proxy"))
+            .putAllFields(Objects.requireNonNull(fields, "fields"));
+    long opId = newId();
+    PlayerJoin announced = j.build();
+    ClientMessage m = ClientMessage.newBuilder().setPlayerJoin(j.setId(opId)).build();
+    return serviceCall(opId, m, requestTimeoutMs, "join")
+        .thenApply(
+            a -> {
+              expect(a, AgentMessage.BodyCase.RESULT);
+              String key = name.toLowerCase(Locale.ROOT);
+              if (hosted.size() < Limits.MAX_HOSTED_PLAYERS || hosted.containsKey(key)) hosted.put(key, announced);
+              return null;
+            });
+  }
+
+  /** This server no longer hosts the player (name in any case, or XUID); false when it did not. */
+  public boolean leave(String player) {
+    return await(leaveAsync(player));
+  }
+
+  /** Asynchronous {@link #leave}. */
+  public CompletableFuture<Boolean> leaveAsync(String player) {
+    long opId = newId();
+    ClientMessage m =
+        ClientMessage.newBuilder().setPlayerLeave(PlayerLeave.newBuilder().setId(opId).setPlayer(checkPlayer(player))).build();
+    return serviceCall(opId, m, requestTimeoutMs, "leave")
+        .thenApply(
+            a -> {
+              int n = expect(a, AgentMessage.BodyCase.RESULT).getResult().getCount();
+              String key = player.toLowerCase(Locale.ROOT);
+              if (hosted.remove(key) == null) hosted.values().removeIf(j -> j.getXuid().equals(player));
+              return n > 0;
+            });
+  }
+
+  /** The players this client announced and has not left (what it announces again after a reconnect). */
+  public List<String> hostedPlayers() {
+    List<String> names = new ArrayList<>();
+    for (PlayerJoin j : hosted.values()) names.add(j.getName());
+    return names;
+  }
+
+  /**
+   * Updates this server's registry entry (lists it when it is not yet listed); fields left unset keep
+   * their value. Kept across reconnects.
+   */
+  public void setServer(ServerSettings settings) {
+    await(setServerAsync(settings));
+  }
+
+  /** Asynchronous {@link #setServer}. */
+  public CompletableFuture<Void> setServerAsync(ServerSettings settings) {
+    Objects.requireNonNull(settings, "settings");
+    long opId = newId();
+    ClientMessage m =
+        ClientMessage.newBuilder().setSetServer(SetServer.newBuilder().setId(opId).setServer(settings.toProto())).build();
+    return serviceCall(opId, m, requestTimeoutMs, "setServer")
+        .thenApply(
+            a -> {
+              expect(a, AgentMessage.BodyCase.RESULT);
+              synchronized (serverLock) {
+                ServerSettings s = server;
+                server = s == null ? settings : s.merge(settings);
+              }
+              return null;
+            });
+  }
+
+  /** This server's registry settings as last confirmed by the agent, or null when it is not listed. */
+  public ServerSettings serverSettings() {
+    return server;
+  }
+
+  /** Where a player is (name in any case, or XUID), or null when no server lists them. No mesh round trip. */
+  public Player locate(String player) {
+    return await(locateAsync(player));
+  }
+
+  /** Asynchronous {@link #locate}. */
+  public CompletableFuture<Player> locateAsync(String player) {
+    long opId = newId();
+    ClientMessage m = ClientMessage.newBuilder().setLocate(Locate.newBuilder().setId(opId).setPlayer(checkPlayer(player))).build();
+    return serviceCall(opId, m, requestTimeoutMs, "locate").thenApply(PLAYER_RESULT);
+  }
+
+  /**
+   * Players in the network: {@code count} of all matching, {@code players} at most {@code limit} of them.
+   *
+   * @param mode only players on servers of this mode (null or "" = any)
+   * @param server only players on this server (null or "" = any)
+   * @param limit at most this many players in the list (0 = all)
+   */
+  public PlayerList listPlayers(String mode, String server, int limit) {
+    return await(listPlayersAsync(mode, server, limit));
+  }
+
+  /** Asynchronous {@link #listPlayers}. */
+  public CompletableFuture<PlayerList> listPlayersAsync(String mode, String server, int limit) {
+    if (limit < 0) throw new IllegalArgumentException("limit must be 0 (all) or more, got " + limit);
+    long opId = newId();
+    ClientMessage m =
+        ClientMessage.newBuilder()
+            .setListPlayers(
+                ListPlayers.newBuilder()
+                    .setId(opId)
+                    .setMode(mode == null ? "" : mode)
+                    .setServer(server == null ? "" : server)
+                    .setLimit(limit))
+            .build();
+    return serviceCall(opId, m, requestTimeoutMs, "listPlayers").thenApply(PLAYER_LIST);
+  }
+
+  /**
+   * Servers in the registry matching every given filter.
+   *
+   * @param mode null or "" = any
+   * @param states any of these states (null or empty = any)
+   * @param tag null or "" = any
+   */
+  public List<ServerInfo> servers(String mode, List<String> states, String tag) {
+    return await(serversAsync(mode, states, tag));
+  }
+
+  /** Asynchronous {@link #servers}. */
+  public CompletableFuture<List<ServerInfo>> serversAsync(String mode, List<String> states, String tag) {
+    long opId = newId();
+    GetServers.Builder g = GetServers.newBuilder().setId(opId).setMode(mode == null ? "" : mode).setTag(tag == null ? "" : tag);
+    if (states != null) g.addAllStates(states);
+    ClientMessage m = ClientMessage.newBuilder().setGetServers(g).build();
+    return serviceCall(opId, m, requestTimeoutMs, "servers").thenApply(SERVER_LIST);
+  }
+
+  /** Transfers a player to server {@code server}, with the default timeout. */
+  public TransferDone transfer(String player, String server) {
+    return await(transferAsync(player, server, Duration.ofMillis(requestTimeoutMs)));
+  }
+
+  /** Transfers a player to server {@code server} within {@code timeout}. */
+  public TransferDone transfer(String player, String server, Duration timeout) {
+    return await(transferAsync(player, server, timeout));
+  }
+
+  /** Transfers a player to the server {@code selector} picks, within {@code timeout}. */
+  public TransferDone transfer(String player, ServerSelector selector, Duration timeout) {
+    return await(transferAsync(player, selector, timeout));
+  }
+
+  /**
+   * Asks the target whether it accepts the player (state, capacity, its hook), then the player's proxy
+   * to move them. Completes with where they went, or exceptionally with a {@link WarpmeshException}:
+   * UNKNOWN_PLAYER, NO_SUCH_SERVER, SERVER_FULL, REFUSED (the message is the reason), TARGET_DOWN,
+   * TRANSFER_CONFLICT (another transfer of the player is in progress), TIMEOUT, PEER_DOWN (the player's
+   * proxy went down), CLOSED.
+   */
+  public CompletableFuture<TransferDone> transferAsync(String player, String server, Duration timeout) {
+    if (server == null || server.isEmpty()) throw new IllegalArgumentException("server must be a node id, got \"" + server + "\"");
+    return transferAsync(Transfer.newBuilder().setPlayer(checkPlayer(player)).setServer(server), timeout);
+  }
+
+  /** As {@link #transferAsync(String, String, Duration)}, to the server {@code selector} picks. */
+  public CompletableFuture<TransferDone> transferAsync(String player, ServerSelector selector, Duration timeout) {
+    Objects.requireNonNull(selector, "selector");
+    return transferAsync(Transfer.newBuilder().setPlayer(checkPlayer(player)).setSelector(selector.toProto()), timeout);
+  }
+
+  private CompletableFuture<TransferDone> transferAsync(Transfer.Builder t, Duration timeout) {
+    int ms = timeoutMs(timeout);
+    long opId = newId();
+    ClientMessage m = ClientMessage.newBuilder().setTransfer(t.setId(opId).setTimeoutMs(ms)).build();
+    return serviceCall(opId, m, ms, "transfer of " + t.getPlayer()).thenApply(TRANSFER_DONE);
+  }
+
+  /**
+   * Shows {@code text} to a player wherever they are (through their proxy's handler). Throws
+   * UNKNOWN_PLAYER, REFUSED, TIMEOUT, PEER_DOWN...
+   */
+  public void message(String player, String text) {
+    await(messageAsync(player, text, Duration.ofMillis(requestTimeoutMs)));
+  }
+
+  /** Asynchronous {@link #message}. */
+  public CompletableFuture<Void> messageAsync(String player, String text, Duration timeout) {
+    int ms = timeoutMs(timeout);
+    long opId = newId();
+    ClientMessage m =
+        ClientMessage.newBuilder()
+            .setMessagePlayer(
+                MessagePlayer.newBuilder()
+                    .setId(opId)
+                    .setPlayer(checkPlayer(player))
+                    .setText(Objects.requireNonNull(text, "text"))
+                    .setTimeoutMs(ms))
+            .build();
+    return serviceCall(opId, m, ms, "message to " + player).thenApply(a -> null);
+  }
+
+  /** Disconnects a player wherever they are, with {@code reason}. Throws as {@link #message}. */
+  public void kick(String player, String reason) {
+    await(kickAsync(player, reason, Duration.ofMillis(requestTimeoutMs)));
+  }
+
+  /** Asynchronous {@link #kick}. */
+  public CompletableFuture<Void> kickAsync(String player, String reason, Duration timeout) {
+    int ms = timeoutMs(timeout);
+    long opId = newId();
+    ClientMessage m =
+        ClientMessage.newBuilder()
+            .setKickPlayer(
+                KickPlayer.newBuilder()
+                    .setId(opId)
+                    .setPlayer(checkPlayer(player))
+                    .setReason(Objects.requireNonNull(reason, "reason"))
+                    .setTimeoutMs(ms))
+            .build();
+    return serviceCall(opId, m, ms, "kick of " + player).thenApply(a -> null);
+  }
+
   // ------------------------------------------------------------------ state
 
   /** This node's id. */
@@ -928,6 +1340,10 @@ public final class WarpmeshClient implements AutoCloseable {
     private int maxPending = Limits.DEFAULT_MAX_PENDING;
     private WarpmeshListener listener;
     private AsyncRequestHandler handler;
+    private boolean services;
+    private boolean playerEvents;
+    private ServerSettings server;
+    private final Map<ServiceCall.Kind, AsyncServiceHandler> serviceHandlers = new EnumMap<>(ServiceCall.Kind.class);
 
     private Builder() {}
 
@@ -1021,6 +1437,50 @@ public final class WarpmeshClient implements AutoCloseable {
     /** Answers incoming requests asynchronously. */
     public Builder onRequestAsync(AsyncRequestHandler value) {
       this.handler = Objects.requireNonNull(value, "handler");
+      return this;
+    }
+
+    /**
+     * Runs the network services on this node (player directory, server registry, transfers, player
+     * messaging): needed by {@link #join}, {@link #locate}, {@link #transfer} and the other services
+     * calls. Default false.
+     */
+    public Builder services(boolean value) {
+      this.services = value;
+      return this;
+    }
+
+    /** Lists this node in the server registry with these settings (a proxy leaves it unset); implies services. */
+    public Builder server(ServerSettings value) {
+      this.server = Objects.requireNonNull(value, "server");
+      this.services = true;
+      return this;
+    }
+
+    /**
+     * Receives the services' player and server events ({@link WarpmeshListener#onPlayerJoined} ...
+     * {@link WarpmeshListener#onServerRemoved}); implies services. Default false.
+     */
+    public Builder playerEvents(boolean value) {
+      this.playerEvents = value;
+      if (value) this.services = true;
+      return this;
+    }
+
+    /**
+     * Answers service calls of {@code kind} synchronously, on the reader thread; implies services.
+     * Without a handler the agent accepts transfer requests itself (state and capacity are still
+     * checked) and refuses moves, messages and kicks ("not handled").
+     */
+    public Builder onServiceCall(ServiceCall.Kind kind, ServiceHandler value) {
+      Objects.requireNonNull(value, "handler");
+      return onServiceCallAsync(kind, c -> CompletableFuture.completedFuture(value.handle(c)));
+    }
+
+    /** Answers service calls of {@code kind} asynchronously; implies services. */
+    public Builder onServiceCallAsync(ServiceCall.Kind kind, AsyncServiceHandler value) {
+      serviceHandlers.put(Objects.requireNonNull(kind, "kind"), Objects.requireNonNull(value, "handler"));
+      this.services = true;
       return this;
     }
 

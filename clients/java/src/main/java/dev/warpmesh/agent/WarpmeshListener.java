@@ -26,6 +26,21 @@ public interface WarpmeshListener {
   /** {@code count} queued reliable messages to {@code peer} were dropped: it could not be reached. */
   default void onUndelivered(String peer, int count, String reason) {}
 
+  /** Network services (with {@code playerEvents(true)}): a player appeared on {@code player.server()}. */
+  default void onPlayerJoined(Player player) {}
+
+  /** Network services: a player left the network (their server no longer lists them, or it went down). */
+  default void onPlayerLeft(Player player) {}
+
+  /** Network services: a player left server {@code from} and appeared on {@code player.server()}. */
+  default void onPlayerMoved(Player player, String from) {}
+
+  /** Network services: a server was listed, or its entry changed (state, players, mode...). */
+  default void onServerUpdated(ServerInfo server) {}
+
+  /** Network services: server {@code id} left the registry (it went down or stopped its services). */
+  default void onServerRemoved(String id) {}
+
   /**
    * An error the agent reported without an operation to fail: a failed fire-and-forget send, an
    * unknown reply id, or a fatal error just before the agent closes the connection.
