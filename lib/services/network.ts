@@ -174,7 +174,7 @@ export class Network extends EventEmitter {
     if (o.server !== undefined) {
       this.#self.server = mergeServer(null, o.server)
       this.#listed = true
-      this.#changed('server')
+      this.#pending().server = true
     }
   }
 
@@ -216,9 +216,7 @@ export class Network extends EventEmitter {
     const lc = p.name.toLowerCase()
     this.#reservations.delete(lc)
     this.#claim(this.#self, wire)
-    this.#out ??= this.#newOut()
-    this.#out.joined.set(lc, wire)
-    this.#changed()
+    this.#pending().joined.set(lc, wire)
     return infoOf(this.#hosted.get(lc)!)
   }
 
@@ -229,10 +227,9 @@ export class Network extends EventEmitter {
     if (e === undefined) return false
     const lc = e.name.toLowerCase()
     this.#unclaim(this.#self, lc, true)
-    this.#out ??= this.#newOut()
-    this.#out.joined.delete(lc)
-    this.#out.left.add(lc)
-    this.#changed()
+    const out = this.#pending()
+    out.joined.delete(lc)
+    out.left.add(lc)
     return true
   }
 
@@ -284,7 +281,7 @@ export class Network extends EventEmitter {
     checkServer(s)
     this.#self.server = mergeServer(this.#self.server, s)
     this.#listed = true
-    this.#changed('server')
+    this.#pending().server = true
     this.emit('server-updated', this.#serverInfo(this.#self)!)
   }
 
@@ -406,16 +403,13 @@ export class Network extends EventEmitter {
 
   // ------------------------------------------------------------ replication: sending
 
-  #newOut(): { joined: Map<string, WirePlayer>; left: Set<string>; server: boolean } {
-    return { joined: new Map(), left: new Set(), server: false }
-  }
-
-  /** Something of this node's changed: send one delta for everything changed in this turn. */
-  #changed(what?: 'server'): void {
-    const first = this.#out === null
-    this.#out ??= this.#newOut()
-    if (what === 'server') this.#out.server = true
-    if (first) queueMicrotask(() => this.#flush())
+  /** The changes of this turn, sent as one delta when the turn ends. */
+  #pending(): { joined: Map<string, WirePlayer>; left: Set<string>; server: boolean } {
+    if (this.#out === null) {
+      this.#out = { joined: new Map(), left: new Set(), server: false }
+      queueMicrotask(() => this.#flush())
+    }
+    return this.#out
   }
 
   #flush(): void {
