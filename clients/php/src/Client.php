@@ -10,13 +10,23 @@ use Warpmesh\Agent\Proto\ClientMessage;
 use Warpmesh\Agent\Proto\Delivery;
 use Warpmesh\Agent\Proto\ErrorCode;
 use Warpmesh\Agent\Proto\GetPeers;
+use Warpmesh\Agent\Proto\GetServers;
 use Warpmesh\Agent\Proto\GetStats;
 use Warpmesh\Agent\Proto\Goodbye;
 use Warpmesh\Agent\Proto\Hello;
+use Warpmesh\Agent\Proto\KickPlayer;
+use Warpmesh\Agent\Proto\ListPlayers;
+use Warpmesh\Agent\Proto\Locate;
+use Warpmesh\Agent\Proto\MessagePlayer;
 use Warpmesh\Agent\Proto\PeerEvent\Kind;
+use Warpmesh\Agent\Proto\PlayerJoin;
+use Warpmesh\Agent\Proto\PlayerLeave;
 use Warpmesh\Agent\Proto\Publish;
+use Warpmesh\Agent\Proto\ServiceAnswer;
+use Warpmesh\Agent\Proto\SetServer;
 use Warpmesh\Agent\Proto\SetMeta;
 use Warpmesh\Agent\Proto\Subscribe;
+use Warpmesh\Agent\Proto\Transfer;
 use Warpmesh\Agent\Proto\Unsubscribe;
 
 /**
@@ -33,6 +43,12 @@ use Warpmesh\Agent\Proto\Unsubscribe;
  * and succeed at once. When the connection drops, outstanding operations fail
  * with CLOSED and the client reconnects from poll() (100 ms doubling to 2 s),
  * announcing its id, role, current meta and topics again.
+ *
+ * Network services (option services, server or playerEvents): join()/leave() the players this
+ * server hosts, setServer(), locate(), listPlayers(), servers(), transfer(), message(), kick(),
+ * ServiceCall handlers (onTransferRequest, onMove, onPlayerMessage, onKick) and player/server
+ * events. Like meta and topics, this server's settings and hosted players are state the client
+ * keeps: they are announced again after a reconnect.
  */
 final class Client
 {
@@ -97,6 +113,17 @@ final class Client
     private ?\Closure $onConnected = null;
     private ?\Closure $onDisconnected = null;
     private ?\Closure $onReconnected = null;
+    /** @var array<int,\Closure> ServiceCall kind => handler */
+    private array $serviceHandlers = [];
+    private ?\Closure $onPlayerJoined = null;
+    private ?\Closure $onPlayerLeft = null;
+    private ?\Closure $onPlayerMoved = null;
+    private ?\Closure $onServerUpdated = null;
+    private ?\Closure $onServerRemoved = null;
+    /** @var ?array<string,mixed> this server's registry settings (announced again in every Hello) */
+    private ?array $server;
+    /** @var array<string,PlayerJoin> players this server hosts, by lower-case name (announced again after a reconnect) */
+    private array $hosted = [];
 
     /**
      * @param ClientOptions|array<string,mixed> $options see ClientOptions
@@ -111,6 +138,7 @@ final class Client
         foreach ($this->opts->topics as $t) {
             $this->topics[$t] = true;
         }
+        $this->server = $this->opts->server;
     }
 
     // ------------------------------------------------------------ callbacks
@@ -193,6 +221,96 @@ final class Client
     public function onReconnected(?callable $cb): self
     {
         $this->onReconnected = $cb === null ? null : \Closure::fromCallable($cb);
+        return $this;
+    }
+
+    // ------------------------------------------------------------ network services: handlers and events
+
+    /**
+     * fn(ServiceCall $c): bool|string|null — at a target server: may $c->player (now on $c->from)
+     * come here? true accepts; false or a reason refuses; null = answer later with answerServiceCall().
+     * Asked after the state and capacity checks passed. Without a handler the agent accepts.
+     * Register handlers before connect(): the Hello lists the kinds this client answers.
+     */
+    public function onTransferRequest(?callable $cb): self
+    {
+        return $this->onServiceCall(ServiceCall::TRANSFER_REQUEST, $cb);
+    }
+
+    /**
+     * fn(ServiceCall $c): bool|string|null — at the player's proxy (or their server when they have
+     * none): move $c->player to $c->server. Without a handler, moves are refused ("not handled").
+     */
+    public function onMove(?callable $cb): self
+    {
+        return $this->onServiceCall(ServiceCall::MOVE, $cb);
+    }
+
+    /** fn(ServiceCall $c): bool|string|null — show $c->text to $c->player. */
+    public function onPlayerMessage(?callable $cb): self
+    {
+        return $this->onServiceCall(ServiceCall::MESSAGE, $cb);
+    }
+
+    /** fn(ServiceCall $c): bool|string|null — disconnect $c->player with reason $c->text. */
+    public function onKick(?callable $cb): self
+    {
+        return $this->onServiceCall(ServiceCall::KICK, $cb);
+    }
+
+    /**
+     * The handler of one ServiceCall kind (ServiceCall::TRANSFER_REQUEST, MOVE, MESSAGE, KICK).
+     *
+     * @throws \InvalidArgumentException for an unknown kind, or without option services
+     */
+    public function onServiceCall(int $kind, ?callable $cb): self
+    {
+        if ($kind < ServiceCall::TRANSFER_REQUEST || $kind > ServiceCall::KICK) {
+            throw new \InvalidArgumentException("onServiceCall: kind must be a ServiceCall constant 1..4, got $kind");
+        }
+        if (!$this->opts->servicesOn()) {
+            throw new \InvalidArgumentException('onServiceCall: needs option services (or server / playerEvents)');
+        }
+        if ($cb === null) {
+            unset($this->serviceHandlers[$kind]);
+        } else {
+            $this->serviceHandlers[$kind] = \Closure::fromCallable($cb);
+        }
+        return $this;
+    }
+
+    /** fn(Player $p): a player appeared on $p->server (option playerEvents). */
+    public function onPlayerJoined(?callable $cb): self
+    {
+        $this->onPlayerJoined = $cb === null ? null : \Closure::fromCallable($cb);
+        return $this;
+    }
+
+    /** fn(Player $p): a player left the network (their server no longer lists them, or it went down). */
+    public function onPlayerLeft(?callable $cb): self
+    {
+        $this->onPlayerLeft = $cb === null ? null : \Closure::fromCallable($cb);
+        return $this;
+    }
+
+    /** fn(Player $p, string $from): a player left server $from and appeared on $p->server. */
+    public function onPlayerMoved(?callable $cb): self
+    {
+        $this->onPlayerMoved = $cb === null ? null : \Closure::fromCallable($cb);
+        return $this;
+    }
+
+    /** fn(ServerInfo $s): a server was listed, or its entry changed. */
+    public function onServerUpdated(?callable $cb): self
+    {
+        $this->onServerUpdated = $cb === null ? null : \Closure::fromCallable($cb);
+        return $this;
+    }
+
+    /** fn(string $id): a server left the registry. */
+    public function onServerRemoved(?callable $cb): self
+    {
+        $this->onServerRemoved = $cb === null ? null : \Closure::fromCallable($cb);
         return $this;
     }
 
@@ -370,6 +488,228 @@ final class Client
         $this->state = self::CLOSED;
         $this->closeSocket();
         $this->failAll(new WarpmeshException(ErrorCode::CLOSED, 'client closed'));
+    }
+
+    // ------------------------------------------------------------ network services: calls
+
+    /**
+     * Answers a ServiceCall whose handler returned null: $ok, or refused with $reason.
+     *
+     * @return bool false when not connected (the call died with the connection) or the buffer is full
+     */
+    public function answerServiceCall(int $callId, bool $ok, string $reason = ''): bool
+    {
+        if ($this->state !== self::READY) {
+            return false;
+        }
+        $cm = new ClientMessage();
+        $cm->setServiceAnswer((new ServiceAnswer())->setId($callId)->setOk($ok)->setReason($ok ? '' : ($reason === '' ? 'refused' : $reason)));
+        return $this->queue(Codec::messageFrame($cm));
+    }
+
+    /** A services operation: fails at once with SERVICES_OFF when the options did not ask for the services. */
+    private function serviceOperation(string $what, \Closure $encode, int $timeoutMs): Pending
+    {
+        if (!$this->opts->servicesOn()) {
+            $p = new Pending(0);
+            $p->reject(new WarpmeshException(ErrorCode::SERVICES_OFF, "$what: the client was created without option services"));
+            return $p;
+        }
+        return $this->operation($encode, $timeoutMs);
+    }
+
+    /** @param Closure(int):object $body the message for an id; $setter the ClientMessage setter */
+    private static function encoder(string $setter, \Closure $body): \Closure
+    {
+        return static function (int $id) use ($setter, $body): string {
+            $cm = new ClientMessage();
+            $cm->{$setter}($body($id));
+            return Codec::messageFrame($cm);
+        };
+    }
+
+    private function checkTimeout(?int $timeoutMs, string $what): int
+    {
+        $t = $timeoutMs ?? $this->opts->requestTimeoutMs;
+        if ($t < 1 || $t > 0xffffffff) {
+            throw new \InvalidArgumentException("$what: timeoutMs must be 1..4294967295, got $t");
+        }
+        return $t;
+    }
+
+    /**
+     * This server now hosts the player: every node's directory lists them here (replacing this
+     * server's own entry of that name). Kept across reconnects (announced again); while not
+     * connected it only updates what the next connection announces. Resolves with 0.
+     *
+     * @param string $xuid XUID (digits), '' when unknown
+     * @param string $proxy node id of the player's proxy, '' when none
+     * @param array<string,string> $fields free fields (at most 8 pairs)
+     */
+    public function join(string $name, string $xuid = '', string $proxy = '', array $fields = []): Pending
+    {
+        Services::checkPlayer($name, 'join');
+        ClientOptions::checkMeta($fields, 'join: fields');
+        if (!$this->opts->servicesOn()) {
+            return $this->serviceOperation('join', static fn () => '', 0);
+        }
+        $key = mb_strtolower($name);
+        if (!isset($this->hosted[$key]) && count($this->hosted) >= Services::MAX_HOSTED_PLAYERS) {
+            throw new \InvalidArgumentException('join: this client already hosts ' . Services::MAX_HOSTED_PLAYERS . ' players');
+        }
+        $j = (new PlayerJoin())->setName($name)->setXuid($xuid)->setProxy($proxy)->setFields($fields);
+        $this->hosted[$key] = $j;
+        return $this->stateOperation(self::encoder('setPlayerJoin', static fn (int $id) => (clone $j)->setId($id)));
+    }
+
+    /**
+     * This server no longer hosts the player (name in any case, or XUID). Resolves with whether it
+     * did (while not connected: whether it was among the hosted players).
+     */
+    public function leave(string $player): Pending
+    {
+        Services::checkPlayer($player, 'leave');
+        if (!$this->opts->servicesOn()) {
+            return $this->serviceOperation('leave', static fn () => '', 0);
+        }
+        $key = mb_strtolower($player);
+        $was = isset($this->hosted[$key]);
+        unset($this->hosted[$key]);
+        foreach ($this->hosted as $k => $j) {
+            if ($j->getXuid() === $player) {
+                unset($this->hosted[$k]);
+                $was = true;
+            }
+        }
+        if ($this->state !== self::READY) {
+            $p = new Pending(0);
+            $p->resolve($was);
+            return $p;
+        }
+        $p = $this->operation(self::encoder('setPlayerLeave', static fn (int $id) => (new PlayerLeave())->setId($id)->setPlayer($player)),
+            $this->opts->requestTimeoutMs);
+        $out = new Pending($p->id);
+        $p->then(static fn (int $n) => $out->resolve($n > 0), static fn (WarpmeshException $e) => $out->reject($e));
+        return $out;
+    }
+
+    /** @return list<string> the players this client hosts (names as announced) */
+    public function hostedPlayers(): array
+    {
+        $names = [];
+        foreach ($this->hosted as $j) {
+            $names[] = $j->getName();
+        }
+        return $names;
+    }
+
+    /**
+     * Updates this server's registry entry (lists it when it is not listed yet); keys left out keep
+     * their value. Kept across reconnects; while not connected it only updates the next Hello.
+     * Resolves with 0.
+     *
+     * @param array<string,mixed> $settings ['state' => 'in-game', 'mode' => ..., 'tags' => [...], 'max' => N, 'fields' => [...]]
+     */
+    public function setServer(array $settings): Pending
+    {
+        Services::checkSettings($settings, 'setServer');
+        if (!$this->opts->servicesOn()) {
+            return $this->serviceOperation('setServer', static fn () => '', 0);
+        }
+        $this->server = $settings + ($this->server ?? []);
+        return $this->stateOperation(self::encoder('setSetServer',
+            static fn (int $id) => (new SetServer())->setId($id)->setServer(Services::settingsToProto($settings))));
+    }
+
+    /** @return ?array<string,mixed> this server's registry settings as the client keeps them, null when not listed */
+    public function serverSettings(): ?array
+    {
+        return $this->server;
+    }
+
+    /** Where a player is (name in any case, or XUID): resolves with a Player, or null when no server lists them. */
+    public function locate(string $player): Pending
+    {
+        Services::checkPlayer($player, 'locate');
+        return $this->serviceOperation('locate', self::encoder('setLocate',
+            static fn (int $id) => (new Locate())->setId($id)->setPlayer($player)), $this->opts->requestTimeoutMs);
+    }
+
+    /**
+     * Players in the network: resolves with a PlayerList (count of all matching, at most $limit players).
+     *
+     * @param string $mode only players on servers of this mode ('' = any)
+     * @param string $server only players on this server ('' = any)
+     * @param int $limit at most this many in the list (0 = all)
+     */
+    public function listPlayers(string $mode = '', string $server = '', int $limit = 0): Pending
+    {
+        if ($limit < 0 || $limit > 0xffffffff) {
+            throw new \InvalidArgumentException("listPlayers: limit must be 0 (all)..4294967295, got $limit");
+        }
+        return $this->serviceOperation('listPlayers', self::encoder('setListPlayers',
+            static fn (int $id) => (new ListPlayers())->setId($id)->setMode($mode)->setServer($server)->setLimit($limit)),
+            $this->opts->requestTimeoutMs);
+    }
+
+    /**
+     * Servers in the registry matching every filter ('' / [] = any): resolves with list<ServerInfo>.
+     *
+     * @param list<string> $states any of these states
+     */
+    public function servers(string $mode = '', array $states = [], string $tag = ''): Pending
+    {
+        foreach ($states as $st) {
+            if (!is_string($st) || $st === '') {
+                throw new \InvalidArgumentException('servers: states must be a list of non-empty strings, got ' . json_encode($states));
+            }
+        }
+        return $this->serviceOperation('servers', self::encoder('setGetServers',
+            static fn (int $id) => (new GetServers())->setId($id)->setMode($mode)->setStates(array_values($states))->setTag($tag)),
+            $this->opts->requestTimeoutMs);
+    }
+
+    /**
+     * Transfers a player: asks the target whether it accepts (state, capacity, its hook), then the
+     * player's proxy to move them. Resolves with a TransferDone, or fails with UNKNOWN_PLAYER,
+     * NO_SUCH_SERVER, SERVER_FULL, REFUSED (message = the reason), TARGET_DOWN, TRANSFER_CONFLICT,
+     * TIMEOUT, PEER_DOWN (the player's proxy went down), CLOSED.
+     *
+     * @param string|array<string,mixed> $target a server id, or a selector ['mode' => ..., 'state' => 'lobby' or [...],
+     *   'tag' => ..., 'exclude' => [...], 'fallback' => server id or selector]
+     */
+    public function transfer(string $player, string|array $target, ?int $timeoutMs = null): Pending
+    {
+        Services::checkPlayer($player, 'transfer');
+        $t = $this->checkTimeout($timeoutMs, 'transfer');
+        $msg = (new Transfer())->setPlayer($player)->setTimeoutMs($t);
+        if (is_string($target)) {
+            if ($target === '') {
+                throw new \InvalidArgumentException('transfer: target must be a server id or a selector array, got ""');
+            }
+            $msg->setServer($target);
+        } else {
+            $msg->setSelector(Services::selectorToProto($target, 'transfer: selector'));
+        }
+        return $this->serviceOperation('transfer', self::encoder('setTransfer', static fn (int $id) => (clone $msg)->setId($id)), $t);
+    }
+
+    /** Shows $text to a player wherever they are. Resolves with 1, or fails with UNKNOWN_PLAYER, REFUSED, TIMEOUT, PEER_DOWN. */
+    public function message(string $player, string $text, ?int $timeoutMs = null): Pending
+    {
+        Services::checkPlayer($player, 'message');
+        $t = $this->checkTimeout($timeoutMs, 'message');
+        return $this->serviceOperation('message', self::encoder('setMessagePlayer',
+            static fn (int $id) => (new MessagePlayer())->setId($id)->setPlayer($player)->setText($text)->setTimeoutMs($t)), $t);
+    }
+
+    /** Disconnects a player wherever they are, with $reason. Resolves and fails as message(). */
+    public function kick(string $player, string $reason, ?int $timeoutMs = null): Pending
+    {
+        Services::checkPlayer($player, 'kick');
+        $t = $this->checkTimeout($timeoutMs, 'kick');
+        return $this->serviceOperation('kick', self::encoder('setKickPlayer',
+            static fn (int $id) => (new KickPlayer())->setId($id)->setPlayer($player)->setReason($reason)->setTimeoutMs($t)), $t);
     }
 
     // ------------------------------------------------------------ the tick
@@ -760,6 +1100,12 @@ final class Client
         $hello = (new Hello())->setProtocolVersion(self::PROTOCOL_VERSION)->setId($this->opts->id)->setRole($this->opts->role)
             ->setMeta($this->meta)->setTopics(array_keys($this->topics))->setToken($this->opts->token)
             ->setClient($this->opts->clientName);
+        if ($this->opts->servicesOn()) {
+            $hello->setServices(true)->setPlayerEvents($this->opts->playerEvents)->setHandles(array_keys($this->serviceHandlers));
+            if ($this->server !== null) {
+                $hello->setServer(Services::settingsToProto($this->server));
+            }
+        }
         $cm = new ClientMessage();
         $cm->setHello($hello);
         $this->conn->queue(Codec::messageFrame($cm), PHP_INT_MAX);
@@ -1021,6 +1367,49 @@ final class Client
                 $x = $m->getStats();
                 $this->settle((int) $x->getId(), $x);
                 return;
+            case 'player_result':
+                $x = $m->getPlayerResult();
+                $this->settle((int) $x->getId(), $x->getFound() ? Player::fromProto($x->getPlayer()) : null);
+                return;
+            case 'player_list':
+                $x = $m->getPlayerList();
+                $list = [];
+                foreach ($x->getPlayers() as $p) {
+                    $list[] = Player::fromProto($p);
+                }
+                $this->settle((int) $x->getId(), new PlayerList((int) $x->getCount(), $list));
+                return;
+            case 'server_list':
+                $x = $m->getServerList();
+                $list = [];
+                foreach ($x->getServers() as $s) {
+                    $list[] = ServerInfo::fromProto($s);
+                }
+                $this->settle((int) $x->getId(), $list);
+                return;
+            case 'transfer_done':
+                $x = $m->getTransferDone();
+                $this->settle((int) $x->getId(), new TransferDone($x->getPlayer(), $x->getServer(), $x->getFrom(), $x->getVia()));
+                return;
+            case 'service_call':
+                $this->handleServiceCall($m->getServiceCall());
+                return;
+            case 'player_event':
+                $this->handlePlayerEvent($m->getPlayerEvent());
+                return;
+            case 'server_event':
+                $x = $m->getServerEvent();
+                $info = $x->getInfo();
+                if ($x->getRemoved()) {
+                    if ($this->onServerRemoved !== null) {
+                        ($this->onServerRemoved)($info === null ? '' : $info->getId());
+                    }
+                } elseif ($info === null) {
+                    $this->counters['badFrames']++;
+                } elseif ($this->onServerUpdated !== null) {
+                    ($this->onServerUpdated)(ServerInfo::fromProto($info));
+                }
+                return;
             case 'goodbye':
                 // The agent is going away (shutting down, or answering our Goodbye).
                 $reason = $m->getGoodbye()->getReason();
@@ -1051,6 +1440,12 @@ final class Client
         }
         $again = $this->everWelcomed;
         $this->everWelcomed = true;
+        // The new node knows none of this server's players: announce them again (id 0: failures reach onError).
+        foreach ($this->hosted as $j) {
+            $cm = new ClientMessage();
+            $cm->setPlayerJoin((clone $j)->setId(0));
+            $this->queue(Codec::messageFrame($cm));
+        }
         if ($again) {
             $this->counters['reconnects']++;
         }
@@ -1092,6 +1487,56 @@ final class Client
             default:
                 $this->counters['badFrames']++;
         }
+    }
+
+    private function handlePlayerEvent(Proto\PlayerEvent $e): void
+    {
+        $p = Player::fromProto($e->getPlayer());
+        switch ($e->getKind()) {
+            case Proto\PlayerEvent\Kind::JOINED:
+                if ($this->onPlayerJoined !== null) {
+                    ($this->onPlayerJoined)($p);
+                }
+                return;
+            case Proto\PlayerEvent\Kind::LEFT:
+                if ($this->onPlayerLeft !== null) {
+                    ($this->onPlayerLeft)($p);
+                }
+                return;
+            case Proto\PlayerEvent\Kind::MOVED:
+                if ($this->onPlayerMoved !== null) {
+                    ($this->onPlayerMoved)($p, $e->getFrom());
+                }
+                return;
+            default:
+                $this->counters['badFrames']++;
+        }
+    }
+
+    private function handleServiceCall(Proto\ServiceCall $x): void
+    {
+        $id = (int) $x->getId();
+        $h = $this->serviceHandlers[$x->getKind()] ?? null;
+        if ($h === null) {
+            $this->answerServiceCall($id, false, "not handled by {$this->opts->id}");
+            return;
+        }
+        $call = new ServiceCall($id, $x->getKind(), Player::fromProto($x->getPlayer()), $x->getServer(), $x->getFrom(), $x->getText());
+        try {
+            $out = $h($call);
+        } catch (\Throwable $t) {
+            $msg = $t->getMessage();
+            $this->answerServiceCall($id, false, $msg !== '' ? $msg : get_class($t));
+            return;
+        }
+        if ($out === true) {
+            $this->answerServiceCall($id, true);
+        } elseif ($out === false) {
+            $this->answerServiceCall($id, false, "refused by {$this->opts->id}");
+        } elseif (is_string($out)) {
+            $this->answerServiceCall($id, false, $out === '' ? "refused by {$this->opts->id}" : $out);
+        }
+        // null: the application answers later with answerServiceCall().
     }
 
     private function handleError(int $id, int $code, string $message, bool $fatal): void

@@ -47,6 +47,11 @@ final class ClientOptions
      * @param int $connectTimeoutMs socket connect timeout, ms (default 1000)
      * @param string $clientName Hello.client, free text for the agent's logs
      * @param ?\Closure $clock monotonic clock in milliseconds (float); default hrtime(); tests inject a fake one
+     * @param bool $services run the network services on this node (player directory, server registry, transfers,
+     *   player messaging; default false); implied by $server and $playerEvents
+     * @param ?array<string,mixed> $server list this node in the server registry with these settings
+     *   (['state' => 'lobby', 'mode' => ..., 'tags' => [...], 'max' => N, 'fields' => [...]]; default: not listed, e.g. a proxy)
+     * @param bool $playerEvents receive the services' player and server events (onPlayerJoined...; default false)
      */
     public function __construct(
         public readonly string $id,
@@ -68,7 +73,13 @@ final class ClientOptions
         public readonly int $connectTimeoutMs = 1000,
         public readonly string $clientName = 'warpmesh-php/0.1.0',
         public readonly ?\Closure $clock = null,
+        public readonly bool $services = false,
+        public readonly ?array $server = null,
+        public readonly bool $playerEvents = false,
     ) {
+        if ($server !== null) {
+            Services::checkSettings($server, 'option server');
+        }
         if (preg_match(self::ID_PATTERN, $id) !== 1) {
             throw new \InvalidArgumentException('option id must be 1..64 of A-Z a-z 0-9 _ . : -, got ' . json_encode($id));
         }
@@ -114,7 +125,7 @@ final class ClientOptions
     {
         $known = ['id', 'role', 'meta', 'topics', 'socket', 'tcp', 'token', 'requestTimeoutMs', 'timeoutGraceMs',
             'reconnect', 'reconnectMinMs', 'reconnectMaxMs', 'maxFrame', 'maxOutputBuffer', 'maxPending',
-            'maxReadPerPoll', 'connectTimeoutMs', 'clientName', 'clock'];
+            'maxReadPerPoll', 'connectTimeoutMs', 'clientName', 'clock', 'services', 'server', 'playerEvents'];
         foreach (array_keys($o) as $k) {
             if (!in_array($k, $known, true)) {
                 throw new \InvalidArgumentException('unknown option ' . json_encode($k) . '; known: ' . implode(', ', $known));
@@ -131,6 +142,12 @@ final class ClientOptions
         } catch (\TypeError $e) {
             throw new \InvalidArgumentException('invalid option type: ' . $e->getMessage(), 0, $e);
         }
+    }
+
+    /** True when the network services are on (option services, server or playerEvents). */
+    public function servicesOn(): bool
+    {
+        return $this->services || $this->server !== null || $this->playerEvents;
     }
 
     /** The Unix socket path to use: the option, else WARPMESH_AGENT_SOCKET, else the default. */
