@@ -1,8 +1,12 @@
 /**
  * `warpmesh demo` (what `npm start` runs): on 127.0.0.1, a coordinator, one
- * proxy and three downstream servers as separate processes
- * (`demo-node.js`), sharing a freshly generated network key, with a live
- * table of peers, RTT, msgs/s and retransmits.
+ * proxy and three downstream servers (a lobby and two game servers) as
+ * separate processes (`demo-node.js`), sharing a freshly generated network
+ * key, all running the network services: simulated players join through the
+ * proxy, are transferred between servers, located, messaged; game servers
+ * fill and change state. A live table shows peers, each server's state, its
+ * own player count beside the count the directory reports for it as another
+ * node sees it, RTT, msgs/s, retransmits, and the recent services events.
  *
  * On a terminal the table refreshes in place; otherwise a block of plain
  * lines is printed every {@link PLAIN_REFRESH_MS}. SIGINT/SIGTERM (or the end
@@ -33,6 +37,8 @@ export interface DemoOptions {
 export const TTY_REFRESH_MS = 500
 /** Interval between plain table blocks when stdout is not a terminal, in ms. */
 export const PLAIN_REFRESH_MS = 1000
+/** The table is drawn this long after the children's report tick (a multiple of `DEMO_REPORT_MS`), in ms. */
+export const RENDER_AFTER_TICK_MS = 150
 /** Longest wait for a child to start, in ms. */
 export const START_TIMEOUT_MS = 20_000
 /** Longest wait for a child to stop after SIGTERM before SIGKILL, in ms. */
@@ -41,12 +47,19 @@ export const STOP_TIMEOUT_MS = 4000
 export const RATE_WINDOW_MS = 2000
 /** Log lines of the children kept for display under the table. */
 const LOG_LINES = 6
+/** Services events (transfers, state changes, /find…) shown under the table on a terminal. */
+export const EVENT_LINES = 8
+/** Most services events one plain block lists (every event since the previous block, up to this many). */
+export const MAX_PLAIN_EVENTS = 200
+/** Node whose directory the DIRECTORY column shows for the servers. */
+const PROXY_ID = 'proxy-1'
 
+/** The servers, in start order; the game servers send their players back to the hub `lobby-1`. */
 const DOWNSTREAMS = [
   { id: 'lobby-1', meta: 'mode=lobby,max=100' },
-  { id: 'skywars-1', meta: 'mode=skywars,max=16' },
-  { id: 'bedwars-1', meta: 'mode=bedwars,max=32' },
-  { id: 'survival-1', meta: 'mode=survival,max=60' },
+  { id: 'skywars-1', meta: 'mode=skywars,max=8,hub=lobby-1' },
+  { id: 'bedwars-1', meta: 'mode=bedwars,max=12,hub=lobby-1' },
+  { id: 'duels-1', meta: 'mode=duels,max=2,hub=lobby-1' },
   { id: 'lobby-2', meta: 'mode=lobby,max=100' },
 ]
 
@@ -82,6 +95,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<number> {
   const tty = out.isTTY === true
   const key = generateKey()
   const logs: string[] = []
+  const recent: string[] = []
   const children: Child[] = []
   const started = Date.now()
   let stopping = false
@@ -129,6 +143,10 @@ export async function runDemo(options: DemoOptions = {}): Promise<number> {
         const first = samples[0] as { t: number; messages: number }
         if (now > first.t) child.rate = (Math.max(0, m.messages - first.messages) * 1000) / (now - first.t)
         child.last = m
+      } else if (m.type === 'event') {
+        recent.push(`${clock(Date.now() - started)}  ${m.text.slice(0, 160)}`)
+        // A terminal shows the last few; plain output every event once (the block's list is emptied after printing).
+        if (recent.length > (tty ? EVENT_LINES : MAX_PLAIN_EVENTS)) recent.shift()
       }
     })
     proc.on('error', (err) => rejectReady(err))
@@ -170,7 +188,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<number> {
   process.on('SIGTERM', onSignal)
 
   const render = (final = false): void => {
-    const lines = table(children, coordinatorPort, key, Date.now() - started)
+    const lines = [...table(children, coordinatorPort, key, Date.now() - started), '', ...servicesLines(children, recent, tty)]
+    if (!tty) recent.length = 0
     if (tty) {
       const body = [...lines, '', ...(logs.length > 0 ? ['recent log lines:', ...logs] : []), final ? '' : 'Ctrl-C to stop.', '']
       out.write(`\x1b[H\x1b[2J${body.join('\n')}`)
@@ -193,7 +212,12 @@ export async function runDemo(options: DemoOptions = {}): Promise<number> {
       const all = await Promise.race([Promise.all(nodes.map((n) => n.ready)), stopRequested.then(() => undefined)])
       if (all !== undefined) {
         if (!tty) out.write(`warpmesh demo: coordinator 127.0.0.1:${coordinatorPort}, ${nodes.length} nodes up, key ${key.slice(0, 8)}… (generated for this run)\n\n`)
-        refresh = setInterval(() => render(), tty ? TTY_REFRESH_MS : PLAIN_REFRESH_MS)
+        // Just after the children's common report tick (DEMO_REPORT_MS divides both periods): every row from the same moment.
+        const period = tty ? TTY_REFRESH_MS : PLAIN_REFRESH_MS
+        refresh = setTimeout(() => {
+          render()
+          refresh = setInterval(() => render(), period)
+        }, period - ((Date.now() - RENDER_AFTER_TICK_MS) % period))
         if (options.durationMs !== undefined) setTimeout(requestStop, options.durationMs).unref()
         await stopRequested
       }
@@ -262,37 +286,80 @@ function shortLog(line: string): string {
   }
 }
 
+/** `m:ss.s` since the demo started. */
+function clock(ms: number): string {
+  const s = ms / 1000
+  return `${Math.floor(s / 60)}:${(s % 60).toFixed(1).padStart(4, '0')}`
+}
+
+type Stats = NonNullable<Child['last']>
+
+/** The report of the node whose directory is shown for `c`: the proxy's for a server, the first server's for the proxy. */
+function viewerOf(children: readonly Child[], c: Child): Child | undefined {
+  if (c.role === 'proxy') return children.find((x) => x.role !== 'proxy' && x.role !== 'coordinator')
+  return children.find((x) => x.id === PROXY_ID) ?? children.find((x) => x.role === 'proxy')
+}
+
 /** The table lines: one row per process. */
 function table(children: readonly Child[], port: number, key: string, uptimeMs: number): string[] {
   const rows = children.map((c) => {
     const s = c.last
-    const players = s?.players !== undefined && s.maxPlayers !== undefined && c.role !== 'coordinator' ? `${s.players}/${s.maxPlayers}` : '-'
+    const services = s?.services
+    const viewer = viewerOf(children, c)?.last?.services
+    let players = '-'
+    let directory = '-'
+    if (services !== undefined && c.role === 'proxy') {
+      players = String(services.players)
+      if (viewer !== undefined) directory = String(viewer.total)
+    } else if (services !== undefined) {
+      players = `${services.players}/${services.max}`
+      const seen = viewer?.directory[c.id]
+      if (seen !== undefined) directory = String(seen)
+    }
     return [
       c.id,
       c.role,
       String(c.proc.pid ?? '-'),
       s === undefined ? '-' : String(s.peers),
+      services === undefined || services.state === '' ? '-' : services.state,
       players,
+      directory,
       s === undefined || s.rttMs === 0 ? '-' : s.rttMs.toFixed(2),
       c.rate < 10 ? c.rate.toFixed(1) : c.rate.toFixed(0),
       s === undefined ? '-' : String(s.retransmits),
-      s === undefined ? '' : events(c.role, s.events, s.requestRttMs),
+      s === undefined ? '' : events(c, s),
     ]
   })
   return [
     `warpmesh demo  127.0.0.1  coordinator :${port}  key ${key.slice(0, 8)}… (generated)  up ${(uptimeMs / 1000).toFixed(1)}s`,
     '',
-    ...formatTable(['NODE', 'ROLE', 'PID', 'PEERS', 'PLAYERS', 'RTT MS', 'MSGS/S', 'RETRANS', 'TRAFFIC'], rows).trimEnd().split('\n'),
+    ...formatTable(['NODE', 'ROLE', 'PID', 'PEERS', 'STATE', 'PLAYERS', 'DIRECTORY', 'RTT MS', 'MSGS/S', 'RETRANS', 'TRAFFIC'], rows).trimEnd().split('\n'),
   ]
 }
 
-function events(role: string, e: Readonly<Record<string, number>>, requestRttMs: number | undefined): string {
-  const n = (k: string): number => e[k] ?? 0
-  if (role === 'proxy') {
-    // The application's own round trip beside the RTT column: request sent to reply handled.
-    const rtt = requestRttMs === undefined ? '' : ` (round trip p50 ${requestRttMs.toFixed(2)} ms)`
-    return `transfers ${n('transfersOk')} ok/${n('transfersRefused')} full/${n('transfersFailed')} failed${rtt}, announcements ${n('announced')}, status ${n('status')}`
+/** Under the table: what PLAYERS and DIRECTORY mean, the directory as the proxy sees it, and the recent services events. */
+function servicesLines(children: readonly Child[], recent: readonly string[], tty: boolean): string[] {
+  const proxy = children.find((c) => c.id === PROXY_ID)
+  const view = proxy?.last?.services
+  const lines = [`PLAYERS: players a server hosts (the proxy: connected through it); DIRECTORY: the count network.count({ server }) reports in ${PROXY_ID}'s directory (for ${PROXY_ID}: the total in ${viewerOf(children, proxy ?? children[0]!)?.id ?? '-'}'s)`]
+  if (view !== undefined) {
+    const servers = Object.entries(view.directory).map(([id, n]) => `${id} ${n}`).join(', ')
+    lines.push(`directory seen from ${PROXY_ID}: ${servers === '' ? 'no server listed yet' : servers}; total ${view.total}, ${view.players} connected through ${PROXY_ID}`)
   }
-  if (role === 'coordinator') return 'peer table only, no data relayed'
-  return `party ${n('partySent')} sent/${n('party')} recv, transfers in ${n('transfersIn')}, announcements ${n('announcements')}`
+  const title = tty ? 'recent services events:' : 'services events since the last table:'
+  return [...lines, ...(recent.length > 0 ? [title, ...recent.map((l) => `  ${l}`)] : [])]
+}
+
+function events(c: Child, s: Stats): string {
+  const n = (k: string): number => s.events[k] ?? 0
+  if (c.role === 'proxy') {
+    // The application's own round trip beside the RTT column: servers told to the directory showing the move.
+    const moveMs = s.requestRttMs === undefined ? '' : ` (p50 ${s.requestRttMs.toFixed(2)} ms)`
+    return `moves ${n('moves')} ok/${n('movesFailed')} failed${moveMs}, joined ${n('connected')}, quit ${n('quit')}, /find ${n('finds')}, messages ${n('messages')}`
+  }
+  if (c.role === 'coordinator') return 'peer table only, no data relayed'
+  if (s.services?.mode === 'lobby') {
+    return `transfers out ${n('transfersOk')} ok/${n('transfersWaiting')} no game open/${n('transfersFailed')} failed, announcements ${n('announcements')}`
+  }
+  return `rounds ${n('rounds')}, players in ${n('joined')}, back to hub ${n('backToHub')}, announcements ${n('announcements')}`
 }
