@@ -1,0 +1,75 @@
+/**
+ * The pieces of `bench:services`, small and with quick heartbeats, against
+ * real processes: a warpmesh coordinator and nodes, a real redis-server and
+ * RedisBungee-style proxies. Checks outcomes and that every process is
+ * gone afterwards; no timing assertions.
+ */
+import t from 'tap'
+import {
+  DirectoryCluster, QUICK_TIMING, checkClock, makePlayers, measureKill, measureLookups, measureMemory, measureMoves,
+  redisUnavailable, seededRandom,
+} from '../../bench/lib/services-bench.js'
+import type { BackendName } from '../../bench/lib/services-bench.js'
+
+function alive(pid: number): boolean {
+  try { process.kill(pid, 0); return true } catch { return false }
+}
+
+t.test('players and the seeded sequence', async (t) => {
+  const a = makePlayers(50, 'x')
+  t.equal(new Set(a.map((p) => p.name.toLowerCase())).size, 50, 'names unique, case-insensitively')
+  t.equal(new Set(a.map((p) => p.xuid)).size, 50, 'XUIDs unique')
+  t.ok(a.every((p) => /^[0-9]{1,20}$/.test(p.xuid)), 'XUIDs are digits')
+  const r1 = seededRandom(7)
+  const r2 = seededRandom(7)
+  const s1 = Array.from({ length: 5 }, r1)
+  t.same(Array.from({ length: 5 }, r2), s1, 'same seed, same sequence')
+  t.ok(s1.every((x) => x >= 0 && x < 1), 'in [0, 1)')
+})
+
+const redisMissing = await redisUnavailable()
+
+for (const backend of ['warpmesh', 'redis'] as BackendName[]) {
+  t.test(`${backend}: moves, lookups, a kill${backend === 'warpmesh' ? ', memory' : ''}`, { skip: backend === 'redis' ? (redisMissing ?? false) : false }, async (t) => {
+    const c = await DirectoryCluster.start(backend, { nodes: 3, timing: QUICK_TIMING })
+    const pids = c.nodes.map((n) => n.pid)
+    try {
+      const rtt = await checkClock(c.nodes[0]!, 5)
+      t.ok(rtt > 0, 'a node\'s hrtime falls between the driver\'s readings (one clock)')
+
+      await c.place(makePlayers(30, 'p'))
+      t.equal(c.players.size, 30)
+
+      const moves = await measureMoves(c, { moves: 8, seed: 1 })
+      t.equal(moves.moves, 8, 'every move measured')
+      t.equal(moves.visibleMs.count, 8)
+      t.ok(moves.visibleMs.min >= 0 && moves.visibleMs.p50 <= moves.visibleMs.max, 'ordered figures')
+      t.equal(moves.flaps, 0, 'no node showed the old server again')
+      const onServers = new Set([...c.players.values()].map((p) => p.server))
+      t.ok([...onServers].every((s) => c.nodes.some((n) => n.label === s)), 'the driver\'s truth names real servers')
+
+      const lookups = await measureLookups(c, { count: 300, batch: 100 })
+      t.equal(lookups.kind, backend === 'warpmesh' ? 'batch' : 'each', 'warpmesh is timed in batches (local), Redis per round trip')
+      t.equal(lookups.lookups, 300, 'every lookup made (answers checked inside)')
+      t.ok(lookups.perCallNs.p50 > 0)
+
+      const kill = await measureKill(c, { victim: 'v1', players: 20, timeoutMs: 20_000 })
+      t.equal(kill.players, 20)
+      t.same(Object.keys(kill.byNode).sort(), ['n1', 'n2', 'n3'], 'every node stopped listing them')
+      t.ok(kill.goneMs > 0 && Object.values(kill.byNode).every((v) => v <= kill.goneMs), 'the slowest node is the figure')
+
+      if (backend === 'warpmesh') {
+        await c.place(makePlayers(2000, 'm'))
+        const mem = await measureMemory(c, { observer: 'm1', timeoutMs: 30_000 })
+        t.equal(mem.players, 2030, 'the observer held every player')
+        t.ok(mem.heapBeforeBytes > 0 && mem.heapAfterBytes > 0, 'heap measured after forced GC')
+        t.ok(Number.isFinite(mem.bytesPerPlayer), `bytes per player computed (${mem.bytesPerPlayer.toFixed(0)})`)
+      } else {
+        await t.rejects(measureMemory(c, { observer: 'm1', timeoutMs: 1000 }), /for warpmesh/)
+      }
+    } finally {
+      await c.close()
+    }
+    t.ok(pids.every((p) => !alive(p)), 'every node process is gone')
+  })
+}
