@@ -787,6 +787,11 @@ export class Network extends EventEmitter {
 
   #call(to: string, fields: Partial<WireMessage>, timeoutMs: number): Promise<WireMessage> {
     if (this.#closed) return Promise.reject(new ClosedError())
+    if (to === this.#id) {
+      // This node is the callee too (it moves its own players, or takes a player itself).
+      const msg = ServiceMsg.decode(encode({ ...fields, kind: Kind.CALL })) as unknown as WireMessage
+      return this.#serve(to, msg).then(([code, text]) => ({ ...msg, kind: Kind.ANSWER, code, text }))
+    }
     if (this.#calls.size >= MAX_CALLS) return Promise.reject(new RangeError(`too many outstanding services calls (limit ${MAX_CALLS})`))
     let id = this.#nextCall
     while (this.#calls.has(id) || id === 0) id = (id + 1) >>> 0
@@ -811,13 +816,19 @@ export class Network extends EventEmitter {
   }
 
   async #onCall(from: string, msg: WireMessage): Promise<void> {
-    const p = msg.player
     if (msg.call === Call.RELEASE) {
-      if (p !== null && p !== undefined) this.#reservations.delete(p.name.toLowerCase())
+      if (msg.player != null) this.#reservations.delete(msg.player.name.toLowerCase())
       return
     }
-    if (p === null || p === undefined) return void this.#stats.dropped++
-    checkWirePlayer(p)
+    if (msg.player == null) return void this.#stats.dropped++
+    checkWirePlayer(msg.player)
+    const [code, text] = await this.#serve(from, msg)
+    if (!this.#closed) this.#answer(from, msg.callId, code, text)
+  }
+
+  /** Run a call here: [error code or '', text]. */
+  async #serve(from: string, msg: WireMessage): Promise<[string, string]> {
+    const p = msg.player!
     const info: PlayerInfo = { name: p.name, xuid: p.xuid, server: msg.source, proxy: p.proxy, fields: { ...p.fields } }
     let code = ''
     let text = ''
@@ -831,13 +842,15 @@ export class Network extends EventEmitter {
           else await h(info, msg.text)
           break
         }
-        default: return void this.#stats.dropped++
+        default:
+          this.#stats.dropped++
+          return [ErrorCode.Refused, `unknown call ${msg.call}`]
       }
     } catch (err) {
       code = ErrorCode.Refused
       text = err instanceof Error ? err.message : String(err)
     }
-    if (!this.#closed) this.#answer(from, msg.callId, code, text)
+    return [code, text]
   }
 
   /** At the target: may the player come here? Reserves a place when yes. */
@@ -858,7 +871,7 @@ export class Network extends EventEmitter {
     if (hook === null) return ['', '']
     let verdict: boolean | string
     try {
-      verdict = await hook({ player: p, from })
+      verdict = await hook({ player: p, from, players: this.#self.count, arriving: reserved })
     } catch (err) {
       verdict = err instanceof Error ? err.message : String(err)
     }
@@ -927,7 +940,8 @@ export class Network extends EventEmitter {
       const a = await this.#call(via, { call: Call.MOVE, player: wireOfInfo(p), source: p.server, target: chosen }, left)
       if (a.code !== '') throw answerError(a, p.name, chosen, via)
     } catch (err) {
-      this.#send(chosen, encode({ kind: Kind.CALL, call: Call.RELEASE, player: wireOfInfo(p) }))
+      if (chosen === this.#id) this.#reservations.delete(p.name.toLowerCase())
+      else this.#send(chosen, encode({ kind: Kind.CALL, call: Call.RELEASE, player: wireOfInfo(p) }))
       if (err instanceof TimeoutError) throw new TimeoutError({ timeoutMs, message: `transfer of ${p.name} timed out after ${timeoutMs} ms: ${err.message}`, cause: err })
       if (err instanceof UnknownPeerError) throw new PeerDownError(via, { message: `the proxy of ${p.name} ("${via}") is not in the peer table`, cause: err })
       throw err

@@ -126,9 +126,18 @@ export interface DeliveryResult {
 /**
  * The target's hook, asked before it accepts a transfer (after the state and
  * capacity checks passed): true accepts; false or a string refuses (the string
- * is the reason the caller sees). A throw refuses with its message.
+ * is the reason the caller sees). A throw refuses with its message. A hook
+ * that limits arrivals counts `players + arriving`: requests run concurrently.
  */
-export type TransferHook = (request: { player: PlayerInfo; from: string }) => boolean | string | Promise<boolean | string>
+export type TransferHook = (request: {
+  player: PlayerInfo
+  /** The server they are on. */
+  from: string
+  /** Players this server hosts now. */
+  players: number
+  /** Players accepted before and not arrived yet (each holds a reserved place until it joins or the reservation expires). */
+  arriving: number
+}) => boolean | string | Promise<boolean | string>
 /** At the player's proxy (or server): move them to `server`. Resolve when done; throw to fail (the caller gets `RefusedError`). */
 export type MoveHandler = (player: PlayerInfo, server: string) => void | Promise<void>
 /** At the player's proxy (or server): show `text` to the player. Throw to fail. */
