@@ -522,19 +522,25 @@ export class AgentClient extends EventEmitter {
    * player's proxy went down), `INVALID_ARGUMENT`, `SERVICES_OFF` or `CLOSED`.
    */
   async transfer(player: string, target: string | ServerSelector, o?: AgentServiceOptions): Promise<TransferResult> {
+    const timeoutMs = serviceTimeout(o)
+    if (target === null || (typeof target !== 'string' && typeof target !== 'object')) {
+      throw new TypeError('AgentClient.transfer(player, target): target must be a server id or a selector object')
+    }
     return (await this.#op('transfer', (id) => ({
-      id, player, ...(typeof target === 'string' ? { server: target } : { selector: selectorOut(target) }), timeoutMs: o?.timeoutMs ?? 0,
+      id, player, ...(typeof target === 'string' ? { server: target } : { selector: selectorOut(target) }), timeoutMs,
     }))) as TransferResult
   }
 
   /** Show `text` to the player wherever they are; rejects as {@link transfer} (`UNKNOWN_PLAYER`, `REFUSED`, `TIMEOUT`, `PEER_DOWN`, ...). */
   async message(player: string, text: string, o?: AgentServiceOptions): Promise<void> {
-    await this.#op('messagePlayer', (id) => ({ id, player, text, timeoutMs: o?.timeoutMs ?? 0 }))
+    const timeoutMs = serviceTimeout(o)
+    await this.#op('messagePlayer', (id) => ({ id, player, text, timeoutMs }))
   }
 
   /** Disconnect the player wherever they are, with `reason`; rejects as {@link message}. */
   async kick(player: string, reason: string, o?: AgentServiceOptions): Promise<void> {
-    await this.#op('kickPlayer', (id) => ({ id, player, reason, timeoutMs: o?.timeoutMs ?? 0 }))
+    const timeoutMs = serviceTimeout(o)
+    await this.#op('kickPlayer', (id) => ({ id, player, reason, timeoutMs }))
   }
 
   /**
@@ -578,7 +584,8 @@ export class AgentClient extends EventEmitter {
     let run: () => unknown
     switch (x.kind) {
       case ServiceCallKind.TRANSFER_REQUEST:
-        run = () => h.transferRequest === undefined ? true : h.transferRequest({ player, from: x.from as string })
+        run = () => h.transferRequest === undefined ? true
+          : h.transferRequest({ player, from: x.from as string, players: x.players as number, arriving: x.arriving as number })
         break
       case ServiceCallKind.MOVE:
         run = () => { if (h.move === undefined) throw new Error(NOT_HANDLED); return h.move(player, x.server as string) }
@@ -890,4 +897,12 @@ function copySettings(s: ServerSettings): ServerSettings {
   return {
     ...s, ...(s.tags === undefined ? {} : { tags: [...s.tags] }), ...(s.fields === undefined ? {} : { fields: { ...s.fields } }),
   }
+}
+
+/** `timeout_ms` of a services operation (0 = the agent's default); throws `RangeError` for what uint32 milliseconds cannot say. */
+function serviceTimeout(o: AgentServiceOptions | undefined): number {
+  const v = o?.timeoutMs
+  if (v === undefined) return 0
+  if (!Number.isInteger(v) || v < 1 || v > 0xffffffff) throw new RangeError(`timeoutMs must be an integer 1..${0xffffffff} (ms), got ${String(v)}`)
+  return v
 }

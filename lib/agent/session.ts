@@ -440,11 +440,14 @@ export class ClientSession {
     this.#network = network
     const { handles } = h
     if (handles.has(ServiceCallKind.TRANSFER_REQUEST)) {
-      network.onTransferRequest((r) => this.#call(ServiceCallKind.TRANSFER_REQUEST, r.player, '', r.from, '').then(transferVerdict))
+      // agent.proto: ServiceCall.from is the player's current server.
+      network.onTransferRequest((r) => {
+        return this.#call(ServiceCallKind.TRANSFER_REQUEST, r.player, '', r.player.server, '', r.players, r.arriving).then(transferVerdict)
+      })
     }
-    if (handles.has(ServiceCallKind.MOVE)) network.onMove((p, server) => this.#call(ServiceCallKind.MOVE, p, server, '', '').then(refusal))
-    if (handles.has(ServiceCallKind.MESSAGE)) network.onMessage((p, text) => this.#call(ServiceCallKind.MESSAGE, p, '', '', text).then(refusal))
-    if (handles.has(ServiceCallKind.KICK)) network.onKick((p, reason) => this.#call(ServiceCallKind.KICK, p, '', '', reason).then(refusal))
+    if (handles.has(ServiceCallKind.MOVE)) network.onMove((p, server) => this.#call(ServiceCallKind.MOVE, p, server, '', '', 0, 0).then(refusal))
+    if (handles.has(ServiceCallKind.MESSAGE)) network.onMessage((p, text) => this.#call(ServiceCallKind.MESSAGE, p, '', '', text, 0, 0).then(refusal))
+    if (handles.has(ServiceCallKind.KICK)) network.onKick((p, reason) => this.#call(ServiceCallKind.KICK, p, '', '', reason, 0, 0).then(refusal))
     if (h.playerEvents) {
       network.on('player-joined', this.#onPlayerJoined)
       network.on('player-left', this.#onPlayerLeft)
@@ -819,7 +822,9 @@ export class ClientSession {
    * the incoming requests' bound, numbering and timeout: past the bound, or
    * unanswered in time, it rejects (the Network refuses with that text).
    */
-  #call(kind: ServiceCallKindValue, player: PlayerInfo, server: string, from: string, text: string): Promise<CallAnswer> {
+  #call(
+    kind: ServiceCallKindValue, player: PlayerInfo, server: string, from: string, text: string, players: number, arriving: number,
+  ): Promise<CallAnswer> {
     if (this.#state !== 'ready') return NEVER
     if (this.#incoming.size >= this.#host.maxIncomingRequests) {
       this.#host.count('incoming-overflow')
@@ -829,7 +834,7 @@ export class ClientSession {
     return new Promise<CallAnswer>((resolve, reject) => {
       this.#incoming.set(n, { from: '', call: true, resolve: resolve as Incoming['resolve'], reject, deadline: Date.now() + this.#host.incomingTimeoutMs })
       this.#sweep ??= setInterval(this.#expireIncoming, SWEEP_MS)
-      this.#write('serviceCall', { id: n, kind, player: playerOut(player), server, from, text })
+      this.#write('serviceCall', { id: n, kind, player: playerOut(player), server, from, text, players, arriving })
     })
   }
 
