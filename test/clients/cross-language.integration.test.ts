@@ -227,3 +227,112 @@ t.test(`cross-language: ${kindA.name} on agent 1, ${kindB.name} on agent 2`, asy
   t.equal(await exited(agent1), 0)
   t.equal(await exited(agent2), 0)
 })
+
+/**
+ * Network services through the agents, across languages: PHP servers announce
+ * players and list themselves, a Java proxy performs the moves (and messages,
+ * refuses kicks), a Java game server accepts transfers once it is open, a PHP
+ * game server refuses them in its hook, and a Java controller locates, lists
+ * and transfers. Player and server events arrive at both languages; a killed
+ * PHP server's players leave every directory within its lease.
+ */
+const javaKind = KINDS.find((k) => k.name === 'java' && k.built)
+const phpKind = KINDS.find((k) => k.name === 'php' && k.built)
+t.test('network services: Java and PHP clients through the agents', { skip: javaKind === undefined || phpKind === undefined ? 'needs both the Java and the PHP client built' : false }, async (t) => {
+  const java = javaKind!
+  const php = phpKind!
+  const dir = mkdtempSync(join(tmpdir(), 'wm-xlang-svc-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const coordinator = await Coordinator.start({ address: '127.0.0.1', port: 0, insecure: true, heartbeatMs: HB, leaseMisses: LEASE_MISSES })
+  t.teardown(() => coordinator.close())
+  const env = {
+    WARPMESH_COORDINATORS: `127.0.0.1:${coordinator.port}`, WARPMESH_INSECURE: '1', WARPMESH_BIND: '127.0.0.1:0',
+    WARPMESH_HEARTBEAT_MS: String(HB), WARPMESH_LEASE_MISSES: String(LEASE_MISSES), WARPMESH_LOG: 'warn',
+  }
+  const sockets = [join(dir, 'agent1.sock'), join(dir, 'agent2.sock')]
+  const agents = await Promise.all(sockets.map(async (socket) => {
+    const a = start([process.execPath, CLI, 'agent'], { ...env, WARPMESH_AGENT_SOCKET: socket })
+    await until(async () => existsSync(socket) && await canConnect(socket), `agent on ${socket}`, 60_000)
+    return a
+  }))
+  const [s1, s2] = sockets as [string, string]
+  const STEVE_XUID = '2535400000000001'
+  const proxy = new Repl(java, s1, 'proxy-j', ['--role', 'proxy', '--services', '--player-events', '--handle', 'move', '--handle', 'message', '--handle', 'kick=no kicks here'])
+  const ctl = new Repl(java, s1, 'ctl-j', ['--services'])
+  const lobby = new Repl(php, s2, 'lobby-p', ['--player-events', '--server', 'state=lobby,mode=hub,max=10'])
+  const gameJ = new Repl(java, s2, 'game-j', ['--server', 'state=full,mode=skywars,max=1', '--handle', 'transfer-request'])
+  const gameP = new Repl(php, s1, 'game-p', ['--server', 'state=lobby,mode=skywars,max=8', '--handle', 'transfer-request=whitelist only'])
+  await Promise.all([proxy, ctl, lobby, gameJ, gameP].map((r) => r.ready()))
+
+  const BOUND = 10_000
+  const serverIds = async (r: Repl, args = '- - -'): Promise<string[]> =>
+    (((await r.cmd(`servers ${args}`)).servers as { id: string }[] | undefined) ?? []).map((s) => s.id).sort()
+  await until(async () => (await serverIds(ctl)).join() === 'game-j,game-p,lobby-p', 'the three servers in ctl\'s registry', BOUND)
+  t.same(await serverIds(ctl, 'skywars - -'), ['game-j', 'game-p'], 'registry query by mode')
+  t.same(await serverIds(ctl, '- lobby -'), ['game-p', 'lobby-p'], 'registry query by state')
+
+  await t.test('a PHP server announces players; the Java controller locates and lists them', async (t) => {
+    t.match(await lobby.cmd(`join Steve ${STEVE_XUID} proxy-j`), { ev: 'result' })
+    t.match(await lobby.cmd('join Alex - proxy-j'), { ev: 'result' })
+    await until(async () => (await ctl.cmd('locate Alex')).found === true, 'Alex located at ctl', BOUND)
+    t.match(await ctl.cmd('locate steve'), { ev: 'player', found: true, player: { name: 'Steve', xuid: STEVE_XUID, server: 'lobby-p', proxy: 'proxy-j' } }, 'by name, any case')
+    t.match(await ctl.cmd(`locate ${STEVE_XUID}`), { found: true, player: { name: 'Steve' } }, 'by XUID')
+    t.match(await ctl.cmd('locate Herobrine'), { ev: 'player', found: false })
+    t.match(await ctl.cmd('players - - 0'), { ev: 'players', count: 2 })
+    const limited = await ctl.cmd('players hub - 1')
+    t.equal(limited.count, 2, 'count: all matching')
+    t.equal((limited.players as unknown[]).length, 1, 'players: at most the limit')
+    t.match(await ctl.cmd('players skywars - 0'), { count: 0 })
+    await until(() => proxy.events('player-joined').length >= 2, 'player-joined twice at the Java proxy', BOUND)
+    t.same(proxy.events('player-joined').map((e) => (e.player as { name: string; server: string })).map((p) => `${p.name}@${p.server}`).sort(),
+      ['Alex@lobby-p', 'Steve@lobby-p'], 'the Java proxy saw both joins')
+  })
+
+  await t.test('transfers: typed failures, then one that the Java proxy performs', async (t) => {
+    t.match(await ctl.cmd('transfer Steve game-j'), { ev: 'error', code: 'SERVER_FULL' }, 'a server in state full takes nobody')
+    t.match(await ctl.cmd('transfer Steve game-p'), { ev: 'error', code: 'REFUSED', message: /whitelist only/ }, 'the PHP server\'s hook refuses')
+    t.match(await ctl.cmd('transfer Ghost game-j'), { ev: 'error', code: 'UNKNOWN_PLAYER' })
+    t.match(await ctl.cmd('transfer Steve nowhere'), { ev: 'error', code: 'NO_SUCH_SERVER' })
+    t.equal(proxy.events('service-call').length, 0, 'no move was asked of the proxy yet')
+    t.match(await gameJ.cmd('server state=lobby'), { ev: 'result' })
+    const opened = (r: Repl): boolean => r.events('server-updated').some((e) => (e.server as { id: string; state: string }).id === 'game-j' && (e.server as { state: string }).state === 'lobby')
+    await until(() => opened(lobby) && opened(proxy), 'server-updated game-j lobby at the PHP server and the Java proxy', BOUND)
+    t.match(lobby.events('server-updated').find((e) => (e.server as { id: string }).id === 'game-j'), { server: { mode: 'skywars', max: 1, role: 'downstream' } }, 'ServerEvent at PHP')
+    await until(async () => (await serverIds(ctl, 'skywars lobby -')).includes('game-j'), 'game-j open at ctl', BOUND)
+    t.match(await ctl.cmd('transfer Steve game-j'), { ev: 'transfer-done', player: 'Steve', server: 'game-j', from: 'lobby-p', via: 'proxy-j' })
+    t.match(gameJ.events('service-call'), [{ kind: 'transfer-request', from: 'lobby-p', player: { name: 'Steve' } }], 'the Java target was asked')
+    t.match(proxy.events('service-call'), [{ kind: 'move', server: 'game-j', player: { name: 'Steve', server: 'lobby-p' } }], 'the Java proxy moved him')
+    // The player arrives: the target announces him, the old server lets him go.
+    t.match(await gameJ.cmd(`join Steve ${STEVE_XUID} proxy-j`), { ev: 'result' })
+    t.match(await lobby.cmd('leave Steve'), { ev: 'result', count: 1 })
+    await until(() => lobby.events('player-moved').length > 0 && proxy.events('player-moved').length > 0, 'player-moved at PHP and Java', BOUND)
+    for (const [who, r] of [['PHP server', lobby], ['Java proxy', proxy]] as const) {
+      t.match(r.events('player-moved'), [{ from: 'lobby-p', player: { name: 'Steve', server: 'game-j' } }], `player-moved at the ${who}`)
+    }
+    await until(async () => (await ctl.cmd('locate Steve')).player !== undefined && ((await ctl.cmd('locate Steve')).player as { server: string }).server === 'game-j', 'Steve on game-j at ctl', BOUND)
+    t.pass('the controller locates Steve on game-j')
+    await until(async () => ((await ctl.cmd('servers skywars - -')).servers as { id: string; players: number }[]).some((s) => s.id === 'game-j' && s.players === 1), 'game-j lists 1 player', BOUND)
+    t.match(await ctl.cmd('transfer Alex game-j'), { ev: 'error', code: 'SERVER_FULL' }, 'game-j is at its max of 1')
+    t.match(await ctl.cmd('transfer Steve mode=hub'), { ev: 'transfer-done', player: 'Steve', server: 'lobby-p', from: 'game-j', via: 'proxy-j' }, 'a selector picks the hub')
+  })
+
+  await t.test('messages and kicks go to the Java proxy', async (t) => {
+    t.match(await lobby.cmd('message Alex hello from PHP'), { ev: 'result' })
+    t.match(proxy.events('service-call').filter((e) => e.kind === 'message'), [{ text: 'hello from PHP', player: { name: 'Alex' } }])
+    t.match(await lobby.cmd('kick Alex bye'), { ev: 'error', code: 'REFUSED', message: /no kicks here/ })
+    t.match(await ctl.cmd('message Ghost hi'), { ev: 'error', code: 'UNKNOWN_PLAYER' })
+  })
+
+  await t.test('a killed PHP server process: its players leave every directory', async (t) => {
+    const lefts = proxy.events('player-left').length
+    kill(lobby.p, 'SIGKILL')
+    await until(async () => (await ctl.cmd('locate Alex')).found === false, 'Alex gone at ctl', DOWN_BOUND_MS)
+    await until(() => proxy.events('player-left').slice(lefts).some((e) => (e.player as { name: string }).name === 'Alex'), 'player-left Alex at the Java proxy', DOWN_BOUND_MS)
+    t.notOk((await serverIds(ctl)).includes('lobby-p'), 'lobby-p left the registry')
+    t.match(await ctl.cmd('players - - 0'), { count: 1 }, 'only Steve (announced by game-j) is left')
+  })
+
+  for (const r of [proxy, ctl, gameJ, gameP]) t.equal(await r.close(), 0, `${r.id} leaves with 0`)
+  for (const a of agents) kill(a, 'SIGTERM')
+  for (const a of agents) t.equal(await exited(a), 0, 'agent stops cleanly')
+})

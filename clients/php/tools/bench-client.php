@@ -11,6 +11,15 @@ declare(strict_types=1);
  *     --id ID [--role ROLE] [--topic T]... [--meta k=v]...
  *     --mode echo|pingpong|flood|repl
  *     --peer ID --count N --size BYTES [--warmup W] [--timeout-ms MS]
+ *     [--services] [--player-events] [--server k=v,...] [--handle KIND[=REFUSAL]]...
+ *
+ * Network services (as the Java bench client): --server lists the node (state, mode, max,
+ * tags=a;b); --handle answers ServiceCalls of KIND (transfer-request, move, message, kick) with
+ * ok, or refused with REFUSAL, printing each as {"ev":"service-call",...}. Repl commands:
+ *   join TAG NAME [XUID|-] [PROXY|-]; leave TAG PLAYER; server TAG k=v,...; locate TAG PLAYER;
+ *   players TAG MODE|- SERVER|- LIMIT; servers TAG MODE|- STATE[;STATE]|- TAG2|-;
+ *   transfer TAG PLAYER SERVER|k=v,... [TIMEOUT_MS] (selector keys: mode, state=a;b, tag,
+ *   exclude=a;b, fallback=SERVER); message TAG PLAYER TEXT; kick TAG PLAYER TEXT.
  *
  * Every mode prints `ready` once welcomed. Exit codes: 0 success; 1 usage,
  * connection or request failure; 2 --peer not in the table within --timeout-ms;
@@ -24,6 +33,11 @@ use Warpmesh\Agent\IncomingRequest;
 use Warpmesh\Agent\Message;
 use Warpmesh\Agent\Peer;
 use Warpmesh\Agent\Pending;
+use Warpmesh\Agent\Player;
+use Warpmesh\Agent\PlayerList;
+use Warpmesh\Agent\ServerInfo;
+use Warpmesh\Agent\ServiceCall;
+use Warpmesh\Agent\TransferDone;
 use Warpmesh\Agent\Proto\Delivery;
 use Warpmesh\Agent\WarpmeshException;
 
@@ -59,8 +73,10 @@ function emit(array $o): void
 /** @return array<string, list<string>> */
 function parseArgs(array $argv): array
 {
-    $multi = ['topic', 'meta'];
-    $known = ['socket', 'tcp', 'token', 'id', 'role', 'topic', 'meta', 'mode', 'peer', 'count', 'size', 'warmup', 'timeout-ms'];
+    $multi = ['topic', 'meta', 'handle'];
+    $flags = ['services', 'player-events'];
+    $known = ['socket', 'tcp', 'token', 'id', 'role', 'topic', 'meta', 'mode', 'peer', 'count', 'size', 'warmup', 'timeout-ms',
+        'services', 'player-events', 'server', 'handle'];
     $a = [];
     for ($i = 1; $i < count($argv); $i++) {
         $arg = $argv[$i];
@@ -75,7 +91,9 @@ function parseArgs(array $argv): array
         if (!in_array($name, $known, true)) {
             fail("unknown option --$name");
         }
-        if ($value === null) {
+        if ($value === null && in_array($name, $flags, true)) {
+            $value = '1';
+        } elseif ($value === null) {
             if ($i + 1 >= count($argv)) {
                 fail("--$name needs a value");
             }
@@ -131,6 +149,64 @@ function parseMeta(string $s): array
     return $meta;
 }
 
+/**
+ * Server settings from "state=lobby,mode=skywars,max=16,tags=a;b".
+ *
+ * @return array<string,mixed>
+ */
+function parseSettings(string $s): array
+{
+    $out = [];
+    foreach (parseMeta($s) as $k => $v) {
+        $out[$k] = match ($k) {
+            'max' => preg_match('/^\d+$/D', $v) === 1 ? (int) $v : throw new InvalidArgumentException("server: max must be an integer, got " . json_encode($v)),
+            'tags' => $v === '' ? [] : explode(';', $v),
+            default => $v,
+        };
+    }
+    return $out;
+}
+
+/**
+ * A selector from "mode=skywars,state=lobby;in-game,fallback=lobby-1".
+ *
+ * @return array<string,mixed>
+ */
+function parseSelector(string $s): array
+{
+    $out = [];
+    foreach (parseMeta($s) as $k => $v) {
+        $out[$k] = in_array($k, ['state', 'exclude'], true) ? explode(';', $v) : $v;
+    }
+    return $out;
+}
+
+/** --handle KIND[=REFUSAL]: prints each call, answers ok or refused with REFUSAL. */
+function registerHandler(Client $c, string $spec): void
+{
+    [$name, $refusal] = array_pad(explode('=', $spec, 2), 2, null);
+    $kinds = ['transfer-request' => ServiceCall::TRANSFER_REQUEST, 'move' => ServiceCall::MOVE, 'message' => ServiceCall::MESSAGE, 'kick' => ServiceCall::KICK];
+    if (!isset($kinds[$name])) {
+        throw new InvalidArgumentException('--handle: KIND is transfer-request, move, message or kick, got ' . json_encode($name));
+    }
+    $c->onServiceCall($kinds[$name], static function (ServiceCall $call) use ($name, $refusal): bool|string {
+        emit(['ev' => 'service-call', 'kind' => $name, 'player' => playerJson($call->player), 'server' => $call->server,
+            'from' => $call->from, 'text' => $call->text]);
+        return $refusal ?? true;
+    });
+}
+
+function playerJson(Player $p): array
+{
+    return ['name' => $p->name, 'xuid' => $p->xuid, 'server' => $p->server, 'proxy' => $p->proxy, 'fields' => (object) $p->fields];
+}
+
+function serverJson(ServerInfo $s): array
+{
+    return ['id' => $s->id, 'role' => $s->role, 'state' => $s->state, 'mode' => $s->mode, 'tags' => $s->tags,
+        'players' => $s->players, 'max' => $s->max, 'fields' => (object) $s->fields];
+}
+
 function nowUs(): float
 {
     return hrtime(true) / 1000;
@@ -173,9 +249,21 @@ if (isset($args['tcp'])) {
     $opts['socket'] = strArg($args, 'socket');
 }
 $timeoutMs = intArg($args, 'timeout-ms', 10000);
+if (isset($args['services'])) {
+    $opts['services'] = true;
+}
+if (isset($args['player-events'])) {
+    $opts['playerEvents'] = true;
+}
 
 try {
+    if (isset($args['server'])) {
+        $opts['server'] = parseSettings(strArg($args, 'server'));
+    }
     $client = new Client($opts);
+    foreach ($args['handle'] ?? [] as $spec) {
+        registerHandler($client, $spec);
+    }
     $client->connectAndWait(10);
 } catch (InvalidArgumentException $e) {
     fail($e->getMessage());
@@ -425,6 +513,57 @@ function runCommand(Client $c, string $line): void
                 settleTo($c->getPeers(), $tag, static fn (array $peers): array => ['ev' => 'peers', 'tag' => $tag,
                     'peers' => array_map('peerJson', $peers)]);
                 return;
+            case 'join':
+                $w = explode(' ', $rest);
+                if (count($w) < 1 || count($w) > 3 || $w[0] === '') {
+                    throw new InvalidArgumentException('usage: join TAG NAME [XUID|-] [PROXY|-]');
+                }
+                $any = static fn (?string $x): string => $x === null || $x === '-' ? '' : $x;
+                settleTo($c->join($w[0], $any($w[1] ?? null), $any($w[2] ?? null)), $tag, $result);
+                return;
+            case 'leave':
+                settleTo($c->leave(trim($rest)), $tag, $counted);
+                return;
+            case 'server':
+                settleTo($c->setServer(parseSettings(trim($rest))), $tag, $result);
+                return;
+            case 'locate':
+                settleTo($c->locate(trim($rest)), $tag, static fn (?Player $p): array => $p === null
+                    ? ['ev' => 'player', 'tag' => $tag, 'found' => false]
+                    : ['ev' => 'player', 'tag' => $tag, 'found' => true, 'player' => playerJson($p)]);
+                return;
+            case 'players':
+                $w = explode(' ', $rest);
+                if (count($w) !== 3 || preg_match('/^\d+$/D', $w[2]) !== 1) {
+                    throw new InvalidArgumentException('usage: players TAG MODE|- SERVER|- LIMIT');
+                }
+                settleTo($c->listPlayers($w[0] === '-' ? '' : $w[0], $w[1] === '-' ? '' : $w[1], (int) $w[2]), $tag,
+                    static fn (PlayerList $l): array => ['ev' => 'players', 'tag' => $tag, 'count' => $l->count,
+                        'players' => array_map('playerJson', $l->players)]);
+                return;
+            case 'servers':
+                $w = explode(' ', $rest);
+                if (count($w) !== 3) {
+                    throw new InvalidArgumentException('usage: servers TAG MODE|- STATE[;STATE]|- TAG2|-');
+                }
+                settleTo($c->servers($w[0] === '-' ? '' : $w[0], $w[1] === '-' ? [] : explode(';', $w[1]), $w[2] === '-' ? '' : $w[2]), $tag,
+                    static fn (array $l): array => ['ev' => 'servers', 'tag' => $tag, 'servers' => array_map('serverJson', $l)]);
+                return;
+            case 'transfer':
+                $w = explode(' ', $rest);
+                if (count($w) < 2 || count($w) > 3 || (isset($w[2]) && preg_match('/^\d+$/D', $w[2]) !== 1)) {
+                    throw new InvalidArgumentException('usage: transfer TAG PLAYER SERVER|k=v,... [TIMEOUT_MS]');
+                }
+                $target = str_contains($w[1], '=') ? parseSelector($w[1]) : $w[1];
+                settleTo($c->transfer($w[0], $target, isset($w[2]) ? (int) $w[2] : null), $tag,
+                    static fn (TransferDone $d): array => ['ev' => 'transfer-done', 'tag' => $tag, 'player' => $d->player,
+                        'server' => $d->server, 'from' => $d->from, 'via' => $d->via]);
+                return;
+            case 'message':
+            case 'kick':
+                [$player, $text] = array_pad(explode(' ', $rest, 2), 2, '');
+                settleTo($cmd === 'message' ? $c->message($player, $text) : $c->kick($player, $text), $tag, $result);
+                return;
             default:
                 emit(['ev' => 'error', 'tag' => $tag, 'code' => 'BAD_COMMAND', 'message' => "unknown command " . json_encode($cmd)]);
         }
@@ -458,6 +597,11 @@ function runRepl(Client $c, bool &$stop): void
     $c->onReconnected(static function (): void {
         emit(['ev' => 'reconnected']);
     });
+    $c->onPlayerJoined(static fn (Player $p) => emit(['ev' => 'player-joined', 'player' => playerJson($p)]));
+    $c->onPlayerLeft(static fn (Player $p) => emit(['ev' => 'player-left', 'player' => playerJson($p)]));
+    $c->onPlayerMoved(static fn (Player $p, string $from) => emit(['ev' => 'player-moved', 'player' => playerJson($p), 'from' => $from]));
+    $c->onServerUpdated(static fn (ServerInfo $s) => emit(['ev' => 'server-updated', 'server' => serverJson($s)]));
+    $c->onServerRemoved(static fn (string $id) => emit(['ev' => 'server-removed', 'id' => $id]));
     stream_set_blocking(STDIN, false);
     $buf = '';
     $eof = false;

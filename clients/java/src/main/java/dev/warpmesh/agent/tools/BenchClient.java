@@ -4,6 +4,8 @@ import dev.warpmesh.agent.Delivery;
 import dev.warpmesh.agent.ErrorCode;
 import dev.warpmesh.agent.MeshMessage;
 import dev.warpmesh.agent.PeerInfo;
+import dev.warpmesh.agent.Player;
+import dev.warpmesh.agent.ServerInfo;
 import dev.warpmesh.agent.WarpmeshClient;
 import dev.warpmesh.agent.WarpmeshException;
 import dev.warpmesh.agent.WarpmeshListener;
@@ -42,6 +44,7 @@ import java.util.concurrent.atomic.AtomicReference;
  *   --id ID [--role ROLE] [--topic T]... [--meta k=v]...
  *   --mode echo|pingpong|flood|repl
  *   --peer ID --count N --size BYTES [--warmup W] [--timeout-ms MS]
+ *   [--services] [--player-events] [--server k=v,...] [--handle KIND[=REFUSAL]]...  (see ServicesRepl)
  * </pre>
  *
  * Exit codes: 0 done, 1 usage or connection failure, 2 peer not in the table within the timeout, 3
@@ -77,11 +80,23 @@ public final class BenchClient {
     int size;
     int warmup;
     long timeoutMs = DEFAULT_TIMEOUT_MS;
+    boolean services;
+    boolean playerEvents;
+    String server;
+    final List<String> handles = new ArrayList<>();
 
     static Options parse(String[] args) {
       Options o = new Options();
       for (int i = 0; i < args.length; i++) {
         String a = args[i];
+        if (a.equals("--services")) {
+          o.services = true;
+          continue;
+        }
+        if (a.equals("--player-events")) {
+          o.playerEvents = true;
+          continue;
+        }
         if (i + 1 >= args.length) throw new IllegalArgumentException(a + " needs a value");
         String v = args[++i];
         switch (a) {
@@ -128,6 +143,12 @@ public final class BenchClient {
             break;
           case "--timeout-ms":
             o.timeoutMs = integer(a, v, 1, Integer.MAX_VALUE);
+            break;
+          case "--server":
+            o.server = v;
+            break;
+          case "--handle":
+            o.handles.add(v);
             break;
           default:
             throw new IllegalArgumentException("unknown option " + a);
@@ -213,6 +234,10 @@ public final class BenchClient {
       else if (o.socket != null) b.socketPath(Path.of(o.socket));
       if (o.mode.equals("echo")) b.onRequest((from, data) -> data.length == 0 ? countReply(events) : data);
       if (o.mode.equals("repl")) b.onRequest((from, data) -> concat(RE, data));
+      if (o.services) b.services(true);
+      if (o.playerEvents) b.playerEvents(true);
+      if (o.server != null) b.server(ServicesRepl.settings(o.server));
+      for (String h : o.handles) ServicesRepl.handle(b, h, out);
       client = b.connect();
     } catch (IllegalArgumentException | WarpmeshException e) {
       stderr.println("bench-client: " + e.getMessage());
@@ -438,7 +463,9 @@ public final class BenchClient {
                   else out.line(new JsonLine().put("ev", "peers").put("tag", ptag).raw("peers", peerList(peers)).toString());
                 });
       default:
-        throw new IllegalArgumentException("unknown command " + cmd);
+        CompletableFuture<?> f = ServicesRepl.command(client, cmd, rest, out);
+        if (f == null) throw new IllegalArgumentException("unknown command " + cmd);
+        return f;
     }
   }
 
@@ -626,6 +653,31 @@ public final class BenchClient {
         peerSeen.notifyAll();
       }
       if (print) out.line(new JsonLine().put("ev", "reconnected").toString());
+    }
+
+    @Override
+    public void onPlayerJoined(Player p) {
+      if (print) ServicesRepl.printPlayer(out, "player-joined", p, null);
+    }
+
+    @Override
+    public void onPlayerLeft(Player p) {
+      if (print) ServicesRepl.printPlayer(out, "player-left", p, null);
+    }
+
+    @Override
+    public void onPlayerMoved(Player p, String from) {
+      if (print) ServicesRepl.printPlayer(out, "player-moved", p, from);
+    }
+
+    @Override
+    public void onServerUpdated(ServerInfo s) {
+      if (print) out.line(new JsonLine().put("ev", "server-updated").raw("server", ServicesRepl.serverJson(s)).toString());
+    }
+
+    @Override
+    public void onServerRemoved(String id) {
+      if (print) out.line(new JsonLine().put("ev", "server-removed").put("id", id).toString());
     }
 
     @Override
