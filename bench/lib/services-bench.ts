@@ -330,6 +330,13 @@ export class DirectoryCluster {
     await Promise.all(this.nodes.map((node) => node.request({ op: 'wait', size: this.players.size, timeoutMs }, timeoutMs + 5000)))
   }
 
+  /** Each node's directory counters (warpmesh: `Network.stats()`), by id. */
+  async stats(): Promise<Record<string, Record<string, number>>> {
+    const out: Record<string, Record<string, number>> = {}
+    await Promise.all(this.nodes.map(async (n) => { out[n.label] = await n.request<Record<string, number>>({ op: 'stats' }, 5000).catch(() => ({})) }))
+    return out
+  }
+
   /** A fresh expectation id. */
   nextExpectation(): number {
     return this.#nextExpectation++
@@ -377,6 +384,14 @@ export interface MoveRun {
   readonly moves: number
   /** Times a node's view left the new server again after showing it (should be 0). */
   readonly flaps: number
+  /**
+   * warpmesh: the same, from the new server's `join` call instead of the
+   * earlier of the two calls; and how far apart the two calls started
+   * (`join` − `leave`, ms: the IPC requests reach two processes at
+   * slightly different moments). Undefined for Redis (one call).
+   */
+  readonly fromJoinMs?: Summary
+  readonly callSkewMs?: Summary
 }
 
 /**
@@ -391,6 +406,8 @@ export async function measureMoves(c: DirectoryCluster, o: { moves: number, seed
   const names = [...c.players.keys()].sort()
   const servers = c.nodes.map((n) => n.label)
   const samples: number[] = []
+  const fromJoin: number[] = []
+  const skews: number[] = []
   let flaps = 0
   for (let m = 0; m < o.moves; m++) {
     const place = c.players.get(names[Math.floor(rand() * names.length)]!)!
@@ -400,6 +417,7 @@ export async function measureMoves(c: DirectoryCluster, o: { moves: number, seed
     await Promise.all(c.nodes.map((n) => n.request({ op: 'expect', id, player: place.player, server: to })))
     const reports = awaitReports(c.nodes, id, o.timeoutMs ?? 30_000, `move ${m + 1} of ${place.player.name} to ${to}`)
     let t0: bigint
+    let joinedAt: bigint | undefined
     try {
       if (c.backend === 'warpmesh') {
         const [left, joined] = await Promise.all([
@@ -407,6 +425,8 @@ export async function measureMoves(c: DirectoryCluster, o: { moves: number, seed
           c.node(to).request<bigint>({ op: 'join', players: [place.player], server: to }),
         ])
         t0 = left < joined ? left : joined
+        joinedAt = joined
+        skews.push(ms(joined - left))
         place.host = to
       } else {
         t0 = await c.node(place.host).request<bigint>({ op: 'change-server', player: place.player, to })
@@ -423,9 +443,13 @@ export async function measureMoves(c: DirectoryCluster, o: { moves: number, seed
     flaps += states.reduce((a, s) => a + s.flaps, 0)
     const last = states.reduce((a, s) => (s.atNs > a ? s.atNs : a), 0n)
     samples.push(Math.max(0, ms(last - t0)))
+    if (joinedAt !== undefined) fromJoin.push(ms(last - joinedAt))
     if (o.gapMs !== undefined && o.gapMs > 0) await new Promise((resolve) => setTimeout(resolve, o.gapMs))
   }
-  return { visibleMs: summarize(samples), moves: samples.length, flaps }
+  return {
+    visibleMs: summarize(samples), moves: samples.length, flaps,
+    ...(c.backend === 'warpmesh' ? { fromJoinMs: summarize(fromJoin), callSkewMs: summarize(skews) } : {}),
+  }
 }
 
 // ---------------------------------------------------------------- 2. lookups
