@@ -1521,7 +1521,8 @@ final class Client
             $this->answerServiceCall($id, false, "not handled by {$this->opts->id}");
             return;
         }
-        $call = new ServiceCall($id, $x->getKind(), Player::fromProto($x->getPlayer()), $x->getServer(), $x->getFrom(), $x->getText());
+        $call = new ServiceCall($id, $x->getKind(), Player::fromProto($x->getPlayer()), $x->getServer(), $x->getFrom(), $x->getText(),
+            (int) $x->getPlayers(), (int) $x->getArriving());
         try {
             $out = $h($call);
         } catch (\Throwable $t) {

@@ -25,6 +25,8 @@ final class ServiceCall
      * @param string $server MOVE: the server to move the player to
      * @param string $from TRANSFER_REQUEST: the player's current server
      * @param string $text MESSAGE: the text; KICK: the reason
+     * @param int $players TRANSFER_REQUEST: players this server hosts now
+     * @param int $arriving TRANSFER_REQUEST: players accepted before, not arrived yet (a limit counts players + arriving)
      */
     public function __construct(
         public readonly int $id,
@@ -33,6 +35,8 @@ final class ServiceCall
         public readonly string $server,
         public readonly string $from,
         public readonly string $text,
+        public readonly int $players = 0,
+        public readonly int $arriving = 0,
     ) {
     }
 }

@@ -316,10 +316,29 @@ final class ServicesTest extends TestCase
         new Client(['id' => 'x', 'server' => ['state' => 'LOBBY']]);
     }
 
-    private static function call(int $id, int $kind, string $server = '', string $text = ''): AgentMessage
+    private static function call(int $id, int $kind, string $server = '', string $text = '', int $players = 0, int $arriving = 0): AgentMessage
     {
         return self::msg('ServiceCall', (new ProtoServiceCall())->setId($id)->setKind($kind)
-            ->setPlayer(self::protoPlayer('Steve', 'lobby-1', 'proxy-1'))->setServer($server)->setFrom('lobby-1')->setText($text));
+            ->setPlayer(self::protoPlayer('Steve', 'lobby-1', 'proxy-1'))->setServer($server)->setFrom('lobby-1')->setText($text)
+            ->setPlayers($players)->setArriving($arriving));
+    }
+
+    public function testATransferRequestCarriesTheCountsAndARefusalWithoutReasonNamesTheServer(): void
+    {
+        $c = $this->client(['id' => 'game-1', 'server' => ['state' => 'lobby']]);
+        $seen = [];
+        $c->onTransferRequest(function (ServiceCall $x) use (&$seen) {
+            $seen[] = $x;
+            return $x->players + $x->arriving < 6;
+        });
+        $this->connect($c);
+        $this->agent->send(self::call(3, ProtoServiceCall\Kind::TRANSFER_REQUEST, '', '', 5, 2));
+        $a = $this->agent->recv($c)->getServiceAnswer();
+        $this->assertSame([3, false, 'refused by game-1'], [(int) $a->getId(), $a->getOk(), $a->getReason()]);
+        $this->assertSame([5, 2, 'lobby-1'], [$seen[0]->players, $seen[0]->arriving, $seen[0]->from]);
+        $this->agent->send(self::call(4, ProtoServiceCall\Kind::TRANSFER_REQUEST, '', '', 3, 2));
+        $a = $this->agent->recv($c)->getServiceAnswer();
+        $this->assertSame([4, true], [(int) $a->getId(), $a->getOk()]);
     }
 
     public function testServiceCallsAreAnsweredByTheirHandlers(): void

@@ -76,7 +76,8 @@ final class Convert {
   static ServiceCall serviceCall(dev.warpmesh.agent.proto.ServiceCall c) {
     ServiceCall.Kind kind = ServiceCall.Kind.fromNumber(c.getKindValue());
     if (kind == null) return null;
-    return new ServiceCall(c.getId(), kind, player(c.getPlayer()), c.getServer(), c.getFrom(), c.getText());
+    return new ServiceCall(
+        c.getId(), kind, player(c.getPlayer()), c.getServer(), c.getFrom(), c.getText(), c.getPlayers(), c.getArriving());
   }
 
   static WarpmeshException error(dev.warpmesh.agent.proto.Error e) {

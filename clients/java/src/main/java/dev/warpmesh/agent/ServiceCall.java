@@ -10,8 +10,12 @@ package dev.warpmesh.agent;
  * @param server {@link Kind#MOVE}: the server to move the player to; "" otherwise
  * @param from {@link Kind#TRANSFER_REQUEST}: the player's current server; "" otherwise
  * @param text {@link Kind#MESSAGE}: the text to show; {@link Kind#KICK}: the reason; "" otherwise
+ * @param players {@link Kind#TRANSFER_REQUEST}: players this server hosts now; 0 otherwise
+ * @param arriving {@link Kind#TRANSFER_REQUEST}: players accepted before and not arrived yet (a limit
+ *     counts {@code players + arriving}); 0 otherwise
  */
-public record ServiceCall(long id, Kind kind, Player player, String server, String from, String text) {
+public record ServiceCall(
+    long id, Kind kind, Player player, String server, String from, String text, int players, int arriving) {
   /** What a {@link ServiceCall} asks; same numbers as agent.proto's {@code ServiceCall.Kind}. */
   public enum Kind {
     /** At a target server: may {@code player} (now on {@code from}) come here? */

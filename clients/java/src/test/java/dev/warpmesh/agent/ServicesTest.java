@@ -458,7 +458,7 @@ class ServicesTest {
     c.send(call(7, dev.warpmesh.agent.proto.ServiceCall.Kind.MOVE, "game-1", ""));
     ServiceCall move = seen.poll(FakeAgent.WAIT_MS, TimeUnit.MILLISECONDS);
     assertEquals(
-        new ServiceCall(7, ServiceCall.Kind.MOVE, new Player("Steve", "2535400000000001", "lobby-1", "proxy-1", Map.of("rank", "vip")), "game-1", "lobby-1", ""),
+        new ServiceCall(7, ServiceCall.Kind.MOVE, new Player("Steve", "2535400000000001", "lobby-1", "proxy-1", Map.of("rank", "vip")), "game-1", "lobby-1", "", 0, 0),
         move);
     c.send(call(8, dev.warpmesh.agent.proto.ServiceCall.Kind.MESSAGE, "", "hi"));
     c.send(call(9, dev.warpmesh.agent.proto.ServiceCall.Kind.MESSAGE, "", ""));
@@ -475,6 +475,7 @@ class ServicesTest {
 
   @Test
   void aFailedAsyncHandlerRefusesWithItsMessage() throws Exception {
+    BlockingQueue<ServiceCall> seen = new LinkedBlockingQueue<>();
     FakeAgent.Conn c =
         connect(
             agent
@@ -482,9 +483,22 @@ class ServicesTest {
                 .server(ServerSettings.create().state("lobby"))
                 .onServiceCallAsync(
                     ServiceCall.Kind.TRANSFER_REQUEST,
-                    call -> CompletableFuture.failedFuture(new RuntimeException("whitelist only"))));
-    c.send(call(3, dev.warpmesh.agent.proto.ServiceCall.Kind.TRANSFER_REQUEST, "", ""));
+                    call -> {
+                      seen.add(call);
+                      return CompletableFuture.failedFuture(new RuntimeException("whitelist only"));
+                    }));
+    c.send(
+        AgentMessage.newBuilder()
+            .setServiceCall(
+                call(3, dev.warpmesh.agent.proto.ServiceCall.Kind.TRANSFER_REQUEST, "", "").getServiceCall().toBuilder()
+                    .setPlayers(5)
+                    .setArriving(2))
+            .build());
     assertEquals(ServiceAnswer.newBuilder().setId(3).setReason("whitelist only").build(), c.next(BodyCase.SERVICE_ANSWER).getServiceAnswer());
+    ServiceCall req = seen.poll(FakeAgent.WAIT_MS, TimeUnit.MILLISECONDS);
+    assertEquals(5, req.players());
+    assertEquals(2, req.arriving());
+    assertEquals("lobby-1", req.from());
   }
 
   @Test
