@@ -5,14 +5,17 @@
  * queries; transfers through the proxy client's move handler; every error
  * code reachable from a client; messages and kicks delivered to the proxy
  * client's handlers; player and server events; the bound and timeout of
- * service calls; services-only checks of Hello.
+ * service calls; services-only checks of Hello; a reconnect restoring the
+ * client's server entry and players.
  */
+import { join } from 'node:path'
 import t from 'tap'
-import type { AgentClient, AgentMessageEvent } from '../../lib/agent/client.js'
+import { Agent } from '../../lib/agent/agent.js'
+import { AgentClient, type AgentMessageEvent } from '../../lib/agent/client.js'
 import { AgentErrorCode, ServiceCallKind } from '../../lib/agent/protocol.js'
 import type { PlayerInfo, ServerInfo } from '../../lib/services/types.js'
 import { SERVICES_CHANNEL } from '../../lib/services/types.js'
-import { client, Raw, startAgent, startCoordinator, tempDir, until } from './fixtures.js'
+import { client, nodeOptions, Raw, startAgent, startCoordinator, tempDir, until } from './fixtures.js'
 
 const E = AgentErrorCode
 
@@ -320,4 +323,32 @@ t.test('services in Hello and on the raw protocol', async (t) => {
   await r.next('goodbye')
   await r.waitClosed()
   t.equal(await other.count(), 1, 'the host serves on')
+})
+
+t.test('after a reconnect the client lists its server and announces its players again', async (t) => {
+  const dir = tempDir(t)
+  const coordinator = await startCoordinator(t)
+  const stable = await startAgent(t, coordinator, dir, {}, 'stable')
+  const path = join(dir, 'restarting.sock')
+  let agent = await Agent.start({ socket: path, node: nodeOptions(coordinator) })
+  t.teardown(() => agent.close())
+  const roamer = await AgentClient.connect({ socket: path, id: 'roamer', services: true, server: { mode: 'duel', max: 4 } })
+  t.teardown(() => roamer.close())
+  const observer = await client(t, stable, { id: 'observer', services: true })
+  await roamer.join({ name: 'Kept', xuid: '42', proxy: 'observer' })
+  await roamer.join({ name: 'Gone' })
+  t.equal(await roamer.leave('GONE'), true)
+  await roamer.setServer({ state: 'in-game' })
+  await until(async () => (await observer.locate('Kept'))?.server === 'roamer' && (await observer.server('roamer'))?.state === 'in-game', 'roamer\'s facts at the observer')
+
+  const reconnected = new Promise((resolve) => roamer.once('reconnected', resolve))
+  await agent.close()
+  await until(async () => !(await observer.isOnline('Kept')) && (await observer.server('roamer')) === undefined, 'the facts left with the node')
+  agent = await Agent.start({ socket: path, node: nodeOptions(coordinator) })
+  await reconnected
+  await until(async () => (await observer.locate('42'))?.server === 'roamer', 'Kept announced again', 15_000)
+  t.same(await observer.locate('Kept'), { name: 'Kept', xuid: '42', server: 'roamer', proxy: 'observer', fields: {} })
+  t.equal(await observer.isOnline('Gone'), false, 'a player who left is not announced again')
+  await until(async () => (await observer.server('roamer'))?.state === 'in-game', 'listed again with its current settings')
+  t.match(await observer.server('roamer'), { mode: 'duel', max: 4, state: 'in-game', players: 1 })
 })
