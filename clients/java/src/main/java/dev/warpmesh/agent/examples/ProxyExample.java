@@ -1,26 +1,31 @@
 package dev.warpmesh.agent.examples;
 
-import dev.warpmesh.agent.PeerInfo;
-import dev.warpmesh.agent.MeshMessage;
+import dev.warpmesh.agent.Player;
+import dev.warpmesh.agent.ServerInfo;
+import dev.warpmesh.agent.ServiceCall;
 import dev.warpmesh.agent.WarpmeshClient;
-import dev.warpmesh.agent.WarpmeshException;
 import dev.warpmesh.agent.WarpmeshListener;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
- * The proxy of a Bedrock network, as a warpmesh member (what a WaterdogPE plugin would do):
+ * The proxy of a Bedrock network on the network services (what a WaterdogPE plugin would do):
  *
  * <ul>
- *   <li>keeps a directory of players from the lists downstream servers publish on topic
- *       {@code players} (payload: {@code name1,name2,...}, the sender's full list);
- *   <li>answers requests {@code where <player>} with the server's id (an unknown player fails the
- *       request: the caller gets REMOTE_ERROR "unknown player ...");
- *   <li>reads commands on stdin: {@code transfer <player> <server>} sends {@code transfer <player>
- *       <server>} to the server the player is on, {@code where <player>} prints the answer locally.
+ *   <li>performs the moves the services ask of it (a transfer of one of its players, started by any
+ *       node: {@code ServiceCall.MOVE}); here it records where the player now is and prints it, where
+ *       WaterdogPE would call {@code player.connect(server)};
+ *   <li>shows messages ({@code MESSAGE}) and disconnects players ({@code KICK}) on request;
+ *   <li>prints the network's player and server events;
+ *   <li>takes console commands on stdin ({@link ExampleCommands}): {@code where}, {@code transfer},
+ *       {@code play}, {@code players}, {@code servers}, {@code message}, {@code kick}.
  * </ul>
+ *
+ * The downstream servers announce the players (see {@link ServerExample}), naming this proxy.
  *
  * <pre>
  * java -cp clients/java/build/warpmesh-client.jar:/usr/share/java/protobuf.jar \
@@ -30,97 +35,92 @@ import java.nio.charset.StandardCharsets;
  * The agent's socket comes from WARPMESH_AGENT_SOCKET (default /tmp/warpmesh-agent.sock).
  */
 public final class ProxyExample {
-  /** Topic the downstreams publish their player lists on. */
-  public static final String PLAYERS_TOPIC = "players";
+  /** Players this proxy moved, and where to (a real proxy has its own session list). */
+  private final Map<String, String> movedTo = new ConcurrentHashMap<>();
+  private final String id;
 
-  private final PlayerDirectory directory = new PlayerDirectory(PlayerDirectory.DEFAULT_MAX_PLAYERS);
-
-  /** Answers a request text: {@code where <player>} → the server id. */
-  synchronized byte[] answer(String from, String text) {
-    String[] w = text.trim().split("\\s+");
-    if (w.length == 2 && w[0].equals("where")) {
-      String server = directory.where(w[1]);
-      if (server == null) throw new IllegalArgumentException("unknown player " + w[1]);
-      return server.getBytes(StandardCharsets.UTF_8);
-    }
-    throw new IllegalArgumentException("expected \"where <player>\", got \"" + text + "\"");
+  ProxyExample(String id) {
+    this.id = id;
   }
 
-  synchronized void onPlayers(String server, String list) {
-    directory.update(server, list);
+  /** MOVE: connect the player to the target (refused when they are not connected through this proxy). */
+  String move(ServiceCall call) {
+    Player p = call.player();
+    if (!p.proxy().equals(id)) return p.name() + " is not connected through " + id;
+    movedTo.put(p.name(), call.server());
+    System.out.println("moving " + p.name() + ": " + p.server() + " -> " + call.server());
+    return null;
   }
 
-  synchronized void onServerDown(String server) {
-    directory.forget(server);
+  /** Where this proxy last moved {@code player}, or null. */
+  String movedTo(String player) {
+    return movedTo.get(player);
   }
 
-  synchronized String where(String player) {
-    return directory.where(player);
+  /** The builder of this proxy's client: services, events and the handlers. */
+  WarpmeshClient.Builder configure(WarpmeshClient.Builder b) {
+    return b.id(id)
+        .role("proxy")
+        .playerEvents(true)
+        .onServiceCall(ServiceCall.Kind.MOVE, this::move)
+        .onServiceCall(
+            ServiceCall.Kind.MESSAGE,
+            c -> {
+              System.out.println("[to " + c.player().name() + "] " + c.text());
+              return null;
+            })
+        .onServiceCall(
+            ServiceCall.Kind.KICK,
+            c -> {
+              System.out.println("kicking " + c.player().name() + ": " + c.text());
+              return null;
+            })
+        .listener(
+            new WarpmeshListener() {
+              @Override
+              public void onPlayerJoined(Player p) {
+                System.out.println("+ " + p.name() + " on " + p.server());
+              }
+
+              @Override
+              public void onPlayerLeft(Player p) {
+                System.out.println("- " + p.name() + " left " + p.server());
+              }
+
+              @Override
+              public void onPlayerMoved(Player p, String from) {
+                System.out.println("> " + p.name() + ": " + from + " -> " + p.server());
+              }
+
+              @Override
+              public void onServerUpdated(ServerInfo s) {
+                System.out.println("server " + s.id() + ": " + s.state() + " " + s.mode() + " max " + s.max());
+              }
+
+              @Override
+              public void onServerRemoved(String sid) {
+                System.out.println("server " + sid + " left");
+              }
+
+              @Override
+              public void onDisconnected(String reason) {
+                System.out.println("agent connection lost (" + reason + "), reconnecting");
+              }
+            });
   }
 
   /** Runs the proxy until stdin ends. */
   public static void main(String[] args) throws IOException {
-    String id = args.length > 0 ? args[0] : "proxy-1";
-    ProxyExample proxy = new ProxyExample();
-    WarpmeshClient client =
-        WarpmeshClient.builder()
-            .id(id)
-            .role("proxy")
-            .topic(PLAYERS_TOPIC)
-            .onRequest((from, data) -> proxy.answer(from, new String(data, StandardCharsets.UTF_8)))
-            .listener(
-                new WarpmeshListener() {
-                  @Override
-                  public void onMessage(MeshMessage m) {
-                    if (PLAYERS_TOPIC.equals(m.topic())) proxy.onPlayers(m.from(), new String(m.data(), StandardCharsets.UTF_8));
-                  }
-
-                  @Override
-                  public void onPeerUp(PeerInfo p) {
-                    System.out.println("up: " + p.id() + " (" + p.role() + ") " + p.meta());
-                  }
-
-                  @Override
-                  public void onPeerDown(PeerInfo p, String reason) {
-                    proxy.onServerDown(p.id());
-                    System.out.println("down: " + p.id() + " (" + reason + ")");
-                  }
-
-                  @Override
-                  public void onDisconnected(String reason) {
-                    System.out.println("agent connection lost (" + reason + "), reconnecting");
-                  }
-
-                  @Override
-                  public void onReconnected() {
-                    System.out.println("reconnected to the agent");
-                  }
-                })
-            .connect();
-    System.out.println(id + " joined the mesh; peers: " + client.knownPeers().size());
+    ProxyExample proxy = new ProxyExample(args.length > 0 ? args[0] : "proxy-1");
+    WarpmeshClient client = proxy.configure(WarpmeshClient.builder()).connect();
+    System.out.println(proxy.id + " joined the mesh; " + ExampleCommands.USAGE);
     try (client;
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8))) {
       String line;
       while ((line = in.readLine()) != null) {
-        String[] w = line.trim().split("\\s+");
-        try {
-          if (w.length == 3 && w[0].equals("transfer")) {
-            String at = proxy.where(w[1]);
-            if (at == null) {
-              System.out.println("unknown player " + w[1]);
-              continue;
-            }
-            client.sendChecked(at, ("transfer " + w[1] + " " + w[2]).getBytes(StandardCharsets.UTF_8));
-            System.out.println("asked " + at + " to transfer " + w[1] + " to " + w[2]);
-          } else if (w.length == 2 && w[0].equals("where")) {
-            String at = proxy.where(w[1]);
-            System.out.println(w[1] + ": " + (at == null ? "unknown" : at));
-          } else if (!line.isBlank()) {
-            System.out.println("commands: transfer <player> <server> | where <player>");
-          }
-        } catch (WarpmeshException e) {
-          System.out.println("failed: " + e.getMessage());
-        }
+        if (line.isBlank()) continue;
+        String out = ExampleCommands.run(client, line);
+        System.out.println(out != null ? out : ExampleCommands.USAGE);
       }
     }
   }
