@@ -65,14 +65,17 @@ export interface AgentOptions {
    */
   maxPendingRequests?: number
   /**
-   * Requests from peers waiting for one client's Reply; beyond it new ones
-   * fail at once (the requester gets `REMOTE_ERROR`). Default 10000.
+   * Requests from peers waiting for one client's Reply, together with the
+   * network services' calls waiting for its ServiceAnswer; beyond it new ones
+   * fail at once (the requester gets `REMOTE_ERROR`, a service call is
+   * refused: `REFUSED`). Default 10000.
    */
   maxIncomingRequests?: number
   /**
-   * How long a request from a peer waits for the client's Reply, ms; then it
-   * fails (the requester gets `REMOTE_ERROR`, unless its own timeout came
-   * first). Default 30000.
+   * How long a request from a peer (or a service call) waits for the
+   * client's Reply (ServiceAnswer), ms; then it fails (the requester gets
+   * `REMOTE_ERROR`, a service call is refused), unless the requester's own
+   * timeout came first. Default 30000.
    */
   incomingTimeoutMs?: number
   /** How long a new connection may take to send Hello, ms. Default 10000. */
