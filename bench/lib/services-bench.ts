@@ -379,36 +379,36 @@ const ms = (ns: bigint): number => Number(ns) / 1e6
 
 /** One repetition of the move measurement. */
 export interface MoveRun {
-  /** Time until every node's view shows the player on the new server, ms, per move. */
+  /**
+   * From the new server's announcement (warpmesh: its `join(p)` call; Redis:
+   * the proxy's HSET + PUBLISH) until every node's view shows the player on
+   * the new server, ms, per move.
+   */
   readonly visibleMs: Summary
+  /** warpmesh only: the same from the old server's `leave(p)` call, which comes first (the whole move). */
+  readonly fromLeaveMs?: Summary
   readonly moves: number
   /** Times a node's view left the new server again after showing it (should be 0). */
   readonly flaps: number
-  /**
-   * warpmesh: the same, from the new server's `join` call instead of the
-   * earlier of the two calls; and how far apart the two calls started
-   * (`join` − `leave`, ms: the IPC requests reach two processes at
-   * slightly different moments). Undefined for Redis (one call).
-   */
-  readonly fromJoinMs?: Summary
-  readonly callSkewMs?: Summary
+  /** Node observations caught by the fallback sweep instead of an event (should be 0: such a stamp may be late). */
+  readonly polled: number
 }
 
 /**
  * `moves` moves, one at a time: a random player to a random other server.
- * warpmesh: the old server calls `leave(p)` and the new one `join(p)` (both
- * sent at once; t0 is the earlier of the two calls). Redis: the player's
- * proxy does HSET + PUBLISH (t0 just before). Then the time until the last
- * node's view (`locate` / the server cache) shows the new server.
+ * warpmesh: the old server calls `leave(p)`, then (once it returned) the new
+ * one calls `join(p)`, as when a player leaves one server and connects to
+ * another; Redis: the player's proxy does HSET + PUBLISH. Then the time
+ * until the last node's view (`locate` / the server cache) shows the new server.
  */
 export async function measureMoves(c: DirectoryCluster, o: { moves: number, seed: number, gapMs?: number, timeoutMs?: number }): Promise<MoveRun> {
   const rand = seededRandom(o.seed)
   const names = [...c.players.keys()].sort()
   const servers = c.nodes.map((n) => n.label)
   const samples: number[] = []
-  const fromJoin: number[] = []
-  const skews: number[] = []
+  const fromLeave: number[] = []
   let flaps = 0
+  let polled = 0
   for (let m = 0; m < o.moves; m++) {
     const place = c.players.get(names[Math.floor(rand() * names.length)]!)!
     const others = servers.filter((s) => s !== place.server)
@@ -417,16 +417,11 @@ export async function measureMoves(c: DirectoryCluster, o: { moves: number, seed
     await Promise.all(c.nodes.map((n) => n.request({ op: 'expect', id, player: place.player, server: to })))
     const reports = awaitReports(c.nodes, id, o.timeoutMs ?? 30_000, `move ${m + 1} of ${place.player.name} to ${to}`)
     let t0: bigint
-    let joinedAt: bigint | undefined
+    let leftAt: bigint | undefined
     try {
       if (c.backend === 'warpmesh') {
-        const [left, joined] = await Promise.all([
-          c.node(place.server).request<bigint>({ op: 'leave', players: [place.player] }),
-          c.node(to).request<bigint>({ op: 'join', players: [place.player], server: to }),
-        ])
-        t0 = left < joined ? left : joined
-        joinedAt = joined
-        skews.push(ms(joined - left))
+        leftAt = await c.node(place.server).request<bigint>({ op: 'leave', players: [place.player] })
+        t0 = await c.node(to).request<bigint>({ op: 'join', players: [place.player], server: to })
         place.host = to
       } else {
         t0 = await c.node(place.host).request<bigint>({ op: 'change-server', player: place.player, to })
@@ -441,14 +436,15 @@ export async function measureMoves(c: DirectoryCluster, o: { moves: number, seed
     const missing = states.findIndex((s) => !s.met)
     if (missing >= 0) throw new Error(`move ${m + 1}: ${c.nodes[missing]!.label} no longer shows ${place.player.name} on ${to}`)
     flaps += states.reduce((a, s) => a + s.flaps, 0)
+    polled += states.filter((s) => s.polled).length
     const last = states.reduce((a, s) => (s.atNs > a ? s.atNs : a), 0n)
     samples.push(Math.max(0, ms(last - t0)))
-    if (joinedAt !== undefined) fromJoin.push(ms(last - joinedAt))
+    if (leftAt !== undefined) fromLeave.push(ms(last - leftAt))
     if (o.gapMs !== undefined && o.gapMs > 0) await new Promise((resolve) => setTimeout(resolve, o.gapMs))
   }
   return {
-    visibleMs: summarize(samples), moves: samples.length, flaps,
-    ...(c.backend === 'warpmesh' ? { fromJoinMs: summarize(fromJoin), callSkewMs: summarize(skews) } : {}),
+    visibleMs: summarize(samples), moves: samples.length, flaps, polled,
+    ...(c.backend === 'warpmesh' ? { fromLeaveMs: summarize(fromLeave) } : {}),
   }
 }
 
@@ -479,6 +475,8 @@ export interface KillRun {
   /** Each node's time, ms, by id. */
   readonly byNode: Record<string, number>
   readonly players: number
+  /** Node observations caught by the fallback sweep instead of an event. */
+  readonly polled: number
 }
 
 /**
@@ -519,7 +517,7 @@ export async function measureKill(c: DirectoryCluster, o: { victim: string, play
       byNode[n.label] = ms(states[i]!.atNs - t0)
       if (states[i]!.atNs > last) last = states[i]!.atNs
     })
-    return { goneMs: ms(last - t0), byNode, players: players.length }
+    return { goneMs: ms(last - t0), byNode, players: players.length, polled: states.filter((s) => s.polled).length }
   } finally {
     await c.stopExtra(victim)
   }

@@ -45,6 +45,9 @@ for (const backend of ['warpmesh', 'redis'] as BackendName[]) {
       t.equal(moves.visibleMs.count, 8)
       t.ok(moves.visibleMs.min >= 0 && moves.visibleMs.p50 <= moves.visibleMs.max, 'ordered figures')
       t.equal(moves.flaps, 0, 'no node showed the old server again')
+      t.equal(moves.polled, 0, 'every node saw each move through an event, not the fallback sweep')
+      if (backend === 'warpmesh') t.equal(moves.fromLeaveMs?.count, 8, 'and from the leave call')
+      else t.equal(moves.fromLeaveMs, undefined, 'Redis moves in one call')
       const onServers = new Set([...c.players.values()].map((p) => p.server))
       t.ok([...onServers].every((s) => c.nodes.some((n) => n.label === s)), 'the driver\'s truth names real servers')
 
