@@ -362,6 +362,10 @@ async function runNode(): Promise<void> {
         moveTimes.add(performance.now() - started)
       } catch (err) {
         count('movesFailed')
+        // The target never took them: back where they were, rather than nowhere.
+        try {
+          notify(player.server, { type: 'connect', name: player.name, xuid: player.xuid })
+        } catch { /* their old server is gone too: they quit */ }
         throw err
       } finally {
         clearTimeout(timer)
