@@ -34,6 +34,7 @@ export type { ClientNodeOptions } from './agent/session.js'
 export { AgentClient, AgentError, RECONNECT_MIN_MS, RECONNECT_MAX_MS } from './agent/client.js'
 export type {
   AgentClientOptions, AgentSendOptions, AgentPeer, AgentMessageEvent, AgentRequestEvent, AgentNodeStats,
+  AgentServiceHandlers, AgentPlayerList, AgentServiceOptions,
 } from './agent/client.js'
 export { AGENT_MAX_FRAME, AGENT_PROTOCOL_VERSION, DEFAULT_AGENT_SOCKET, DEFAULT_CLIENT_BUFFER, AgentErrorCode } from './agent/protocol.js'
 export { agentOptionsFromEnv } from './config.js'

@@ -834,7 +834,7 @@ export class Network extends EventEmitter {
     let text = ''
     try {
       switch (msg.call) {
-        case Call.ACCEPT: [code, text] = await this.#accept(info, from); break
+        case Call.ACCEPT: [code, text] = await this.#accept(info); break
         case Call.MOVE: [code, text] = await this.#move(info, msg.target); break
         case Call.MESSAGE: case Call.KICK: {
           const h = msg.call === Call.MESSAGE ? this.#messageHandler : this.#kickHandler
@@ -854,7 +854,7 @@ export class Network extends EventEmitter {
   }
 
   /** At the target: may the player come here? Reserves a place when yes. */
-  async #accept(p: PlayerInfo, from: string): Promise<[string, string]> {
+  async #accept(p: PlayerInfo): Promise<[string, string]> {
     const s = this.#self.server
     if (s === null) return [ErrorCode.NoSuchServer, `"${this.#id}" is not listed as a server`]
     const lc = p.name.toLowerCase()
@@ -871,7 +871,7 @@ export class Network extends EventEmitter {
     if (hook === null) return ['', '']
     let verdict: boolean | string
     try {
-      verdict = await hook({ player: p, from, players: this.#self.count, arriving: reserved })
+      verdict = await hook({ player: p, from: p.server, players: this.#self.count, arriving: reserved })
     } catch (err) {
       verdict = err instanceof Error ? err.message : String(err)
     }
@@ -911,6 +911,11 @@ export class Network extends EventEmitter {
       for (const id of list) {
         if (tried.has(id) || id === p.server) continue
         tried.add(id)
+        if (this.#owners.get(id)?.server == null) {
+          // A fallback naming a server that is not listed (a direct target was checked above).
+          lastErr = new NoSuchServerError(id, { player: p.name })
+          continue
+        }
         const left = deadline - this.#clock.now()
         if (left <= 0) throw new TimeoutError({ timeoutMs, message: `transfer of ${p.name} timed out after ${timeoutMs} ms` })
         try {

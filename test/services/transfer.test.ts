@@ -67,7 +67,8 @@ t.test('every named failure', async (t) => {
     slow: { state: 'lobby', mode: 'slow' },
   })
   t.teardown(() => sim.closeAll())
-  s.picky.onTransferRequest(({ player }) => player.name === 'Vip' || player.name === 'Noproxy' ? true : 'vip only')
+  const hookSaw: string[] = []
+  s.picky.onTransferRequest(({ player, from }) => { hookSaw.push(`${player.name} from ${from}`); return player.name === 'Vip' || player.name === 'Noproxy' ? true : 'vip only' })
   s.slow.onTransferRequest(() => new Promise(() => {}))
   s.lobby1.join({ name: 'Steve', proxy: 'proxy' })
   s.lobby1.join({ name: 'Vip', proxy: 'proxy' })
@@ -82,6 +83,8 @@ t.test('every named failure', async (t) => {
   t.ok(noServer instanceof NoSuchServerError && noServer.server === 'nope', `no such server: ${String(noServer)}`)
   const noMatch = await fail(proxy.transfer('steve', { mode: 'pvp' }))
   t.ok(noMatch instanceof NoSuchServerError, `no server matches the selector: ${String(noMatch)}`)
+  const ghostFallback = await fail(proxy.transfer('steve', { mode: 'pvp', fallback: 'ghost' }))
+  t.ok(ghostFallback instanceof NoSuchServerError && ghostFallback.server === 'ghost', `a fallback naming an unlisted server: ${String(ghostFallback)}`)
   const notServer = await fail(proxy.transfer('steve', 'proxy'))
   t.ok(notServer instanceof NoSuchServerError, 'the proxy is not a listed server')
   const full = await fail(proxy.transfer('steve', 'full1'))
@@ -100,7 +103,8 @@ t.test('every named failure', async (t) => {
   const timedOut = await fail(proxy.transfer('steve', 'slow', { timeoutMs: 300 }))
   t.ok(timedOut instanceof TimeoutError, `timeout: ${String(timedOut)}`)
   t.ok(isWarpmeshError(timedOut, ErrorCode.Timeout))
-  t.equal(proxy.stats().transfersFailed, 10, 'every failure counted (an unknown player is not a transfer)')
+  t.same(hookSaw, ['Steve from lobby1', 'Vip from lobby1', 'Noproxy from lobby1'], 'the hook sees the player\'s current server')
+  t.equal(proxy.stats().transfersFailed, 11, 'every failure counted (an unknown player is not a transfer)')
   await t.rejects(proxy.transfer('steve', 'lobby1', { timeoutMs: -1 }), RangeError)
   await t.rejects(proxy.transfer('steve', { mode: 'Bad Mode' }), RangeError)
   t.throws(() => s.lobby1.join({ name: '' }), RangeError)
