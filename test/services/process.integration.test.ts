@@ -21,7 +21,7 @@ const LEASE_MS = HB * LEASE_MISSES
  * nodes and for late timers on a loaded 2-CPU machine.
  */
 const SLACK_MS = HB
-const LATE_MS = 50
+const LATE_MS = 100
 /** The services' `syncMs` here; they also check suspected owners every min(syncMs, 250) ms. */
 const SYNC_MS = 200
 /** IPC and the fixture's 10 ms poll: how precisely a child times what it sees. */
