@@ -300,6 +300,8 @@ t.test('network services: Java and PHP clients through the agents', { skip: java
     t.match(lobby.events('server-updated').find((e) => (e.server as { id: string }).id === 'game-j'), { server: { mode: 'skywars', max: 1, role: 'downstream' } }, 'ServerEvent at PHP')
     await until(async () => (await serverIds(ctl, 'skywars lobby -')).includes('game-j'), 'game-j open at ctl', BOUND)
     t.match(await ctl.cmd('transfer Steve game-j'), { ev: 'transfer-done', player: 'Steve', server: 'game-j', from: 'lobby-p', via: 'proxy-j' })
+    // Each printed its call before answering it; the lines come through other pipes than ctl's.
+    await until(() => gameJ.events('service-call').length > 0 && proxy.events('service-call').length > 0, 'the calls printed', BOUND)
     t.match(gameJ.events('service-call'), [{ kind: 'transfer-request', from: 'lobby-p', player: { name: 'Steve' } }], 'the Java target was asked')
     t.match(proxy.events('service-call'), [{ kind: 'move', server: 'game-j', player: { name: 'Steve', server: 'lobby-p' } }], 'the Java proxy moved him')
     // The player arrives: the target announces him, the old server lets him go.
@@ -318,6 +320,7 @@ t.test('network services: Java and PHP clients through the agents', { skip: java
 
   await t.test('messages and kicks go to the Java proxy', async (t) => {
     t.match(await lobby.cmd('message Alex hello from PHP'), { ev: 'result' })
+    await until(() => proxy.events('service-call').some((e) => e.kind === 'message'), 'the message call printed', BOUND)
     t.match(proxy.events('service-call').filter((e) => e.kind === 'message'), [{ text: 'hello from PHP', player: { name: 'Alex' } }])
     t.match(await lobby.cmd('kick Alex bye'), { ev: 'error', code: 'REFUSED', message: /no kicks here/ })
     t.match(await ctl.cmd('message Ghost hi'), { ev: 'error', code: 'UNKNOWN_PLAYER' })
