@@ -53,9 +53,12 @@ public enum ErrorCode {
   UNKNOWN_PLAYER(19),
   /** The server is not in the registry, or no server matches the selector. */
   NO_SUCH_SERVER(20),
-  /** The target has no room, or is in a state that takes no players. */
+  /** The target (or every server a selector matched) has no room, or is in state {@code full}. */
   SERVER_FULL(21),
-  /** The target's hook or the player's proxy said no; the message is its reason. */
+  /**
+   * The target's hook or the player's proxy said no (or has no handler), or the target is {@code starting}
+   * or {@code stopping}, or the player is already there; the message is the reason.
+   */
   REFUSED(22),
   /** The target went down during the transfer. */
   TARGET_DOWN(23),
