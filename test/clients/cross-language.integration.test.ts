@@ -290,6 +290,9 @@ t.test('network services: Java and PHP clients through the agents', { skip: java
 
   await t.test('transfers: typed failures, then one that the Java proxy performs', async (t) => {
     t.match(await ctl.cmd('transfer Steve game-j'), { ev: 'error', code: 'SERVER_FULL' }, 'a server in state full takes nobody')
+    t.match(await gameJ.cmd('server state=starting'), { ev: 'result' })
+    await until(async () => (await serverIds(ctl, 'skywars starting -')).includes('game-j'), 'game-j starting at ctl', BOUND)
+    t.match(await ctl.cmd('transfer Steve game-j'), { ev: 'error', code: 'REFUSED', message: /starting/ }, 'a starting server refuses (docs/agent.md)')
     t.match(await ctl.cmd('transfer Steve game-p'), { ev: 'error', code: 'REFUSED', message: /whitelist only/ }, 'the PHP server\'s hook refuses')
     t.match(await ctl.cmd('transfer Ghost game-j'), { ev: 'error', code: 'UNKNOWN_PLAYER' })
     t.match(await ctl.cmd('transfer Steve nowhere'), { ev: 'error', code: 'NO_SUCH_SERVER' })
