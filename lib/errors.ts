@@ -492,8 +492,10 @@ export class NoSuchServerError extends ServiceError {
 }
 
 /**
- * The target (or every server a selector found) has no room, or is in a
- * state that takes no players. Code `ERR_WARPMESH_SERVER_FULL`.
+ * The target (or every server a selector found) has no room (its players
+ * plus those arriving reached its max), or its state is `full`. A server that
+ * is `starting` or `stopping` refuses with {@link RefusedError} instead. Code
+ * `ERR_WARPMESH_SERVER_FULL`.
  */
 export class ServerFullError extends ServiceError {
   static {
@@ -508,8 +510,9 @@ export class ServerFullError extends ServiceError {
 }
 
 /**
- * The target's transfer hook, or the handler at the player's proxy, said no
- * (or has none); `reason` is its text. Code `ERR_WARPMESH_REFUSED`.
+ * The target's transfer hook or its state (`starting`, `stopping`), or the
+ * handler at the player's proxy, said no (or there is none); `reason` is its
+ * text. Code `ERR_WARPMESH_REFUSED`.
  */
 export class RefusedError extends ServiceError {
   static {

@@ -231,6 +231,9 @@ interface Iter { queue: MeshMessage[]; wake: (() => void) | null; done: boolean 
 /**
  * A mesh node. Events: `'message'` (MeshMessage), `'peer-up'` (PeerInfo),
  * `'peer-down'` (PeerInfo, reason: string), `'peer-updated'` (PeerInfo),
+ * `'peer-removed'` (PeerInfo, reason: string: this incarnation left the
+ * table; follows `'peer-down'`, or comes alone when the peer's session had
+ * already gone down),
  * `'coordinator-up'` / `'coordinator-down'` (address `host:port`),
  * `'peer-unreachable'` (id, error), `'error'` (DuplicateIdError when a
  * coordinator refuses a running node; only emitted when listened to).
@@ -1140,6 +1143,7 @@ export class MeshNode extends EventEmitter {
       this.emit('peer-down', copyPeer(old), reason)
     }
     if (l !== undefined) l.down = true
+    this.emit('peer-removed', copyPeer(old), reason)
   }
 }
 

@@ -196,6 +196,7 @@ export class Network extends EventEmitter {
     node.on('peer-up', n.#onPeerChange)
     node.on('peer-updated', n.#onPeerChange)
     node.on('peer-down', n.#onPeerDown)
+    node.on('peer-removed', n.#onPeerChange)
     n.#reconcile()
     n.#arm()
     if (n.#listed) n.emit('server-updated', n.#serverInfo(n.#self)!)
@@ -396,6 +397,7 @@ export class Network extends EventEmitter {
     this.node.off('peer-up', this.#onPeerChange)
     this.node.off('peer-updated', this.#onPeerChange)
     this.node.off('peer-down', this.#onPeerDown)
+    this.node.off('peer-removed', this.#onPeerChange)
     const gone = encode({ kind: Kind.GONE, epoch: this.#self.epoch, version: this.#version })
     for (const id of this.#participants.keys()) this.#send(id, gone)
     try { this.node.unsubscribe(SERVICES_TOPIC) } catch { /* the node is closing */ }
