@@ -85,6 +85,18 @@ interface Expectation {
  */
 const POLL_MS = 20
 
+/**
+ * Reports, and replies to the changes the bench times (join, leave,
+ * change-server), are held this long, ms: sent at once they would wake the
+ * driver while other nodes are still receiving the change, and on a small
+ * machine the driver would compete with them for a CPU. The stamps are taken
+ * before; only the IPC message waits.
+ */
+const QUIET_MS = 10
+
+/** Ops whose reply is held for {@link QUIET_MS}. */
+const TIMED_OPS = new Set<string>(['join', 'leave', 'change-server'])
+
 let backend: DirectoryBackend | undefined
 let coordinator: Coordinator | undefined
 const expectations = new Map<number, Expectation>()
@@ -93,6 +105,10 @@ let poll: ReturnType<typeof setInterval> | undefined
 function send(msg: ServicesMessage, then?: () => void): void {
   if (process.connected) process.send!(msg, undefined, {}, () => then?.())
   else then?.()
+}
+
+function sendQuietly(msg: ServicesMessage): void {
+  setTimeout(() => { send(msg) }, QUIET_MS)
 }
 
 function describe(err: unknown): string {
@@ -223,7 +239,7 @@ async function handle(req: ServicesRequest): Promise<unknown> {
       const { id, player, server } = req
       return addExpectation(id, {
         test: () => b.serverOf(player) === server, met: false, atNs: 0n, flaps: 0, polled: false,
-        onMet: (atNs) => send({ report: 'seen', id, atNs }),
+        onMet: (atNs) => { sendQuietly({ report: 'seen', id, atNs }) },
       })
     }
     case 'expect-gone': {
@@ -236,8 +252,8 @@ async function handle(req: ServicesRequest): Promise<unknown> {
           if (reported) return
           reported = true
           b.stillListed(players).then(
-            (stillListed) => send({ report: 'gone', id, atNs, stillListed }),
-            () => send({ report: 'gone', id, atNs, stillListed: -1 }),
+            (stillListed) => { sendQuietly({ report: 'gone', id, atNs, stillListed }) },
+            () => { sendQuietly({ report: 'gone', id, atNs, stillListed: -1 }) },
           )
         },
       })
@@ -280,7 +296,11 @@ async function handle(req: ServicesRequest): Promise<unknown> {
 
 process.on('message', (msg: ServicesEnvelope) => {
   handle(msg).then(
-    (value) => { send({ reqId: msg.reqId, ok: true, value }, msg.op === 'close' ? () => process.exit(0) : undefined) },
+    (value) => {
+      const reply: ServicesMessage = { reqId: msg.reqId, ok: true, value }
+      if (TIMED_OPS.has(msg.op)) sendQuietly(reply)
+      else send(reply, msg.op === 'close' ? () => process.exit(0) : undefined)
+    },
     (err: unknown) => { send({ reqId: msg.reqId, ok: false, error: describe(err) }) },
   )
 })
