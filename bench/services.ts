@@ -28,8 +28,8 @@ import { fileURLToPath } from 'node:url'
 import { formatLine, formatMicros, median } from './harness/stats.js'
 import type { Summary } from './harness/stats.js'
 import {
-  DEFAULT_TIMING, DirectoryCluster, QUICK_TIMING, checkClock, makePlayers, measureKill, measureLookups, measureMemory,
-  measureMoves, redisUnavailable,
+  DEFAULT_TIMING, DirectoryCluster, QUICK_TIMING, checkClock, makePlayers, measureFanoutFloor, measureKill, measureLookups,
+  measureMemory, measureMoves, redisUnavailable,
 } from './lib/services-bench.js'
 import type { BackendName, KillRun, LookupRun, MemoryRun, MoveRun } from './lib/services-bench.js'
 
@@ -87,13 +87,18 @@ bench checks this at start (a node's stamp must fall between the driver's readin
    apart (a random player to a random other server, the same seeded sequence for both). Before a move every node
    registers the expectation "this player is on the new server" and checks its own view on every directory event
    (a 20 ms sweep is only a fallback; what it catches is counted as "by sweep" and should be 0). warpmesh: the old
-   server calls \`network.leave(p)\`, then the new one \`network.join(p)\` (as when a player leaves one server and
-   connects to another); t0 is the \`join\` call (the time from the \`leave\` call is shown beside it); a node's view
-   is \`network.locate(p).server\`. Redis: the player's proxy does \`HSET player:<uuid> server <new>\` and
+   server calls \`network.leave(p)\`, then, once it answered (≥ 10 ms later: replies are held 10 ms so that no IPC
+   message wakes the driver while nodes are receiving), the new one calls \`network.join(p)\`, as when a player
+   leaves one server and connects to another; t0 is the \`join\` call; a node's view is
+   \`network.locate(p).server\`. Redis: the player's proxy does \`HSET player:<uuid> server <new>\` and
    \`PUBLISH redisbungee-data\` a SERVER_CHANGE (issued together: one pipelined write, applied in order); t0 is
    just before; a node's view is its server cache, updated in place by the message. The figure is the last node's
    stamp − t0 (the writing node included). A node whose view left the new server again after showing it counts a
    "flap" (must be 0).
+   **Floor:** after each repetition's moves, raw UDP datagrams (64 B, no protocol, no encryption) from one of the
+   warpmesh node processes to all the others, sent back to back (${settings.moves} rounds, the sender taking turns,
+   10 ms apart), timed to the last arrival the same way: the least any one-hop fan-out to those processes takes
+   on this machine.
 2. **Lookup.** On node n1, lookups of every placed player in turn, each answer checked against the bench's
    record. warpmesh: \`locate(name)\` answers from memory, too fast to time one call, so ${settings.lookupBatch}-call
    batches are timed and the figure is per call (p50/p99 over batches). Redis: \`HGET player:<uuid> server\`,
@@ -157,6 +162,8 @@ interface Results {
   machine: { cpus: number, loadAverage: number[] }
   clockCheckUs?: Record<BackendName, number>
   moves: Record<BackendName, MoveRun[]>
+  /** Raw UDP fan-out from one node process to the others: the floor under a move (ms). */
+  fanoutFloor: Summary[]
   lookups: Record<BackendName, LookupRun[]>
   kills: Record<BackendName, KillRun[]>
   memory: MemoryRun[]
@@ -168,6 +175,7 @@ const results: Results = {
   settings,
   machine: { cpus: availableParallelism(), loadAverage: loadavg() },
   moves: { warpmesh: [], redis: [] },
+  fanoutFloor: [],
   lookups: { warpmesh: [], redis: [] },
   kills: { warpmesh: [], redis: [] },
   memory: [],
@@ -202,9 +210,11 @@ try {
     for (const [b, c] of both()) {
       const run = await measureMoves(c, { moves: settings.moves, seed: settings.seed + 1 + r, gapMs: 10 })
       results.moves[b].push(run)
-      say(formatLine(`move visible everywhere, ${b} #${r + 1}`, [`p50 ${msText(run.visibleMs.p50)}`, `p99 ${msText(run.visibleMs.p99)}`, `max ${msText(run.visibleMs.max)}`, `(n=${run.moves}, flaps ${run.flaps}, by sweep ${run.polled})`,
-        ...(run.fromLeaveMs === undefined ? [] : [`from the leave call: p50 ${msText(run.fromLeaveMs.p50)} p99 ${msText(run.fromLeaveMs.p99)}`])], 40))
+      say(formatLine(`move visible everywhere, ${b} #${r + 1}`, [`p50 ${msText(run.visibleMs.p50)}`, `p99 ${msText(run.visibleMs.p99)}`, `max ${msText(run.visibleMs.max)}`, `(n=${run.moves}, flaps ${run.flaps}, by sweep ${run.polled})`], 40))
     }
+    const floor = await measureFanoutFloor(clusters.warpmesh!, { rounds: settings.moves })
+    results.fanoutFloor.push(floor)
+    say(formatLine(`floor: raw UDP fan-out to ${settings.nodes - 1} #${r + 1}`, [`p50 ${msText(floor.p50)}`, `p99 ${msText(floor.p99)}`, `max ${msText(floor.max)}`, `(n=${floor.count})`], 40))
   }
   for (let r = 0; r < settings.repetitions; r++) {
     for (const [b, c] of both()) {
@@ -270,6 +280,8 @@ say('| measurement | directory | each repetition | median |')
 say('|---|---|---|---|')
 for (const b of backends) say(row('move visible on every node, p50', b, p(results.moves[b], 'p50'), msText))
 for (const b of backends) say(row('move visible on every node, p99', b, p(results.moves[b], 'p99'), msText))
+say(row('floor: raw UDP fan-out to every other process, p50', 'udp', results.fanoutFloor.map((f) => f.p50), msText))
+say(row('floor: raw UDP fan-out to every other process, p99', 'udp', results.fanoutFloor.map((f) => f.p99), msText))
 for (const b of backends) say(row('lookup, p50 per call', b, lk(results.lookups[b], 'p50'), nsText))
 for (const b of backends) say(row('lookup, p99 per call', b, lk(results.lookups[b], 'p99'), nsText))
 for (const b of backends) say(row('killed node\'s players gone everywhere', b, kills(results.kills[b]), msText))
@@ -283,6 +295,10 @@ const goalRow = (label: string, key: string, fmt: (x: number) => string): void =
 }
 goalRow('move visible, p50: warpmesh / Redis', 'moveP50Ratio', (x) => fixed(x, 3))
 goalRow('move visible, p99: warpmesh / Redis', 'moveP99Ratio', (x) => fixed(x, 3))
+{
+  const floor = median(results.fanoutFloor.map((f) => f.p50))
+  say(`| (context) raw UDP fan-out floor p50 / Redis move p50 | ${fixed(floor / median(p(rd, 'p50')), 3)} | ${results.fanoutFloor.map((f, i) => fixed(f.p50 / rd[i]!.visibleMs.p50, 3)).join(' / ')} | the least a one-hop fan-out can take here | |`)
+}
 goalRow('lookup p50: Redis HGET / warpmesh locate', 'lookupSpeedup', (x) => `${fixed(x, 0)} ×`)
 goalRow('players of a killed node gone: warpmesh / Redis', 'killRatio', (x) => fixed(x, 3))
 goalRow('heap per player per node', 'bytesPerPlayer', (x) => `${fixed(x, 0)} B`)

@@ -385,8 +385,6 @@ export interface MoveRun {
    * the new server, ms, per move.
    */
   readonly visibleMs: Summary
-  /** warpmesh only: the same from the old server's `leave(p)` call, which comes first (the whole move). */
-  readonly fromLeaveMs?: Summary
   readonly moves: number
   /** Times a node's view left the new server again after showing it (should be 0). */
   readonly flaps: number
@@ -396,9 +394,9 @@ export interface MoveRun {
 
 /**
  * `moves` moves, one at a time: a random player to a random other server.
- * warpmesh: the old server calls `leave(p)`, then (once it returned) the new
- * one calls `join(p)`, as when a player leaves one server and connects to
- * another; Redis: the player's proxy does HSET + PUBLISH. Then the time
+ * warpmesh: the old server calls `leave(p)`, then (once it answered, which
+ * it does 10 ms later: services-node.ts) the new one calls `join(p)`, as when
+ * a player leaves one server and connects to another; Redis: the player's proxy does HSET + PUBLISH. Then the time
  * until the last node's view (`locate` / the server cache) shows the new server.
  */
 export async function measureMoves(c: DirectoryCluster, o: { moves: number, seed: number, gapMs?: number, timeoutMs?: number }): Promise<MoveRun> {
@@ -406,7 +404,6 @@ export async function measureMoves(c: DirectoryCluster, o: { moves: number, seed
   const names = [...c.players.keys()].sort()
   const servers = c.nodes.map((n) => n.label)
   const samples: number[] = []
-  const fromLeave: number[] = []
   let flaps = 0
   let polled = 0
   for (let m = 0; m < o.moves; m++) {
@@ -417,10 +414,9 @@ export async function measureMoves(c: DirectoryCluster, o: { moves: number, seed
     await Promise.all(c.nodes.map((n) => n.request({ op: 'expect', id, player: place.player, server: to })))
     const reports = awaitReports(c.nodes, id, o.timeoutMs ?? 30_000, `move ${m + 1} of ${place.player.name} to ${to}`)
     let t0: bigint
-    let leftAt: bigint | undefined
     try {
       if (c.backend === 'warpmesh') {
-        leftAt = await c.node(place.server).request<bigint>({ op: 'leave', players: [place.player] })
+        await c.node(place.server).request<bigint>({ op: 'leave', players: [place.player] })
         t0 = await c.node(to).request<bigint>({ op: 'join', players: [place.player], server: to })
         place.host = to
       } else {
@@ -439,13 +435,41 @@ export async function measureMoves(c: DirectoryCluster, o: { moves: number, seed
     polled += states.filter((s) => s.polled).length
     const last = states.reduce((a, s) => (s.atNs > a ? s.atNs : a), 0n)
     samples.push(Math.max(0, ms(last - t0)))
-    if (leftAt !== undefined) fromLeave.push(ms(last - leftAt))
     if (o.gapMs !== undefined && o.gapMs > 0) await new Promise((resolve) => setTimeout(resolve, o.gapMs))
   }
-  return {
-    visibleMs: summarize(samples), moves: samples.length, flaps, polled,
-    ...(c.backend === 'warpmesh' ? { fromLeaveMs: summarize(fromLeave) } : {}),
+  return { visibleMs: summarize(samples), moves: samples.length, flaps, polled }
+}
+
+/**
+ * The floor under a move's fan-out on this machine: raw UDP datagrams (no
+ * protocol, no encryption) from one node process to every other, sent back
+ * to back, `rounds` times (the sender taking turns), 10 ms apart; the time
+ * until the last process received its datagram, ms. A move cannot become
+ * visible everywhere faster than a message reaches every process.
+ */
+export async function measureFanoutFloor(c: DirectoryCluster, o: { rounds: number }): Promise<Summary> {
+  const ports = await Promise.all(c.nodes.map((n) => n.request<number>({ op: 'udp-bind' })))
+  const samples: number[] = []
+  for (let r = 0; r < o.rounds; r++) {
+    const from = r % c.nodes.length
+    const receivers = c.nodes.filter((_, i) => i !== from)
+    const id = c.nextExpectation()
+    const reports = awaitReports(receivers, id, 10_000, `fan-out floor round ${r + 1}`)
+    let got: Map<string, ServicesReport>
+    let t0: bigint
+    try {
+      t0 = await c.nodes[from]!.request<bigint>({ op: 'udp-fanout', id, ports: ports.filter((_, i) => i !== from) })
+      got = await reports.done
+    } catch (err) {
+      reports.cancel()
+      throw err
+    }
+    let last = 0n
+    for (const rep of got.values()) if (rep.atNs > last) last = rep.atNs
+    samples.push(ms(last - t0))
+    await new Promise((resolve) => setTimeout(resolve, 10))
   }
+  return summarize(samples)
 }
 
 // ---------------------------------------------------------------- 2. lookups

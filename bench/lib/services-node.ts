@@ -10,6 +10,8 @@
  * or on an uncaught error (reported first).
  */
 
+import { createSocket } from 'node:dgram'
+import type { Socket } from 'node:dgram'
 import { Coordinator } from '../../lib/mesh/coordinator.js'
 import { generateKey } from '../../lib/security/keys.js'
 import { siblingModule } from '../harness/variant.js'
@@ -28,6 +30,8 @@ export type ServicesRequest =
   | { op: 'cancel', id: number }
   | { op: 'lookup-bench', players: Array<{ player: BenchPlayer, server: string }>, count: number, batch: number }
   | { op: 'wait', size?: number, owners?: string[], timeoutMs: number }
+  | { op: 'udp-bind' }
+  | { op: 'udp-fanout', id: number, ports: number[] }
   | { op: 'heap' }
   | { op: 'now' }
   | { op: 'stats' }
@@ -95,12 +99,14 @@ const POLL_MS = 20
 const QUIET_MS = 10
 
 /** Ops whose reply is held for {@link QUIET_MS}. */
-const TIMED_OPS = new Set<string>(['join', 'leave', 'change-server'])
+const TIMED_OPS = new Set<string>(['join', 'leave', 'change-server', 'udp-fanout'])
 
 let backend: DirectoryBackend | undefined
 let coordinator: Coordinator | undefined
 const expectations = new Map<number, Expectation>()
 let poll: ReturnType<typeof setInterval> | undefined
+/** The fan-out floor's raw UDP socket (no protocol, no crypto): every datagram received is reported with its stamp. */
+let udp: Socket | undefined
 
 function send(msg: ServicesMessage, then?: () => void): void {
   if (process.connected) process.send!(msg, undefined, {}, () => then?.())
@@ -278,6 +284,25 @@ async function handle(req: ServicesRequest): Promise<unknown> {
         () => `${size === undefined ? '' : `${size} players (have ${b.size()})`} ${owners === undefined ? '' : `owners ${owners.join(',')} (have ${b.owners().join(',')})`}`,
       )
     }
+    case 'udp-bind': {
+      if (udp !== undefined) throw new Error('udp-bind twice')
+      const sock = createSocket('udp4')
+      sock.on('message', (m) => {
+        const atNs = process.hrtime.bigint()
+        if (m.length >= 4) sendQuietly({ report: 'seen', id: m.readUInt32LE(0), atNs })
+      })
+      await new Promise<void>((resolve, reject) => { sock.once('error', reject); sock.bind(0, '127.0.0.1', () => { sock.off('error', reject); resolve() }) })
+      udp = sock
+      return sock.address().port
+    }
+    case 'udp-fanout': {
+      if (udp === undefined) throw new Error('udp-fanout before udp-bind')
+      const m = Buffer.alloc(64)
+      m.writeUInt32LE(req.id, 0)
+      const atNs = process.hrtime.bigint()
+      for (const port of req.ports) udp.send(m, port, '127.0.0.1')
+      return atNs
+    }
     case 'heap':
       return await heapUsed()
     case 'now':
@@ -286,6 +311,7 @@ async function handle(req: ServicesRequest): Promise<unknown> {
       return backend?.stats() ?? (coordinator === undefined ? {} : { ...coordinator.stats() })
     case 'close':
       if (poll !== undefined) clearInterval(poll)
+      udp?.close()
       await Promise.race([
         Promise.all([backend?.close(), coordinator?.close()]),
         new Promise((resolve) => setTimeout(resolve, 2000).unref()),
