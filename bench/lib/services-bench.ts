@@ -309,6 +309,14 @@ export class DirectoryCluster {
     this.#extra.delete(proc)
   }
 
+  /** PIDs of every process the cluster started and still tracks (nodes, extra nodes, coordinator, redis-server). */
+  pids(): number[] {
+    const out = [...this.nodes, ...this.#extra].map((p) => p.pid)
+    if (this.#coordinator !== undefined) out.push(this.#coordinator.pid)
+    if (this.#redis !== undefined) out.push(this.#redis.pid)
+    return [...new Set(out)]
+  }
+
   /** Node by id. */
   node(id: string): ServicesProc {
     const n = this.nodes.find((p) => p.label === id)

@@ -30,6 +30,7 @@ export type ServicesRequest =
   | { op: 'cancel', id: number }
   | { op: 'lookup-bench', players: Array<{ player: BenchPlayer, server: string }>, count: number, batch: number }
   | { op: 'wait', size?: number, owners?: string[], timeoutMs: number }
+  /** Bind the floor's UDP socket (once; later calls answer its port). */
   | { op: 'udp-bind' }
   | { op: 'udp-fanout', id: number, ports: number[] }
   | { op: 'heap' }
@@ -285,7 +286,7 @@ async function handle(req: ServicesRequest): Promise<unknown> {
       )
     }
     case 'udp-bind': {
-      if (udp !== undefined) throw new Error('udp-bind twice')
+      if (udp !== undefined) return udp.address().port
       const sock = createSocket('udp4')
       sock.on('message', (m) => {
         const atNs = process.hrtime.bigint()

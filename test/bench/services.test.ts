@@ -32,7 +32,8 @@ const redisMissing = await redisUnavailable()
 for (const backend of ['warpmesh', 'redis'] as BackendName[]) {
   t.test(`${backend}: moves, lookups, a kill${backend === 'warpmesh' ? ', memory' : ''}`, { skip: backend === 'redis' ? (redisMissing ?? false) : false }, async (t) => {
     const c = await DirectoryCluster.start(backend, { nodes: 3, timing: QUICK_TIMING })
-    const pids = c.nodes.map((n) => n.pid)
+    const pids = c.pids()
+    t.equal(pids.length, 4, 'three nodes and the coordinator or redis-server')
     try {
       const rtt = await checkClock(c.nodes[0]!, 5)
       t.ok(rtt > 0, 'a node\'s hrtime falls between the driver\'s readings (one clock)')
@@ -76,6 +77,6 @@ for (const backend of ['warpmesh', 'redis'] as BackendName[]) {
     } finally {
       await c.close()
     }
-    t.ok(pids.every((p) => !alive(p)), 'every node process is gone')
+    t.ok(pids.every((p) => !alive(p)), 'every process is gone (nodes, coordinator or redis-server)')
   })
 }
