@@ -98,7 +98,8 @@ bench checks this at start (a node's stamp must fall between the driver's readin
    **Floor:** after each repetition's moves, raw UDP datagrams (64 B, no protocol, no encryption) from one of the
    warpmesh node processes to all the others, sent back to back (${settings.moves} rounds, the sender taking turns,
    10 ms apart), timed to the last arrival the same way: the least any one-hop fan-out to those processes takes
-   on this machine.
+   on this machine; and the same with \`MeshNode.send\` (reliable-ordered, encrypted, as a delta is sent) on
+   channel 3, without the services' work: what the mesh under the services costs.
 2. **Lookup.** On node n1, lookups of every placed player in turn, each answer checked against the bench's
    record. warpmesh: \`locate(name)\` answers from memory, too fast to time one call, so ${settings.lookupBatch}-call
    batches are timed and the figure is per call (p50/p99 over batches). Redis: \`HGET player:<uuid> server\`,
@@ -164,6 +165,8 @@ interface Results {
   moves: Record<BackendName, MoveRun[]>
   /** Raw UDP fan-out from one node process to the others: the floor under a move (ms). */
   fanoutFloor: Summary[]
+  /** The same with MeshNode.send (reliable-ordered, encrypted), without the services (ms). */
+  meshFanout: Summary[]
   lookups: Record<BackendName, LookupRun[]>
   kills: Record<BackendName, KillRun[]>
   memory: MemoryRun[]
@@ -176,6 +179,7 @@ const results: Results = {
   machine: { cpus: availableParallelism(), loadAverage: loadavg() },
   moves: { warpmesh: [], redis: [] },
   fanoutFloor: [],
+  meshFanout: [],
   lookups: { warpmesh: [], redis: [] },
   kills: { warpmesh: [], redis: [] },
   memory: [],
@@ -212,9 +216,11 @@ try {
       results.moves[b].push(run)
       say(formatLine(`move visible everywhere, ${b} #${r + 1}`, [`p50 ${msText(run.visibleMs.p50)}`, `p99 ${msText(run.visibleMs.p99)}`, `max ${msText(run.visibleMs.max)}`, `(n=${run.moves}, flaps ${run.flaps}, by sweep ${run.polled})`], 40))
     }
-    const floor = await measureFanoutFloor(clusters.warpmesh!, { rounds: settings.moves })
-    results.fanoutFloor.push(floor)
-    say(formatLine(`floor: raw UDP fan-out to ${settings.nodes - 1} #${r + 1}`, [`p50 ${msText(floor.p50)}`, `p99 ${msText(floor.p99)}`, `max ${msText(floor.max)}`, `(n=${floor.count})`], 40))
+    for (const kind of ['udp', 'mesh'] as const) {
+      const floor = await measureFanoutFloor(clusters.warpmesh!, { rounds: settings.moves, kind })
+      ;(kind === 'udp' ? results.fanoutFloor : results.meshFanout).push(floor)
+      say(formatLine(`${kind === 'udp' ? 'floor: raw UDP' : 'MeshNode.send'} fan-out to ${settings.nodes - 1} #${r + 1}`, [`p50 ${msText(floor.p50)}`, `p99 ${msText(floor.p99)}`, `max ${msText(floor.max)}`, `(n=${floor.count})`], 40))
+    }
   }
   for (let r = 0; r < settings.repetitions; r++) {
     for (const [b, c] of both()) {
@@ -282,6 +288,8 @@ for (const b of backends) say(row('move visible on every node, p50', b, p(result
 for (const b of backends) say(row('move visible on every node, p99', b, p(results.moves[b], 'p99'), msText))
 say(row('floor: raw UDP fan-out to every other process, p50', 'udp', results.fanoutFloor.map((f) => f.p50), msText))
 say(row('floor: raw UDP fan-out to every other process, p99', 'udp', results.fanoutFloor.map((f) => f.p99), msText))
+say(row('MeshNode.send fan-out to every other process, p50', 'warpmesh mesh', results.meshFanout.map((f) => f.p50), msText))
+say(row('MeshNode.send fan-out to every other process, p99', 'warpmesh mesh', results.meshFanout.map((f) => f.p99), msText))
 for (const b of backends) say(row('lookup, p50 per call', b, lk(results.lookups[b], 'p50'), nsText))
 for (const b of backends) say(row('lookup, p99 per call', b, lk(results.lookups[b], 'p99'), nsText))
 for (const b of backends) say(row('killed node\'s players gone everywhere', b, kills(results.kills[b]), msText))
@@ -298,6 +306,8 @@ goalRow('move visible, p99: warpmesh / Redis', 'moveP99Ratio', (x) => fixed(x, 3
 {
   const floor = median(results.fanoutFloor.map((f) => f.p50))
   say(`| (context) raw UDP fan-out floor p50 / Redis move p50 | ${fixed(floor / median(p(rd, 'p50')), 3)} | ${results.fanoutFloor.map((f, i) => fixed(f.p50 / rd[i]!.visibleMs.p50, 3)).join(' / ')} | the least a one-hop fan-out can take here | |`)
+  const mesh = median(results.meshFanout.map((f) => f.p50))
+  say(`| (context) MeshNode.send fan-out p50 / Redis move p50 | ${fixed(mesh / median(p(rd, 'p50')), 3)} | ${results.meshFanout.map((f, i) => fixed(f.p50 / rd[i]!.visibleMs.p50, 3)).join(' / ')} | the mesh under the services, without them | |`)
 }
 goalRow('lookup p50: Redis HGET / warpmesh locate', 'lookupSpeedup', (x) => `${fixed(x, 0)} ×`)
 goalRow('players of a killed node gone: warpmesh / Redis', 'killRatio', (x) => fixed(x, 3))

@@ -58,6 +58,14 @@ export interface DirectoryBackend {
   onChange(listener: () => void): void
   /** warpmesh with `deferNetwork`: create the services now. */
   createNetwork?(): void
+  /**
+   * warpmesh: send a 64-B probe carrying `id` to each of `to` with
+   * `MeshNode.send` (reliable-ordered, as the services send their deltas),
+   * back to back; resolves with the hrtime just before the first.
+   */
+  meshFanout?(id: number, to: readonly string[]): bigint
+  /** warpmesh: call `listener` with a probe's id and its arrival stamp. */
+  onMeshProbe?(listener: (id: number, atNs: bigint) => void): void
   /** Counters for the report. */
   stats(): Record<string, number>
   close(): Promise<void>

@@ -449,24 +449,28 @@ export async function measureMoves(c: DirectoryCluster, o: { moves: number, seed
 }
 
 /**
- * The floor under a move's fan-out on this machine: raw UDP datagrams (no
- * protocol, no encryption) from one node process to every other, sent back
- * to back, `rounds` times (the sender taking turns), 10 ms apart; the time
- * until the last process received its datagram, ms. A move cannot become
- * visible everywhere faster than a message reaches every process.
+ * Fan-out floors under a move, measured between the node processes of a
+ * warpmesh cluster: one node sends a 64-B message to every other, back to
+ * back, `rounds` times (the sender taking turns), 10 ms apart; the time until
+ * the last process received it, ms. `udp`: raw datagrams (no protocol, no
+ * encryption), the least any one-hop fan-out takes on this machine. `mesh`:
+ * `MeshNode.send`, reliable-ordered and encrypted, as the services send a
+ * delta, without the services' work.
  */
-export async function measureFanoutFloor(c: DirectoryCluster, o: { rounds: number }): Promise<Summary> {
-  const ports = await Promise.all(c.nodes.map((n) => n.request<number>({ op: 'udp-bind' })))
+export async function measureFanoutFloor(c: DirectoryCluster, o: { rounds: number, kind: 'udp' | 'mesh' }): Promise<Summary> {
+  const ports = o.kind === 'udp' ? await Promise.all(c.nodes.map((n) => n.request<number>({ op: 'udp-bind' }))) : []
   const samples: number[] = []
   for (let r = 0; r < o.rounds; r++) {
     const from = r % c.nodes.length
     const receivers = c.nodes.filter((_, i) => i !== from)
     const id = c.nextExpectation()
-    const reports = awaitReports(receivers, id, 10_000, `fan-out floor round ${r + 1}`)
+    const reports = awaitReports(receivers, id, 10_000, `${o.kind} fan-out floor round ${r + 1}`)
     let got: Map<string, ServicesReport>
     let t0: bigint
     try {
-      t0 = await c.nodes[from]!.request<bigint>({ op: 'udp-fanout', id, ports: ports.filter((_, i) => i !== from) })
+      t0 = await c.nodes[from]!.request<bigint>(o.kind === 'udp'
+        ? { op: 'udp-fanout', id, ports: ports.filter((_, i) => i !== from) }
+        : { op: 'mesh-fanout', id, to: receivers.map((n) => n.label) })
       got = await reports.done
     } catch (err) {
       reports.cancel()

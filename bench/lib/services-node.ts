@@ -33,6 +33,7 @@ export type ServicesRequest =
   /** Bind the floor's UDP socket (once; later calls answer its port). */
   | { op: 'udp-bind' }
   | { op: 'udp-fanout', id: number, ports: number[] }
+  | { op: 'mesh-fanout', id: number, to: string[] }
   | { op: 'heap' }
   | { op: 'now' }
   | { op: 'stats' }
@@ -100,7 +101,7 @@ const POLL_MS = 20
 const QUIET_MS = 10
 
 /** Ops whose reply is held for {@link QUIET_MS}. */
-const TIMED_OPS = new Set<string>(['join', 'leave', 'change-server', 'udp-fanout'])
+const TIMED_OPS = new Set<string>(['join', 'leave', 'change-server', 'udp-fanout', 'mesh-fanout'])
 
 let backend: DirectoryBackend | undefined
 let coordinator: Coordinator | undefined
@@ -216,6 +217,7 @@ async function handle(req: ServicesRequest): Promise<unknown> {
       const mod = await import(siblingModule(import.meta.url, `services-${req.backend}`).href) as BackendModule
       backend = await mod.createBackend(req.config)
       backend.onChange(() => { checkExpectations() })
+      backend.onMeshProbe?.((id, atNs) => { sendQuietly({ report: 'seen', id, atNs }) })
       return { pid: process.pid }
     }
     case 'create-network': {
@@ -303,6 +305,11 @@ async function handle(req: ServicesRequest): Promise<unknown> {
       const atNs = process.hrtime.bigint()
       for (const port of req.ports) udp.send(m, port, '127.0.0.1')
       return atNs
+    }
+    case 'mesh-fanout': {
+      const b = need()
+      if (b.meshFanout === undefined) throw new Error('this directory has no mesh to probe')
+      return b.meshFanout(req.id, req.to)
     }
     case 'heap':
       return await heapUsed()

@@ -7,11 +7,17 @@
  */
 
 import { MeshNode } from '../../lib/mesh/node.js'
+import type { MeshMessage } from '../../lib/mesh/node.js'
 import { Network } from '../../lib/services/network.js'
+import { Delivery } from '../../lib/wire/codec.js'
 import type { BackendConfig, BenchPlayer, DirectoryBackend } from './services-backend.js'
 
 /** Players announced per event-loop turn (one delta each), so a big join is sent in bounded messages. */
 const JOIN_CHUNK = 500
+
+/** Application channel of the mesh fan-out probes (the services use 15). */
+const PROBE_CHANNEL = 3
+const PROBE_SEND = { channel: PROBE_CHANNEL, delivery: Delivery.RELIABLE_ORDERED } as const
 
 const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
 
@@ -84,6 +90,22 @@ class WarpmeshDirectory implements DirectoryBackend {
 
   onChange(listener: () => void): void {
     this.#listeners.push(listener)
+  }
+
+  meshFanout(id: number, to: readonly string[]): bigint {
+    const probe = Buffer.alloc(64)
+    probe.writeUInt32LE(id, 0)
+    const atNs = process.hrtime.bigint()
+    for (const peer of to) this.#node.send(peer, probe, PROBE_SEND)
+    return atNs
+  }
+
+  onMeshProbe(listener: (id: number, atNs: bigint) => void): void {
+    this.#node.on('message', (m: MeshMessage) => {
+      if (m.channel !== PROBE_CHANNEL || m.data.length < 4) return
+      const atNs = process.hrtime.bigint()
+      listener(Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength).readUInt32LE(0), atNs)
+    })
   }
 
   stats(): Record<string, number> {

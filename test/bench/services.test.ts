@@ -51,8 +51,10 @@ for (const backend of ['warpmesh', 'redis'] as BackendName[]) {
       t.ok([...onServers].every((s) => c.nodes.some((n) => n.label === s)), 'the driver\'s truth names real servers')
 
       if (backend === 'warpmesh') {
-        const floor = await measureFanoutFloor(c, { rounds: 6 })
-        t.equal(floor.count, 6, 'the raw UDP fan-out floor: every round reached every other process')
+        const udp = await measureFanoutFloor(c, { rounds: 6, kind: 'udp' })
+        t.equal(udp.count, 6, 'the raw UDP fan-out floor: every round reached every other process')
+        const mesh = await measureFanoutFloor(c, { rounds: 6, kind: 'mesh' })
+        t.equal(mesh.count, 6, 'the MeshNode fan-out: every round reached every other process')
       }
 
       const lookups = await measureLookups(c, { count: 300, batch: 100 })
