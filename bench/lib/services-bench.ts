@@ -15,6 +15,7 @@ import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
+import { createRng } from '../../lib/testing.js'
 import { loopback } from '../harness/network.js'
 import { isRunning, stopProcess, trackProcess } from '../harness/processes.js'
 import { summarize } from '../harness/stats.js'
@@ -189,18 +190,6 @@ export function makePlayers(count: number, tag: string): BenchPlayer[] {
     out.push({ name: `${tag}Player${i}`, xuid: String(2535_0000_0000_0000 + i * 7919 + tag.length), uuid: randomUUID() })
   }
   return out
-}
-
-/** A small seeded generator (mulberry32), so both directories get the same sequence of moves. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 // ---------------------------------------------------------------- clusters
@@ -408,7 +397,7 @@ export interface MoveRun {
  * until the last node's view (`locate` / the server cache) shows the new server.
  */
 export async function measureMoves(c: DirectoryCluster, o: { moves: number, seed: number, gapMs?: number, timeoutMs?: number }): Promise<MoveRun> {
-  const rand = seededRandom(o.seed)
+  const rand = createRng(o.seed)
   const names = [...c.players.keys()].sort()
   const servers = c.nodes.map((n) => n.label)
   const samples: number[] = []
