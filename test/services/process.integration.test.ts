@@ -5,9 +5,9 @@
  * it short. Every child is killed by PID in teardown (also on failure); every
  * wait is bounded.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { randomBytes } from 'node:crypto'
-import { freePorts, Procs } from '../mesh/fixtures/procs.js'
+import { freePorts, Procs, type Proc } from '../mesh/fixtures/procs.js'
 import { ServicesProcs, type ServicesProc } from './fixtures/services-procs.js'
 
 const HB = 200
@@ -69,7 +69,8 @@ async function converge(nodes: ServicesProc[], truth: string[], what: string): P
 const names = (prefix: string, n: number): string[] => Array.from({ length: n }, (_, i) => `${prefix}${i}`)
 const at = (server: string) => (name: string): string => `${name}@${server}`
 
-t.test('a server SIGKILLed with 100 players: every other node stops listing them within the lease; counts agree', async (t) => {
+/** A coordinator, a proxy and listed servers `ids`, every process killed by PID in teardown; resolves once every peer table is full. */
+async function cluster(t: Test, ids: string[]): Promise<{ coordinator: Proc; proxy: ServicesProc; servers: ServicesProc[]; all: ServicesProc[] }> {
   const mesh = new Procs(env())
   const services = new ServicesProcs(mesh.env)
   t.teardown(() => {
@@ -80,12 +81,17 @@ t.test('a server SIGKILLed with 100 players: every other node stops listing them
   const coordinator = mesh.coordinator('c1', coordPort)
   await coordinator.started(START_MS)
   const proxy = services.node('proxy', 'proxy', [coordPort])
-  const victim = services.node('s1', 'downstream', [coordPort], { server: true })
-  const others = ['s2', 's3', 's4'].map((id) => services.node(id, 'downstream', [coordPort], { server: true }))
-  const all = [proxy, victim, ...others]
+  const servers = ids.map((id) => services.node(id, 'downstream', [coordPort], { server: true }))
+  const all = [proxy, ...servers]
   await Promise.all(all.map((p) => p.started(START_MS)))
   await until(async () => (await Promise.all(all.map((p) => p.cmd('peers')))).every((r) => (r.peers as string[]).length === all.length - 1),
-    CONVERGE_MS, 'every peer table to hold the 4 others')
+    CONVERGE_MS, `every peer table to hold the ${all.length - 1} others`)
+  return { coordinator, proxy, servers, all }
+}
+
+t.test('a server SIGKILLed with 100 players: every other node stops listing them within the lease; counts agree', async (t) => {
+  const { proxy, servers, all } = await cluster(t, ['s1', 's2', 's3', 's4'])
+  const [victim, ...others] = servers as [ServicesProc, ...ServicesProc[]]
 
   const [s2, s3] = others as [ServicesProc, ServicesProc, ServicesProc]
   await victim.cmd('join', { names: names('Victim', 100), proxy: 'proxy' })
@@ -127,21 +133,8 @@ t.test('a server SIGKILLed with 100 players: every other node stops listing them
 })
 
 t.test('every coordinator down: joins, leaves and moves still reach every directory over direct paths', async (t) => {
-  const mesh = new Procs(env())
-  const services = new ServicesProcs(mesh.env)
-  t.teardown(() => {
-    services.stopAll()
-    mesh.stopAll()
-  })
-  const [coordPort] = await freePorts(1) as [number]
-  const coordinator = mesh.coordinator('c1', coordPort)
-  await coordinator.started(START_MS)
-  const proxy = services.node('proxy', 'proxy', [coordPort])
-  const [s1, s2, s3] = ['s1', 's2', 's3'].map((id) => services.node(id, 'downstream', [coordPort], { server: true })) as [ServicesProc, ServicesProc, ServicesProc]
-  const all = [proxy, s1, s2, s3]
-  await Promise.all(all.map((p) => p.started(START_MS)))
-  await until(async () => (await Promise.all(all.map((p) => p.cmd('peers')))).every((r) => (r.peers as string[]).length === all.length - 1),
-    CONVERGE_MS, 'every peer table to hold the 3 others')
+  const { coordinator, proxy, servers, all } = await cluster(t, ['s1', 's2', 's3'])
+  const [s1, s2, s3] = servers as [ServicesProc, ServicesProc, ServicesProc]
   await s1.cmd('join', { names: names('Alex', 10), proxy: 'proxy' })
   await converge(all, names('Alex', 10).map(at('s1')).sort(), 'every directory to list the 10 players')
 
