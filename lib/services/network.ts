@@ -55,8 +55,12 @@ const FIELD_VALUE_MAX_BYTES = 128
 const TAGS_MAX = 16
 const MAX_CAPACITY = 1_000_000
 const TEXT_MAX_BYTES = 1024
-/** Most outstanding calls this node makes (transfers, messages, kicks). */
+/** Most outstanding calls this node makes (transfers, messages, kicks), and most it serves at once. */
 const MAX_CALLS = 10_000
+/** Most transfers a server holds a place for at once (a bound when its `max` is 0, unlimited). */
+const MAX_RESERVATIONS = 10_000
+/** Most players one owner's snapshot may carry (the directory of a whole network fits many times). */
+const MAX_SNAPSHOT_PLAYERS = 1_000_000
 const EMPTY: Record<string, string> = Object.freeze({}) as Record<string, string>
 const SEND = { channel: SERVICES_CHANNEL, delivery: Delivery.RELIABLE_ORDERED } as const
 
@@ -142,6 +146,8 @@ export class Network extends EventEmitter {
   /** Players this node is transferring. */
   readonly #transferring = new Set<string>()
   readonly #calls = new Map<number, PendingCall>()
+  /** Calls of peers being served here (their handlers running). */
+  #serving = 0
   #nextCall = 1
   #self: Owner
   #listed: boolean
@@ -576,6 +582,11 @@ export class Network extends EventEmitter {
     if (msg.part === 0) o.snap = { version: msg.version, parts: Math.max(1, msg.parts), players: [], server: msg.server ?? null }
     const s = o.snap
     if (s === null || s.version !== msg.version) return void this.#stats.dropped++
+    if (s.players.length + msg.joined.length > MAX_SNAPSHOT_PLAYERS) {
+      o.snap = null
+      this.#log.warn('services snapshot too large: dropped', { from, limit: MAX_SNAPSHOT_PLAYERS })
+      return void this.#stats.dropped++
+    }
     for (const p of msg.joined) {
       checkWirePlayer(p)
       s.players.push(p)
@@ -824,8 +835,18 @@ export class Network extends EventEmitter {
     }
     if (msg.player == null) return void this.#stats.dropped++
     checkWirePlayer(msg.player)
-    const [code, text] = await this.#serve(from, msg)
-    if (!this.#closed) this.#answer(from, msg.callId, code, text)
+    if (this.#serving >= MAX_CALLS) {
+      this.#answer(from, msg.callId, ErrorCode.Refused, `"${this.#id}" is serving ${MAX_CALLS} calls already: try again`)
+      return
+    }
+    this.#serving++
+    let answer: [string, string]
+    try {
+      answer = await this.#serve(from, msg)
+    } finally {
+      this.#serving--
+    }
+    if (!this.#closed) this.#answer(from, msg.callId, answer[0], answer[1])
   }
 
   /** Run a call here: [error code or '', text]. */
@@ -864,7 +885,7 @@ export class Network extends EventEmitter {
     if (s.state === ServerState.FULL) return [ErrorCode.ServerFull, `"${this.#id}" is full (state full)`]
     if (CLOSED_STATES.includes(s.state)) return [ErrorCode.Refused, `"${this.#id}" is ${s.state}`]
     const reserved = this.#reservations.size - (this.#reservations.has(lc) ? 1 : 0)
-    if (s.max > 0 && this.#self.count + reserved >= s.max) {
+    if ((s.max > 0 && this.#self.count + reserved >= s.max) || reserved >= MAX_RESERVATIONS) {
       return [ErrorCode.ServerFull, `"${this.#id}" is full (${this.#self.count} players + ${reserved} arriving, max ${s.max})`]
     }
     // Reserve before asking the hook, so concurrent requests see each other.
