@@ -512,7 +512,12 @@ export class Network extends EventEmitter {
         if (o !== undefined && o.epoch === msg.epoch) this.#dropOwner(o, false)
         return
       }
-      case Kind.CALL: return void this.#onCall(from, msg)
+      case Kind.CALL:
+        this.#onCall(from, msg).catch((err: unknown) => {
+          this.#stats.dropped++
+          this.#log.debug('malformed services call dropped', { from, error: (err as Error).message })
+        })
+        return
       case Kind.ANSWER: {
         const c = this.#calls.get(msg.callId)
         if (c === undefined || c.to !== from) return
@@ -526,7 +531,11 @@ export class Network extends EventEmitter {
     }
   }
 
-  /** The owner state for `from` at `epoch` (a new epoch drops what the old incarnation said). Null for a non-participant. */
+  /**
+   * The owner state for `from` at `epoch` (a new epoch drops what the old
+   * incarnation said). Null for this node itself, or for a message of an
+   * incarnation older than the table's.
+   */
   #owner(from: string, epoch: number): Owner | null {
     if (from === this.#id) return null
     let o = this.#owners.get(from)
