@@ -162,7 +162,7 @@ export class Network extends EventEmitter {
   readonly #interned = new Map<string, string>()
   readonly #stats = {
     deltasSent: 0, deltasApplied: 0, deltasIgnored: 0, snapshotsRequested: 0, snapshotsSent: 0, snapshotsApplied: 0,
-    transfers: 0, transfersFailed: 0, dropped: 0,
+    transfers: 0, transfersFailed: 0, dropped: 0, listenerErrors: 0,
   }
 
   private constructor(node: MeshNode, o: NetworkOptions) {
@@ -289,7 +289,7 @@ export class Network extends EventEmitter {
     this.#self.server = mergeServer(this.#self.server, s)
     this.#listed = true
     this.#pending().server = true
-    this.emit('server-updated', this.#serverInfo(this.#self)!)
+    this.#emit('server-updated', this.#serverInfo(this.#self)!)
   }
 
   /** A server's registry entry. */
@@ -648,13 +648,13 @@ export class Network extends EventEmitter {
       if (pending !== undefined) {
         this.#pendingLeaves.delete(lc)
         this.#clock.clearTimer(pending.timer)
-        if (pending.info.server !== e.server) this.emit('player-moved', infoOf(e), pending.info.server)
-        else this.emit('player-joined', infoOf(e))
+        if (pending.info.server !== e.server) this.#emit('player-moved', infoOf(e), pending.info.server)
+        else this.#emit('player-joined', infoOf(e))
       } else {
-        this.emit('player-joined', infoOf(e))
+        this.#emit('player-joined', infoOf(e))
       }
     } else if (before.server !== e.server) {
-      this.emit('player-moved', infoOf(e), before.server)
+      this.#emit('player-moved', infoOf(e), before.server)
     }
   }
 
@@ -674,20 +674,20 @@ export class Network extends EventEmitter {
       if (window && this.#moveWindowMs > 0) {
         const timer = this.#clock.setTimer(() => {
           this.#pendingLeaves.delete(lc)
-          this.emit('player-left', info)
+          this.#emit('player-left', info)
         }, this.#moveWindowMs)
         const old = this.#pendingLeaves.get(lc)
         if (old !== undefined) this.#clock.clearTimer(old.timer)
         this.#pendingLeaves.set(lc, { info, timer })
       } else {
-        this.emit('player-left', info)
+        this.#emit('player-left', info)
       }
       return
     }
     this.#byName.set(lc, rest)
     if (head === mine) {
       if (rest.xuid !== '') this.#byXuid.set(rest.xuid, rest)
-      this.emit('player-moved', infoOf(rest), mine.server)
+      this.#emit('player-moved', infoOf(rest), mine.server)
     }
   }
 
@@ -696,8 +696,8 @@ export class Network extends EventEmitter {
     o.server = s === null ? null : {
       state: s.state, mode: s.mode, tags: [...s.tags], max: s.max, fields: Object.keys(s.fields).length === 0 ? EMPTY : { ...s.fields },
     }
-    if (o.server !== null) this.emit('server-updated', this.#serverInfo(o)!)
-    else if (was) this.emit('server-removed', o.id)
+    if (o.server !== null) this.#emit('server-updated', this.#serverInfo(o)!)
+    else if (was) this.#emit('server-removed', o.id)
   }
 
   /** Forget everything `o` said (it left the table, restarted or closed its services). */
@@ -716,7 +716,7 @@ export class Network extends EventEmitter {
     }
     if (o.server !== null) {
       o.server = null
-      this.emit('server-removed', o.id)
+      this.#emit('server-removed', o.id)
     }
     for (const [id, c] of [...this.#calls]) {
       if (c.to !== o.id) continue
@@ -1033,6 +1033,20 @@ export class Network extends EventEmitter {
 
   #checkOpen(): void {
     if (this.#closed) throw new ClosedError({ message: 'the network services are closed' })
+  }
+
+  /**
+   * Emit to the application. A listener that throws is logged and counted,
+   * never let through: it would stop a delta half-applied, and the directory
+   * would drift from its owner until the next snapshot.
+   */
+  #emit(event: string, ...args: unknown[]): void {
+    try {
+      this.emit(event, ...args)
+    } catch (err) {
+      this.#stats.listenerErrors++
+      this.#log.warn('a services event listener threw', { event, error: err instanceof Error ? err.message : String(err) })
+    }
   }
 }
 

@@ -187,4 +187,6 @@ export interface NetworkStats {
   transfersFailed: number
   /** Malformed or unexpected services messages dropped. */
   dropped: number
+  /** Exceptions thrown by event listeners (logged and swallowed: the directory stays whole). */
+  listenerErrors: number
 }
