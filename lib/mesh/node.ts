@@ -233,7 +233,7 @@ interface Iter { queue: MeshMessage[]; wake: (() => void) | null; done: boolean 
  * `'peer-down'` (PeerInfo, reason: string), `'peer-updated'` (PeerInfo),
  * `'peer-removed'` (PeerInfo, reason: string: this incarnation left the
  * table; follows `'peer-down'`, or comes alone when the peer's session had
- * already gone down),
+ * already gone down), `'close'` (the node has shut down),
  * `'coordinator-up'` / `'coordinator-down'` (address `host:port`),
  * `'peer-unreachable'` (id, error), `'error'` (DuplicateIdError when a
  * coordinator refuses a running node; only emitted when listened to).
@@ -623,6 +623,7 @@ export class MeshNode extends EventEmitter {
       for (const c of this.#coords) c.session?.close()
       for (const l of this.#links.values()) l.session?.close()
     }
+    this.emit('close')
   }
 
   #link(id: string): Link {

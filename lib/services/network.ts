@@ -203,6 +203,7 @@ export class Network extends EventEmitter {
     node.on('peer-updated', n.#onPeerChange)
     node.on('peer-down', n.#onPeerDown)
     node.on('peer-removed', n.#onPeerChange)
+    node.on('close', n.#onNodeClose)
     n.#reconcile()
     n.#arm()
     if (n.#listed) n.emit('server-updated', n.#serverInfo(n.#self)!)
@@ -404,6 +405,7 @@ export class Network extends EventEmitter {
     this.node.off('peer-updated', this.#onPeerChange)
     this.node.off('peer-down', this.#onPeerDown)
     this.node.off('peer-removed', this.#onPeerChange)
+    this.node.off('close', this.#onNodeClose)
     const gone = encode({ kind: Kind.GONE, epoch: this.#self.epoch, version: this.#version })
     for (const id of this.#participants.keys()) this.#send(id, gone)
     try { this.node.unsubscribe(SERVICES_TOPIC) } catch { /* the node is closing */ }
@@ -770,6 +772,11 @@ export class Network extends EventEmitter {
   readonly #onPeerChange = (p: PeerInfo): void => {
     this.#suspects.delete(p.id)
     this.#reconcile()
+  }
+
+  /** The node shut down under the services: stop (its peers drop this node's facts with its registration). */
+  readonly #onNodeClose = (): void => {
+    void this.close()
   }
 
   readonly #onPeerDown = (p: PeerInfo): void => {

@@ -51,3 +51,13 @@ t.test('a listener that throws does not stop a delta half-applied', async (t) =>
   t.equal(nets[1].stats().listenerErrors, 2)
   t.equal(nets[1].stats().deltasApplied, applied + 1, 'as one delta')
 })
+
+t.test('closing the node closes its services; the others drop its facts', async (t) => {
+  const { sim, nets } = await mesh(2)
+  t.teardown(() => sim.closeAll())
+  nets[1].join({ name: 'Leaver' })
+  t.ok(await sim.runUntil(() => nets[0].isOnline('leaver'), 1000))
+  await sim.drive(nets[1].node.close(), 5000)
+  t.throws(() => nets[1].join({ name: 'Late' }), { name: 'ClosedError' }, 'the services closed with the node')
+  t.ok(await sim.runUntil(() => !nets[0].isOnline('leaver') && nets[0].server('s1') === undefined, 2000), 'its facts left with its registration')
+})
