@@ -19,7 +19,9 @@
  * smoke run, its ratios mean nothing), `--nodes N` (5), `--players N` (500),
  * `--moves N` (300), `--lookups N` (20000), `--kill-players N` (100),
  * `--memory-players N` (100000), `--repetitions R` (3), `--seed S`,
- * `--md PATH`, `--json PATH`.
+ * `--warmup N` (0: warm-up round trips of every warpmesh node before it
+ * binds, `MeshNodeOptions.warmup`, as README "Warm-up" advises for nodes that
+ * exchange few messages), `--md PATH`, `--json PATH`.
  */
 import { writeFileSync } from 'node:fs'
 import { availableParallelism, loadavg } from 'node:os'
@@ -61,7 +63,7 @@ const settings = {
   memoryPlayers: intArg('memory-players', quick ? 2000 : 100_000),
   repetitions: intArg('repetitions', quick ? 1 : 3),
   seed: intArg('seed', 20, 0),
-  timing: quick ? QUICK_TIMING : DEFAULT_TIMING,
+  timing: { ...(quick ? QUICK_TIMING : DEFAULT_TIMING), meshWarmup: intArg('warmup', 0, 0) },
 }
 const mdPath = arg('md') ?? join(ROOT, 'bench', 'SERVICES.md')
 const jsonPath = arg('json') ?? join(ROOT, 'bench', 'services-results.json')
@@ -193,7 +195,7 @@ if (reason !== undefined) {
 
 say(`machine: ${results.machine.cpus} CPUs, load average ${results.machine.loadAverage.map((x) => x.toFixed(1)).join(' ')} at start (a shared machine: compare ratios within one run)`)
 say(`bench:services${quick ? ' --quick (smoke run: short heartbeats, small counts; the ratios mean nothing)' : ''} — ${settings.nodes} nodes per directory, ${settings.players} players, ${settings.moves} moves (+ ${settings.warmupMoves} warm-up), ${settings.lookups} lookups, kill with ${settings.killPlayers} players, memory at ${settings.memoryPlayers} players, medians of ${settings.repetitions}`)
-say(`heartbeats: warpmesh ${settings.timing.meshHeartbeatMs} ms × ${settings.timing.leaseMisses} misses; Redis ${settings.timing.redisHeartbeatMs} ms, proxy timeout ${settings.timing.redisTimeoutMs} ms (stamps in ${settings.timing.redisStampUnitMs === 1000 ? 's' : `${settings.timing.redisStampUnitMs} ms`})`)
+say(`heartbeats: warpmesh ${settings.timing.meshHeartbeatMs} ms × ${settings.timing.leaseMisses} misses${settings.timing.meshWarmup ? `, warm-up ${settings.timing.meshWarmup} round trips` : ''}; Redis ${settings.timing.redisHeartbeatMs} ms, proxy timeout ${settings.timing.redisTimeoutMs} ms (stamps in ${settings.timing.redisStampUnitMs === 1000 ? 's' : `${settings.timing.redisStampUnitMs} ms`})`)
 
 const clusters: Partial<Record<BackendName, DirectoryCluster>> = {}
 const backends: BackendName[] = ['warpmesh', 'redis']

@@ -32,6 +32,8 @@ export interface BackendConfig {
   readonly deferNetwork?: boolean
   /** warpmesh: list this node in the server registry (a server). Default true; false for an observer (like a proxy). */
   readonly listed?: boolean
+  /** warpmesh: warm-up round trips before the node binds (`MeshNodeOptions.warmup`). Default 0. */
+  readonly warmup?: number
 }
 
 /** One directory as a node process drives it. */

@@ -206,6 +206,8 @@ export interface Timing {
   readonly redisTimeoutMs: number
   /** Redis heartbeat stamp resolution, ms (RedisBungee: 1000, epoch seconds). */
   readonly redisStampUnitMs: number
+  /** warpmesh nodes' warm-up round trips before binding (`MeshNodeOptions.warmup`; the library's default 0). */
+  readonly meshWarmup?: number
 }
 
 /** The defaults: warpmesh's own, and the anchors' (RedisBungee). */
@@ -276,7 +278,7 @@ export class DirectoryCluster {
   config(id: string, o: { deferNetwork?: boolean, listed?: boolean } = {}): BackendConfig {
     const t = this.timing
     return this.backend === 'warpmesh'
-      ? { id, coordinator: this.#coordinatorInfo, heartbeatMs: t.meshHeartbeatMs, leaseMisses: t.leaseMisses, deferNetwork: o.deferNetwork, listed: o.listed }
+      ? { id, coordinator: this.#coordinatorInfo, heartbeatMs: t.meshHeartbeatMs, leaseMisses: t.leaseMisses, deferNetwork: o.deferNetwork, listed: o.listed, warmup: t.meshWarmup }
       : { id, redis: { host: this.#redis!.host, port: this.#redis!.port }, heartbeatMs: t.redisHeartbeatMs, timeoutMs: t.redisTimeoutMs, stampUnitMs: t.redisStampUnitMs }
   }
 

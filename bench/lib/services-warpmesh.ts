@@ -132,6 +132,7 @@ export async function createBackend(config: BackendConfig): Promise<DirectoryBac
     keys: [Buffer.from(c.key, 'hex')],
     heartbeatMs: config.heartbeatMs,
     leaseMisses: config.leaseMisses,
+    warmup: config.warmup ?? 0,
   })
   node.on('error', () => { /* reported through the measurements' checks */ })
   const d = new WarpmeshDirectory(node, config.listed ?? true)
