@@ -141,3 +141,28 @@ t.test('with every coordinator down the directory keeps updating over direct pat
   t.ok(await sim.runUntil(() => nets.every((n) => n.locate('alex')?.server === 's2' && n.locate('bob')?.server === 's1'), 1000, 5), 'moves and joins reach every node')
   t.same(nets.map((n) => n.count()), [2, 2, 2])
 })
+
+t.test('a server restarted under the same id and address: only the new incarnation\'s facts are listed', async (t) => {
+  const { sim, nets } = await smallMesh(3)
+  t.teardown(() => sim.closeAll())
+  for (let i = 0; i < 20; i++) nets[2].join({ name: `old${i}` })
+  t.ok(await sim.runUntil(() => nets[0].count() === 20, 2000))
+  const oldEpoch = nets[2].node.epoch
+  await sim.kill(nets[2].node)
+  // As a restarted server does: retry until the coordinator frees the id (the old lease expired).
+  let node: Awaited<ReturnType<typeof sim.node>> | undefined
+  for (let i = 0; i < 20 && node === undefined; i++) {
+    try {
+      node = await sim.node('s2', { host: '10.1.0.3' })
+    } catch {
+      await sim.runFor(100, 5)
+    }
+  }
+  if (node === undefined) throw new Error('s2 could not register again')
+  const restarted = Network.create(node, { clock: sim.clock, syncMs: 200, server: { state: 'starting' } })
+  t.not(node.epoch, oldEpoch, 'a new incarnation')
+  restarted.join({ name: 'new0' })
+  t.ok(await sim.runUntil(() => nets[0].count() === 1 && nets[1].count() === 1 && nets[0].locate('new0')?.server === 's2', 3000),
+    'every node lists only the new incarnation\'s player')
+  t.equal(nets[1].server('s2')?.state, 'starting')
+})
