@@ -150,7 +150,6 @@ export class Network extends EventEmitter {
   #serving = 0
   #nextCall = 1
   #self: Owner
-  #listed: boolean
   #version = 0
   #out: { joined: Map<string, WirePlayer>; left: Set<string>; server: boolean } | null = null
   #timer: TimerHandle | null = null
@@ -176,10 +175,8 @@ export class Network extends EventEmitter {
     this.#moveWindowMs = o.moveWindowMs ?? 1000
     this.#self = { id: node.id, epoch: node.epoch, version: 0, server: null, count: 0, awaiting: -1, snap: null }
     this.#owners.set(node.id, this.#self)
-    this.#listed = false
     if (o.server !== undefined) {
       this.#self.server = mergeServer(null, o.server)
-      this.#listed = true
       this.#pending().server = true
     }
   }
@@ -206,7 +203,6 @@ export class Network extends EventEmitter {
     node.on('close', n.#onNodeClose)
     n.#reconcile()
     n.#arm()
-    if (n.#listed) n.emit('server-updated', n.#serverInfo(n.#self)!)
     return n
   }
 
@@ -288,7 +284,6 @@ export class Network extends EventEmitter {
     this.#checkOpen()
     checkServer(s)
     this.#self.server = mergeServer(this.#self.server, s)
-    this.#listed = true
     this.#pending().server = true
     this.#emit('server-updated', this.#serverInfo(this.#self)!)
   }
@@ -511,7 +506,7 @@ export class Network extends EventEmitter {
       case Kind.SNAPSHOT: return this.#onSnapshot(from, msg)
       case Kind.GONE: {
         const o = this.#owners.get(from)
-        if (o !== undefined && o.epoch === msg.epoch) this.#dropOwner(o, false)
+        if (o !== undefined && o.epoch === msg.epoch) this.#dropOwner(o)
         return
       }
       case Kind.CALL:
@@ -542,7 +537,7 @@ export class Network extends EventEmitter {
     if (from === this.#id) return null
     let o = this.#owners.get(from)
     if (o !== undefined && o.epoch !== epoch) {
-      this.#dropOwner(o, false)
+      this.#dropOwner(o)
       o = undefined
     }
     if (o === undefined) {
@@ -608,16 +603,7 @@ export class Network extends EventEmitter {
     if (s.version < o.version) return // deltas overtook it (applied in order): it is stale
     const keep = new Set<string>()
     for (const p of s.players) keep.add(p.name.toLowerCase())
-    if (o.count > 0) {
-      for (const [lc, head] of [...this.#byName]) {
-        for (let e: Entry | null = head; e !== null; e = e.next) {
-          if (e.server === o.id) {
-            if (!keep.has(lc)) this.#unclaim(o, lc, true)
-            break
-          }
-        }
-      }
-    }
+    for (const lc of this.#namesOf(o)) if (!keep.has(lc)) this.#unclaim(o, lc, true)
     for (const p of s.players) this.#claim(o, p)
     this.#setRecord(o, s.server)
     o.version = s.version
@@ -702,20 +688,26 @@ export class Network extends EventEmitter {
     else if (was) this.#emit('server-removed', o.id)
   }
 
-  /** Forget everything `o` said (it left the table, restarted or closed its services). */
-  #dropOwner(o: Owner, window: boolean): void {
-    if (o === this.#self) return
-    this.#owners.delete(o.id)
-    if (o.count > 0) {
-      for (const [lc, head] of [...this.#byName]) {
-        for (let e: Entry | null = head; e !== null; e = e.next) {
-          if (e.server === o.id) {
-            this.#unclaim(o, lc, window)
-            break
-          }
+  /** Lower-cased names `o` holds a claim on (a scan of the directory: snapshots and departures only). */
+  #namesOf(o: Owner): string[] {
+    const out: string[] = []
+    if (o.count === 0) return out
+    for (const [lc, head] of this.#byName) {
+      for (let e: Entry | null = head; e !== null; e = e.next) {
+        if (e.server === o.id) {
+          out.push(lc)
+          break
         }
       }
     }
+    return out
+  }
+
+  /** Forget everything `o` said (it left the table, restarted or closed its services): its players leave at once. */
+  #dropOwner(o: Owner): void {
+    if (o === this.#self) return
+    this.#owners.delete(o.id)
+    for (const lc of this.#namesOf(o)) this.#unclaim(o, lc, false)
     if (o.server !== null) {
       o.server = null
       this.#emit('server-removed', o.id)
@@ -799,7 +791,7 @@ export class Network extends EventEmitter {
     for (const o of [...this.#owners.values()]) {
       if (o === this.#self) continue
       const epoch = next.get(o.id)
-      if (epoch === undefined || epoch !== o.epoch) this.#dropOwner(o, false)
+      if (epoch === undefined || epoch !== o.epoch) this.#dropOwner(o)
     }
     for (const id of this.#roles.keys()) if (!inTable.has(id)) this.#roles.delete(id)
     for (const [id, epoch] of next) {
@@ -938,15 +930,13 @@ export class Network extends EventEmitter {
     let chosen: string | null = null
     let lastErr: unknown = null
     const tried = new Set<string>()
-    const candidates = typeof target === 'string' ? [target] : null
     if (typeof target === 'string') {
       if (target === p.server) throw new RefusedError(`${p.name} is already on "${target}"`, { player: p.name, server: target })
       if (this.#owners.get(target)?.server == null) throw new NoSuchServerError(target, { player: p.name })
     }
     // Selector: try its candidates best first, then its fallback's, and so on.
     for (let sel: string | ServerSelector | undefined = target; sel !== undefined && chosen === null;) {
-      const list = candidates !== null && sel === target ? candidates
-        : typeof sel === 'string' ? [sel] : this.#candidates(sel, p.server).map((s) => s.id)
+      const list = typeof sel === 'string' ? [sel] : this.#candidates(sel, p.server).map((s) => s.id)
       for (const id of list) {
         if (tried.has(id) || id === p.server) continue
         tried.add(id)
