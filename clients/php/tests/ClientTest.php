@@ -4,7 +4,6 @@ declare(strict_types=1);
 
 namespace Warpmesh\Agent\Tests;
 
-use PHPUnit\Framework\TestCase;
 use Warpmesh\Agent\Client;
 use Warpmesh\Agent\Codec;
 use Warpmesh\Agent\IncomingRequest as InReq;
@@ -29,35 +28,8 @@ use Warpmesh\Agent\Proto\Undelivered;
 use Warpmesh\Agent\WarpmeshException;
 
 /** The client against a fake agent played by the test over a real socket. */
-final class ClientTest extends TestCase
+final class ClientTest extends FakeAgentTestCase
 {
-    private FakeAgent $agent;
-    private float $now = 1000.0;
-    /** @var list<Client> */
-    private array $clients = [];
-
-    protected function setUp(): void
-    {
-        $this->agent = new FakeAgent();
-    }
-
-    protected function tearDown(): void
-    {
-        foreach ($this->clients as $c) {
-            $c->close('', 0);
-        }
-        $this->agent->close();
-    }
-
-    /** @param array<string,mixed> $opts */
-    private function client(array $opts = []): Client
-    {
-        $c = new Client($opts + ['id' => 'lobby-1', 'socket' => $this->agent->path, 'clock' => fn (): float => $this->now]);
-        $this->clients[] = $c;
-        $this->agent->client = $c;
-        return $c;
-    }
-
     /** A welcomed client; returns it with the Hello the fake agent received. */
     private function ready(array $opts = [], array $peers = []): Client
     {
@@ -69,23 +41,6 @@ final class ClientTest extends TestCase
         $this->agent->welcome($peers);
         $this->pollUntil($c, fn () => $c->isReady());
         return $c;
-    }
-
-    private function pollUntil(Client $c, callable $cond): void
-    {
-        $deadline = microtime(true) + 10;
-        while (!$cond()) {
-            if (microtime(true) > $deadline) {
-                $this->fail('condition not reached within 10 s');
-            }
-            $c->poll();
-            usleep(200);
-        }
-    }
-
-    private static function agentMsg(string $field, object $body): AgentMessage
-    {
-        return (new AgentMessage())->{'set' . $field}($body);
     }
 
     private static function peer(string $id, string $role = 'downstream', array $meta = [], array $topics = []): ProtoPeer

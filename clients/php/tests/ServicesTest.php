@@ -4,7 +4,6 @@ declare(strict_types=1);
 
 namespace Warpmesh\Agent\Tests;
 
-use PHPUnit\Framework\TestCase;
 use Warpmesh\Agent\Client;
 use Warpmesh\Agent\Codec;
 use Warpmesh\Agent\Player;
@@ -27,35 +26,8 @@ use Warpmesh\Agent\TransferDone;
 use Warpmesh\Agent\WarpmeshException;
 
 /** The network services calls against the fake agent: frames written, answers decoded, calls answered. */
-final class ServicesTest extends TestCase
+final class ServicesTest extends FakeAgentTestCase
 {
-    private FakeAgent $agent;
-    private float $now = 1000.0;
-    /** @var list<Client> */
-    private array $clients = [];
-
-    protected function setUp(): void
-    {
-        $this->agent = new FakeAgent();
-    }
-
-    protected function tearDown(): void
-    {
-        foreach ($this->clients as $c) {
-            $c->close('', 0);
-        }
-        $this->agent->close();
-    }
-
-    /** @param array<string,mixed> $opts */
-    private function client(array $opts = []): Client
-    {
-        $c = new Client($opts + ['id' => 'lobby-1', 'socket' => $this->agent->path, 'clock' => fn (): float => $this->now]);
-        $this->clients[] = $c;
-        $this->agent->client = $c;
-        return $c;
-    }
-
     /** Connects $c, returns the Hello the fake agent received, and welcomes it. */
     private function connect(Client $c): \Warpmesh\Agent\Proto\Hello
     {
@@ -66,23 +38,6 @@ final class ServicesTest extends TestCase
         $this->agent->welcome();
         $this->pollUntil($c, fn () => $c->isReady());
         return $m->getHello();
-    }
-
-    private function pollUntil(Client $c, callable $cond): void
-    {
-        $deadline = microtime(true) + 10;
-        while (!$cond()) {
-            if (microtime(true) > $deadline) {
-                $this->fail('condition not reached within 10 s');
-            }
-            $c->poll();
-            usleep(200);
-        }
-    }
-
-    private static function msg(string $field, object $body): AgentMessage
-    {
-        return (new AgentMessage())->{'set' . $field}($body);
     }
 
     private static function protoPlayer(string $name, string $server, string $proxy = ''): ProtoPlayer
@@ -144,7 +99,7 @@ final class ServicesTest extends TestCase
         $this->assertNotSame(0, (int) $j->getId());
         $this->assertSame(['Steve', '2535400000000001', 'proxy-1'], [$j->getName(), $j->getXuid(), $j->getProxy()]);
         $this->assertSame(['rank' => 'vip'], Codec::mapToArray($j->getFields()));
-        $this->agent->send(self::msg('Result', (new Result())->setId($j->getId())));
+        $this->agent->send(self::agentMsg('Result', (new Result())->setId($j->getId())));
         $this->assertSame(0, $this->settle($c, $p));
         $c->join('Alex');
         $this->agent->recv($c);
@@ -153,11 +108,11 @@ final class ServicesTest extends TestCase
         $p = $c->leave('STEVE');
         $l = $this->agent->recv($c)->getPlayerLeave();
         $this->assertSame('STEVE', $l->getPlayer());
-        $this->agent->send(self::msg('Result', (new Result())->setId($l->getId())->setCount(1)));
+        $this->agent->send(self::agentMsg('Result', (new Result())->setId($l->getId())->setCount(1)));
         $this->assertTrue($this->settle($c, $p));
         $p = $c->leave('nobody');
         $l = $this->agent->recv($c)->getPlayerLeave();
-        $this->agent->send(self::msg('Result', (new Result())->setId($l->getId())->setCount(0)));
+        $this->agent->send(self::agentMsg('Result', (new Result())->setId($l->getId())->setCount(0)));
         $this->assertFalse($this->settle($c, $p));
         $this->assertSame(['Alex'], $c->hostedPlayers());
 
@@ -175,17 +130,17 @@ final class ServicesTest extends TestCase
         $this->connect($c);
         $p = $c->locate('steve');
         $id = $this->agent->recv($c)->getLocate()->getId();
-        $this->agent->send(self::msg('PlayerResult', (new PlayerResult())->setId($id)->setFound(true)->setPlayer(self::protoPlayer('Steve', 'lobby-1', 'proxy-1'))));
+        $this->agent->send(self::agentMsg('PlayerResult', (new PlayerResult())->setId($id)->setFound(true)->setPlayer(self::protoPlayer('Steve', 'lobby-1', 'proxy-1'))));
         $this->assertEquals(new Player('Steve', '2535400000000001', 'lobby-1', 'proxy-1', ['rank' => 'vip']), $this->settle($c, $p));
         $p = $c->locate('Herobrine');
         $id = $this->agent->recv($c)->getLocate()->getId();
-        $this->agent->send(self::msg('PlayerResult', (new PlayerResult())->setId($id)));
+        $this->agent->send(self::agentMsg('PlayerResult', (new PlayerResult())->setId($id)));
         $this->assertNull($this->settle($c, $p));
 
         $p = $c->listPlayers('skywars', '', 2);
         $lp = $this->agent->recv($c)->getListPlayers();
         $this->assertSame(['skywars', '', 2], [$lp->getMode(), $lp->getServer(), $lp->getLimit()]);
-        $this->agent->send(self::msg('PlayerList', (new \Warpmesh\Agent\Proto\PlayerList())->setId($lp->getId())->setCount(7)
+        $this->agent->send(self::agentMsg('PlayerList', (new \Warpmesh\Agent\Proto\PlayerList())->setId($lp->getId())->setCount(7)
             ->setPlayers([self::protoPlayer('Steve', 'game-1'), self::protoPlayer('Alex', 'game-1')])));
         $list = $this->settle($c, $p);
         $this->assertInstanceOf(PlayerList::class, $list);
@@ -195,7 +150,7 @@ final class ServicesTest extends TestCase
         $p = $c->servers('skywars', ['lobby', 'in-game'], 'eu');
         $gs = $this->agent->recv($c)->getGetServers();
         $this->assertSame(['skywars', ['lobby', 'in-game'], 'eu'], [$gs->getMode(), iterator_to_array($gs->getStates()), $gs->getTag()]);
-        $this->agent->send(self::msg('ServerList', (new ServerList())->setId($gs->getId())
+        $this->agent->send(self::agentMsg('ServerList', (new ServerList())->setId($gs->getId())
             ->setServers([self::protoServer('game-1', 'lobby', 2, 16), self::protoServer('game-2', 'in-game', 16, 16)])));
         $servers = $this->settle($c, $p);
         $this->assertEquals(new ServerInfo('game-1', 'downstream', 'lobby', 'skywars', ['eu'], 2, 16, ['map' => 'islands']), $servers[0]);
@@ -210,7 +165,7 @@ final class ServicesTest extends TestCase
         $t = $this->agent->recv($c)->getTransfer();
         $this->assertSame(['steve', 'game-1', 1500], [$t->getPlayer(), $t->getServer(), $t->getTimeoutMs()]);
         $this->assertNull($t->getSelector());
-        $this->agent->send(self::msg('TransferDone', (new ProtoTransferDone())->setId($t->getId())->setPlayer('Steve')
+        $this->agent->send(self::agentMsg('TransferDone', (new ProtoTransferDone())->setId($t->getId())->setPlayer('Steve')
             ->setServer('game-1')->setFrom('lobby-1')->setVia('proxy-1')));
         $this->assertEquals(new TransferDone('Steve', 'game-1', 'lobby-1', 'proxy-1'), $this->settle($c, $p));
 
@@ -243,7 +198,7 @@ final class ServicesTest extends TestCase
         $this->connect($c);
         $p = $c->transfer('Steve', 'game-1');
         $id = $this->agent->recv($c)->getTransfer()->getId();
-        $this->agent->send(self::msg('Error', (new Error())->setId($id)->setCode($code)->setMessage('because')));
+        $this->agent->send(self::agentMsg('Error', (new Error())->setId($id)->setCode($code)->setMessage('because')));
         $this->pollUntil($c, fn () => $p->isDone());
         $e = $p->error();
         $this->assertInstanceOf(WarpmeshException::class, $e);
@@ -273,12 +228,12 @@ final class ServicesTest extends TestCase
         $p = $c->message('Steve', 'hello there');
         $m = $this->agent->recv($c)->getMessagePlayer();
         $this->assertSame(['Steve', 'hello there', 5000], [$m->getPlayer(), $m->getText(), $m->getTimeoutMs()]);
-        $this->agent->send(self::msg('Result', (new Result())->setId($m->getId())->setCount(1)));
+        $this->agent->send(self::agentMsg('Result', (new Result())->setId($m->getId())->setCount(1)));
         $this->assertSame(1, $this->settle($c, $p));
         $p = $c->kick('Ghost', 'bye', 700);
         $k = $this->agent->recv($c)->getKickPlayer();
         $this->assertSame(['Ghost', 'bye', 700], [$k->getPlayer(), $k->getReason(), $k->getTimeoutMs()]);
-        $this->agent->send(self::msg('Error', (new Error())->setId($k->getId())->setCode(ErrorCode::UNKNOWN_PLAYER)->setMessage('unknown player')));
+        $this->agent->send(self::agentMsg('Error', (new Error())->setId($k->getId())->setCode(ErrorCode::UNKNOWN_PLAYER)->setMessage('unknown player')));
         $this->pollUntil($c, fn () => $p->isDone());
         $this->assertSame('UNKNOWN_PLAYER', $p->error()?->getErrorName());
     }
@@ -318,7 +273,7 @@ final class ServicesTest extends TestCase
 
     private static function call(int $id, int $kind, string $server = '', string $text = '', int $players = 0, int $arriving = 0): AgentMessage
     {
-        return self::msg('ServiceCall', (new ProtoServiceCall())->setId($id)->setKind($kind)
+        return self::agentMsg('ServiceCall', (new ProtoServiceCall())->setId($id)->setKind($kind)
             ->setPlayer(self::protoPlayer('Steve', 'lobby-1', 'proxy-1'))->setServer($server)->setFrom('lobby-1')->setText($text)
             ->setPlayers($players)->setArriving($arriving));
     }
@@ -395,11 +350,11 @@ final class ServicesTest extends TestCase
             $events[] = "removed $id";
         });
         $this->connect($c);
-        $this->agent->send(self::msg('PlayerEvent', (new PlayerEvent())->setKind(PlayerEvent\Kind::JOINED)->setPlayer(self::protoPlayer('Steve', 'lobby-1'))));
-        $this->agent->send(self::msg('PlayerEvent', (new PlayerEvent())->setKind(PlayerEvent\Kind::MOVED)->setPlayer(self::protoPlayer('Steve', 'game-1'))->setFrom('lobby-1')));
-        $this->agent->send(self::msg('PlayerEvent', (new PlayerEvent())->setKind(PlayerEvent\Kind::LEFT)->setPlayer(self::protoPlayer('Steve', 'game-1'))));
-        $this->agent->send(self::msg('ServerEvent', (new ServerEvent())->setInfo(self::protoServer('game-1', 'full', 16, 16))));
-        $this->agent->send(self::msg('ServerEvent', (new ServerEvent())->setRemoved(true)->setInfo((new ProtoServerInfo())->setId('game-1'))));
+        $this->agent->send(self::agentMsg('PlayerEvent', (new PlayerEvent())->setKind(PlayerEvent\Kind::JOINED)->setPlayer(self::protoPlayer('Steve', 'lobby-1'))));
+        $this->agent->send(self::agentMsg('PlayerEvent', (new PlayerEvent())->setKind(PlayerEvent\Kind::MOVED)->setPlayer(self::protoPlayer('Steve', 'game-1'))->setFrom('lobby-1')));
+        $this->agent->send(self::agentMsg('PlayerEvent', (new PlayerEvent())->setKind(PlayerEvent\Kind::LEFT)->setPlayer(self::protoPlayer('Steve', 'game-1'))));
+        $this->agent->send(self::agentMsg('ServerEvent', (new ServerEvent())->setInfo(self::protoServer('game-1', 'full', 16, 16))));
+        $this->agent->send(self::agentMsg('ServerEvent', (new ServerEvent())->setRemoved(true)->setInfo((new ProtoServerInfo())->setId('game-1'))));
         $this->pollUntil($c, function () use (&$events) {
             return count($events) >= 5;
         });

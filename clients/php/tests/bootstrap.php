@@ -10,3 +10,4 @@ if (!is_dir(__DIR__ . '/../gen/Warpmesh')) {
 error_reporting(E_ALL);
 require __DIR__ . '/../autoload.php';
 require __DIR__ . '/FakeAgent.php';
+require __DIR__ . '/FakeAgentTestCase.php';
