@@ -14,7 +14,6 @@ import dev.warpmesh.agent.proto.Hello;
 import dev.warpmesh.agent.proto.PlayerEvent;
 import dev.warpmesh.agent.proto.PlayerJoin;
 import dev.warpmesh.agent.proto.PlayerResult;
-import dev.warpmesh.agent.proto.Result;
 import dev.warpmesh.agent.proto.Selector;
 import dev.warpmesh.agent.proto.ServerEvent;
 import dev.warpmesh.agent.proto.ServiceAnswer;
@@ -25,7 +24,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
@@ -50,10 +48,6 @@ class ServicesTest {
   void tearDown() throws Exception {
     if (client != null) client.close();
     agent.close();
-  }
-
-  static AgentMessage result(long id, int count) {
-    return AgentMessage.newBuilder().setResult(Result.newBuilder().setId(id).setCount(count)).build();
   }
 
   static dev.warpmesh.agent.proto.Player protoPlayer(String name, String server, String proxy) {
@@ -87,13 +81,9 @@ class ServicesTest {
   }
 
   static WarpmeshException failure(CompletableFuture<?> f) throws Exception {
-    try {
-      f.get(10, TimeUnit.SECONDS);
-    } catch (ExecutionException e) {
-      assertTrue(e.getCause() instanceof WarpmeshException, "expected WarpmeshException, got " + e.getCause());
-      return (WarpmeshException) e.getCause();
-    }
-    throw new AssertionError("future succeeded: expected a failure");
+    Throwable t = WarpmeshClientTest.failure(f);
+    assertTrue(t instanceof WarpmeshException, "expected WarpmeshException, got " + t);
+    return (WarpmeshException) t;
   }
 
   /** Records the services events as strings. */
@@ -196,9 +186,9 @@ class ServicesTest {
   @Test
   void joinLeaveAndSetServerFrames() throws Exception {
     agent.responder =
-        m -> m.hasPlayerJoin() ? result(m.getPlayerJoin().getId(), 0)
-            : m.hasPlayerLeave() ? result(m.getPlayerLeave().getId(), m.getPlayerLeave().getPlayer().equalsIgnoreCase("steve") ? 1 : 0)
-            : m.hasSetServer() ? result(m.getSetServer().getId(), 0)
+        m -> m.hasPlayerJoin() ? WarpmeshClientTest.result(m.getPlayerJoin().getId(), 0)
+            : m.hasPlayerLeave() ? WarpmeshClientTest.result(m.getPlayerLeave().getId(), m.getPlayerLeave().getPlayer().equalsIgnoreCase("steve") ? 1 : 0)
+            : m.hasSetServer() ? WarpmeshClientTest.result(m.getSetServer().getId(), 0)
             : null;
     FakeAgent.Conn c = connect(agent.builder("lobby-1").server(ServerSettings.create().state("starting").max(2)));
     client.join("Steve", "2535400000000001", "proxy-1", Map.of("rank", "vip"));
@@ -384,7 +374,7 @@ class ServicesTest {
   @Test
   void messageAndKickFrames() throws Exception {
     agent.responder =
-        m -> m.hasMessagePlayer() ? result(m.getMessagePlayer().getId(), 1)
+        m -> m.hasMessagePlayer() ? WarpmeshClientTest.result(m.getMessagePlayer().getId(), 1)
             : m.hasKickPlayer() ? AgentMessage.newBuilder()
                 .setError(
                     dev.warpmesh.agent.proto.Error.newBuilder()
@@ -521,9 +511,9 @@ class ServicesTest {
   void reconnectAnnouncesTheServerAndItsPlayersAgain() throws Exception {
     Recorder rec = new Recorder();
     agent.responder =
-        m -> m.hasPlayerJoin() ? result(m.getPlayerJoin().getId(), 0)
-            : m.hasPlayerLeave() ? result(m.getPlayerLeave().getId(), 1)
-            : m.hasSetServer() ? result(m.getSetServer().getId(), 0)
+        m -> m.hasPlayerJoin() ? WarpmeshClientTest.result(m.getPlayerJoin().getId(), 0)
+            : m.hasPlayerLeave() ? WarpmeshClientTest.result(m.getPlayerLeave().getId(), 1)
+            : m.hasSetServer() ? WarpmeshClientTest.result(m.getSetServer().getId(), 0)
             : null;
     FakeAgent.Conn c = connect(agent.builder("lobby-1").server(ServerSettings.create().state("starting").mode("hub")).listener(rec));
     client.join("Steve", "1", "proxy-1", Map.of());
