@@ -10,7 +10,7 @@
  * Short heartbeats (WARPMESH_HEARTBEAT_MS) keep the lease, and so the test,
  * short. Every process is stopped by PID, also when the test fails.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { connect } from 'node:net'
@@ -115,8 +115,9 @@ class Repl {
   async close(): Promise<number | null> { this.p.child.stdin!.end(); return exited(this.p) }
 }
 
-t.test(`cross-language: ${kindA.name} on agent 1, ${kindB.name} on agent 2`, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'wm-xlang-'))
+/** A temporary directory, an insecure coordinator (both gone in teardown), the agents' environment and two socket paths. */
+async function meshFixture(t: Test, prefix: string): Promise<{ env: Record<string, string>; sockets: string[] }> {
+  const dir = mkdtempSync(join(tmpdir(), prefix))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const coordinator = await Coordinator.start({ address: '127.0.0.1', port: 0, insecure: true, heartbeatMs: HB, leaseMisses: LEASE_MISSES })
   t.teardown(() => coordinator.close())
@@ -124,7 +125,11 @@ t.test(`cross-language: ${kindA.name} on agent 1, ${kindB.name} on agent 2`, asy
     WARPMESH_COORDINATORS: `127.0.0.1:${coordinator.port}`, WARPMESH_INSECURE: '1', WARPMESH_BIND: '127.0.0.1:0',
     WARPMESH_HEARTBEAT_MS: String(HB), WARPMESH_LEASE_MISSES: String(LEASE_MISSES), WARPMESH_LOG: 'warn',
   }
-  const sockets = [join(dir, 'agent1.sock'), join(dir, 'agent2.sock')]
+  return { env, sockets: [join(dir, 'agent1.sock'), join(dir, 'agent2.sock')] }
+}
+
+t.test(`cross-language: ${kindA.name} on agent 1, ${kindB.name} on agent 2`, async (t) => {
+  const { env, sockets } = await meshFixture(t, 'wm-xlang-')
   const startAgent = async (i: number): Promise<Proc> => {
     const a = start([process.execPath, CLI, 'agent'], { ...env, WARPMESH_AGENT_SOCKET: sockets[i]! })
     await until(async () => existsSync(sockets[i]!) && await canConnect(sockets[i]!), `agent ${i + 1}`, 60_000)
@@ -241,15 +246,7 @@ const phpKind = KINDS.find((k) => k.name === 'php' && k.built)
 t.test('network services: Java and PHP clients through the agents', { skip: javaKind === undefined || phpKind === undefined ? 'needs both the Java and the PHP client built' : false }, async (t) => {
   const java = javaKind!
   const php = phpKind!
-  const dir = mkdtempSync(join(tmpdir(), 'wm-xlang-svc-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  const coordinator = await Coordinator.start({ address: '127.0.0.1', port: 0, insecure: true, heartbeatMs: HB, leaseMisses: LEASE_MISSES })
-  t.teardown(() => coordinator.close())
-  const env = {
-    WARPMESH_COORDINATORS: `127.0.0.1:${coordinator.port}`, WARPMESH_INSECURE: '1', WARPMESH_BIND: '127.0.0.1:0',
-    WARPMESH_HEARTBEAT_MS: String(HB), WARPMESH_LEASE_MISSES: String(LEASE_MISSES), WARPMESH_LOG: 'warn',
-  }
-  const sockets = [join(dir, 'agent1.sock'), join(dir, 'agent2.sock')]
+  const { env, sockets } = await meshFixture(t, 'wm-xlang-svc-')
   const agents = await Promise.all(sockets.map(async (socket) => {
     const a = start([process.execPath, CLI, 'agent'], { ...env, WARPMESH_AGENT_SOCKET: socket })
     await until(async () => existsSync(socket) && await canConnect(socket), `agent on ${socket}`, 60_000)
