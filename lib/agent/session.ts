@@ -861,8 +861,8 @@ export class ClientSession {
   // ------------------------------------------------------------ events from the node
 
   readonly #onMessage = (m: MeshMessage): void => {
-    // The services' own traffic, on a node that runs them.
-    if (m.channel === SERVICES_CHANNEL && this.#network !== null) return
+    // The services' own traffic, on a node that runs them (what Network takes: channel 15, not a publication).
+    if (m.channel === SERVICES_CHANNEL && m.topic === undefined && this.#network !== null) return
     MESSAGE_OUT.from = m.from
     MESSAGE_OUT.data = m.data
     MESSAGE_OUT.channel = m.channel
