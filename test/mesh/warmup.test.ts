@@ -5,7 +5,7 @@ import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { Coordinator } from '../../lib/mesh/coordinator.js'
 import { MeshNode } from '../../lib/mesh/node.js'
-import { MAX_WARMUP_ROUND_TRIPS, warmUp } from '../../lib/warmup.js'
+import { MAX_WARMUP_ROUND_TRIPS, SETTLE_ROUND_TRIPS, warmUp } from '../../lib/warmup.js'
 import { memoryLogger } from './fixtures/sim.js'
 
 /** UDP sockets this process holds (node's own accounting of live handles). */
@@ -26,8 +26,16 @@ t.test('warmUp exchanges the round trips asked for and closes its endpoints', as
   t.equal(r.stopped, undefined)
   t.ok(r.ms > 0)
   t.equal(await udpHandlesSettle(before), before, 'no socket left open')
+  t.equal(r.sessions, 1, 'under 2 × SETTLE_ROUND_TRIPS: one session')
   const plain = await warmUp({ roundTrips: 50, protect: false })
   t.same([plain.roundTrips, plain.stopped], [50, undefined], 'unprotected too')
+})
+
+t.test('a warm-up of 2 × SETTLE_ROUND_TRIPS or more runs a short session and closes it before the rest', async (t) => {
+  const before = udpHandles()
+  const r = await warmUp({ roundTrips: 2 * SETTLE_ROUND_TRIPS + 1 })
+  t.same([r.roundTrips, r.sessions, r.stopped], [2 * SETTLE_ROUND_TRIPS + 1, 2, undefined])
+  t.equal(await udpHandlesSettle(before), before, 'no socket left open')
 })
 
 t.test('warmUp stops at its time limit and still resolves', async (t) => {
