@@ -67,6 +67,7 @@
  * ```
  */
 
+import { DEFAULT_WARMUP } from '../lib/warmup.js'
 import type { FailureResult, FanOutResult, PingPongResult, ScenarioResult, ThroughputResult } from './harness/scenarios.js'
 import type { Summary } from './harness/stats.js'
 import { formatMicros, formatRate, median } from './harness/stats.js'
@@ -617,7 +618,8 @@ export function renderMarkdown (report: BenchReport): string {
     (s.rttCheckPings > 0 ? `; RTT check (warpmesh): ${s.rttCheckPings} round trips ${s.sparseGapMs} ms apart with ${s.rttCheckOneWayPerPing} one-way messages between (the same ${s.sparseGapMs} ms apart), the RTT warpmesh's stats report read after each` : '') +
     `; throughput: ${s.throughputCount64} × 64 B and ` +
     `${s.throughputCount1k} × 1 KiB after a checked warm-up; fan-out: ${s.fanOutRounds} rounds to ${(s.fanOutTargets ?? [s.downstreams]).join(' and to ')} downstreams (a cluster of that many each); ` +
-    `kernel loss: ${s.lossPingPongCount} round trips per run, every process in its own network namespace with nftables random drop on input.`, '')
+    `kernel loss: ${s.lossPingPongCount} round trips per run, every process in its own network namespace with nftables random drop on input. ` +
+    `warpmesh nodes start as \`MeshNode.start()\` starts them by default: with its start-up warm-up (${DEFAULT_WARMUP} round trips over private loopback sessions, ~0.4 s, before the node joins; \`WARPMESH_WARMUP\`); the other variants have no such step.`, '')
 
   out.push('## Goals (warpmesh, measured side by side)', '')
   const floorCell = (f: number | null): string => (f === null ? '' : fmtRatio(f))

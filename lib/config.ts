@@ -16,7 +16,7 @@ import { isIPv4, isIPv6, SocketAddress } from 'node:net'
 import { ConfigError } from './errors.js'
 import { LOG_LEVELS, type LogLevel } from './log.js'
 import { KEY_LIST_FORM, loadKeys } from './security/keys.js'
-import { MAX_WARMUP_ROUND_TRIPS } from './warmup.js'
+import { DEFAULT_WARMUP, MAX_WARMUP_ROUND_TRIPS } from './warmup.js'
 
 // ---------------------------------------------------------------- limits
 
@@ -685,9 +685,9 @@ export const ENV_VARS: readonly EnvVarSpec[] = Object.freeze([
     name: 'WARPMESH_WARMUP',
     expected: expectedInt(WARMUP_RANGE.min, WARMUP_RANGE.max),
     description:
-      'Round trips over a private loopback session before the node starts, so its first real messages run optimized code (~0.1 ms each; see README, Warm-up). 0: none. The short-lived CLI tools (send, listen) skip it.',
-    node: { default: '0' },
-    agent: { default: '0' },
+      'Round trips over private loopback sessions before the node starts, so its first real messages run optimized code (~0.1 ms each; see README, Warm-up). Once per process (an agent warms up for its first client). 0: none. The short-lived CLI tools (send, listen) skip it.',
+    node: { default: String(DEFAULT_WARMUP) },
+    agent: { default: String(DEFAULT_WARMUP) },
   },
   {
     name: 'WARPMESH_MAX_DATAGRAM',
@@ -805,7 +805,7 @@ export interface MeshEnvConfig {
   heartbeatMs: number
   /** `WARPMESH_LEASE_MISSES`: missed heartbeats before a lease expires. Default 3. */
   leaseMisses: number
-  /** `WARPMESH_WARMUP`: warm-up round trips before a node starts (0..100000). Default 0. */
+  /** `WARPMESH_WARMUP`: warm-up round trips before a node starts (0..100000). Default {@link DEFAULT_WARMUP}. */
   warmup: number
   /** `WARPMESH_MAX_DATAGRAM`: largest datagram sent to peers on other hosts, bytes (576..65000). Default 1200. */
   maxDatagram: number
@@ -930,7 +930,7 @@ function readMeshEnv(env: Env): MeshEnvConfig {
     logLevel: 'info',
     heartbeatMs: 1000,
     leaseMisses: 3,
-    warmup: 0,
+    warmup: DEFAULT_WARMUP,
     maxDatagram: DEFAULT_MAX_DATAGRAM,
     loopbackDatagram: DEFAULT_LOOPBACK_DATAGRAM,
     keys: [],

@@ -34,8 +34,9 @@ import { PROXY_ADDRESS, nodeName, siblingModule } from '../harness/variant.js'
 /**
  * Environment variable (read in each node process) with the start-up
  * warm-up round trips each node runs (`MeshNode.start({ warmup })`).
- * `npm run bench` leaves it unset: 0, no warm-up, like every other variant.
- * `npm run bench:warmup` sets it to compare.
+ * `npm run bench` leaves it unset: each node runs the library's default
+ * warm-up (`DEFAULT_WARMUP`, as a node started by a user does), before it
+ * joins. `npm run bench:warmup` sets it to compare with none.
  */
 export const BENCH_WARMUP_ENV = 'WARPMESH_BENCH_WARMUP'
 
@@ -129,7 +130,7 @@ class WarpmeshBenchNode implements BenchNode {
       port: 0,
       coordinators: [{ host: coord.host, port }],
       keys: [Buffer.from(key, 'hex')],
-      warmup: Number(process.env[BENCH_WARMUP_ENV] ?? 0),
+      ...(process.env[BENCH_WARMUP_ENV] === undefined ? {} : { warmup: Number(process.env[BENCH_WARMUP_ENV]) }),
     })
     this.#node = node
     node.on('message', this.#onMessage)

@@ -37,7 +37,7 @@ import {
   metaProblem, samePeer, TOPIC_MAX_LENGTH, type MeshControl, type PeerInfo,
 } from './control.js'
 import { decodeEnvelope, encodePublish, encodeReply, encodeRequest } from './envelope.js'
-import { MAX_WARMUP_ROUND_TRIPS, warmUp } from '../warmup.js'
+import { DEFAULT_WARMUP, MAX_WARMUP_ROUND_TRIPS, warmUp } from '../warmup.js'
 
 export type { PeerInfo } from './control.js'
 
@@ -47,6 +47,13 @@ export const OUTBOX_LIMIT = 1024 * 1024
 export const OUTBOX_HIGH_WATER = 256 * 1024
 /** Messages buffered from a direct session before its HELLO names the peer. */
 const EARLY_LIMIT = 256
+/** How long a start-up warm-up may take before the node starts anyway, ms. */
+const WARMUP_TIMEOUT_MS = 5000
+/**
+ * Round trips of the largest warm-up this process has run: V8's compiled
+ * code is per process, so a node that starts after it needs none.
+ */
+let processWarmup = 0
 const ID_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/
 const ROLE_PATTERN = /^[a-z0-9_-]{1,32}$/
 /**
@@ -133,10 +140,11 @@ export interface MeshNodeOptions {
   logger?: Logger
   /**
    * Before binding, run warpmesh's send and receive paths this many times
-   * over a private loopback session ({@link warmUp}), so the first real
+   * over private loopback sessions ({@link warmUp}), so the first real
    * messages run optimized code: 0..100000 round trips, ~0.1 ms each.
-   * Default 0 (none). Ignored with `endpoint`. Worth it for a node that
-   * exchanges few messages; see README ("Warm-up").
+   * Default {@link DEFAULT_WARMUP} (3000, ~0.4 s); 0: none. Once per
+   * process: skipped when this process already ran a warm-up at least as
+   * long (another node's). Ignored with `endpoint`. See README ("Warm-up").
    */
   warmup?: number
   /**
@@ -312,11 +320,13 @@ export class MeshNode extends EventEmitter {
     checkOptions(o)
     const heartbeatMs = o.heartbeatMs ?? 1000
     let endpoint = o.endpoint
-    if (endpoint === undefined && o.warmup !== undefined && o.warmup > 0) {
+    const warmup = o.warmup ?? DEFAULT_WARMUP
+    if (endpoint === undefined && warmup > processWarmup) {
+      processWarmup = warmup // before the await: nodes starting together warm up once
       const log = (o.logger ?? silentLogger).child({ node: o.id })
-      const w = await warmUp({ roundTrips: o.warmup, protect: o.insecure !== true || (o.keys?.length ?? 0) > 0 })
+      const w = await warmUp({ roundTrips: warmup, protect: o.insecure !== true || (o.keys?.length ?? 0) > 0, timeoutMs: WARMUP_TIMEOUT_MS })
       if (w.stopped === undefined) log.debug('warm-up done', { roundTrips: w.roundTrips, ms: Math.round(w.ms) })
-      else log.warn('warm-up stopped early; starting anyway', { roundTrips: w.roundTrips, of: o.warmup, reason: w.stopped })
+      else log.warn('warm-up stopped early; starting anyway', { roundTrips: w.roundTrips, of: warmup, reason: w.stopped })
     }
     if (endpoint === undefined) {
       endpoint = await Endpoint.create({
