@@ -5,7 +5,7 @@ import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { Coordinator } from '../../lib/mesh/coordinator.js'
 import { MeshNode } from '../../lib/mesh/node.js'
-import { MAX_WARMUP_ROUND_TRIPS, SETTLE_ROUND_TRIPS, warmUp } from '../../lib/warmup.js'
+import { DEFAULT_WARMUP, MAX_WARMUP_ROUND_TRIPS, SETTLE_ROUND_TRIPS, warmUp } from '../../lib/warmup.js'
 import { memoryLogger } from './fixtures/sim.js'
 
 /** UDP sockets this process holds (node's own accounting of live handles). */
@@ -67,6 +67,23 @@ t.test('MeshNode.start({ warmup }) warms up, then joins and carries messages as 
   for (let i = 0; i < 200 && !a.peers().some((p) => p.id === 'b'); i++) await new Promise((resolve) => setTimeout(resolve, 10))
   a.send('b', Buffer.from('after warm-up'))
   t.equal(await got, 'a:after warm-up')
+})
+
+t.test('the warm-up runs once per process: a node after a warm-up at least as long skips it', async (t) => {
+  const keys = [randomBytes(32)]
+  const coordinator = await Coordinator.start({ address: '127.0.0.1', port: 0, keys })
+  t.teardown(() => coordinator.close())
+  const coordinators = [{ host: '127.0.0.1', port: coordinator.port }]
+  const warmed = async (id: string, warmup?: number): Promise<boolean> => {
+    const log = memoryLogger('debug')
+    const node = await MeshNode.start({ id, address: '127.0.0.1', coordinators, keys, logger: log.logger, ...(warmup === undefined ? {} : { warmup }) })
+    t.teardown(() => node.close())
+    return log.lines.some((l) => l.includes('warm-up done'))
+  }
+  // The test above started a node with the default (DEFAULT_WARMUP) after one with 300: both warmed up.
+  t.equal(await warmed('c'), false, 'default warm-up: already done in this process')
+  t.equal(await warmed('d', 300), false, 'a shorter one: skipped too')
+  t.equal(await warmed('e', DEFAULT_WARMUP + 1), true, 'a longer one runs')
 })
 
 t.test('MeshNode.start refuses a bad warmup before binding anything', async (t) => {
