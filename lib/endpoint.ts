@@ -29,7 +29,7 @@ import {
 } from './wire/codec.js'
 import { systemClock, type Clock, type TimerHandle, type Transport } from './transport/transport.js'
 import { bindUdp, type UdpOptions } from './transport/udp.js'
-import { dataAadSize, encodeDataHeader, PAYLOAD_TAG } from './wire/fast.js'
+import { dataAadSize, dataHeaderSize, encodeDataHeader, PAYLOAD_TAG, writeDataHeader } from './wire/fast.js'
 import { CookieJar } from './security/cookie.js'
 import {
   createNonce, deriveSessionKeys, NONCE_LENGTH, proveInitiator, proveResponder, verifyInitiator, verifyResponder,
@@ -632,11 +632,15 @@ export class Endpoint extends EventEmitter {
       this.transport.send([header, payload], s.remotePort, s.remoteAddress)
       return
     }
-    const header = encodeDataHeader(s.remoteId, pn, payload.length + TAG_LENGTH)
-    // Sealed into a new buffer: `payload` is the endpoint's scratch, and the socket may hold what it is given.
-    const sealed = protector.seal(header.subarray(0, dataAadSize(s.remoteId, pn)), pn, payload)
-    this.#stats.bytesSent += header.length + sealed.length
-    this.transport.send([header, sealed], s.remotePort, s.remoteAddress)
+    // Header and ciphertext in one new buffer, sent as one chunk: `payload` is the endpoint's
+    // scratch, and the socket may hold what it is given.
+    const sealedLength = payload.length + TAG_LENGTH
+    const headerLength = dataHeaderSize(s.remoteId, pn, sealedLength)
+    const datagram = Buffer.allocUnsafe(headerLength + sealedLength)
+    writeDataHeader(datagram, s.remoteId, pn, sealedLength)
+    protector.seal(datagram.subarray(0, dataAadSize(s.remoteId, pn)), pn, payload, datagram.subarray(headerLength))
+    this.#stats.bytesSent += datagram.length
+    this.transport.send([datagram], s.remotePort, s.remoteAddress)
   }
 
   /**

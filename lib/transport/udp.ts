@@ -236,7 +236,8 @@ export class UdpTransport implements Transport {
     try {
       const socket = this.socket
       if (family !== 0 && socket.getSendQueueCount() === 0) {
-        socket.send(chunks, port, address)
+        // One chunk goes as itself: node wraps every chunk of a list in a new Buffer first.
+        socket.send(chunks.length === 1 ? chunks[0]! : chunks, port, address)
       } else {
         stats.copiedSends++
         socket.send(Buffer.concat(chunks, length), port, address)

@@ -205,12 +205,21 @@ export function encodeDataEntry(channel: number, delivery: number, sequence: num
  * (everything before the payload's tag) are the AEAD's associated data.
  */
 export function encodeDataHeader(connectionId: number, packetNumber: number, payloadLength: number): Buffer {
-  const prefix = dataAadSize(connectionId, packetNumber)
-  const out = Buffer.allocUnsafe(prefix + 1 + varintSize(payloadLength))
-  writeDataPrefix(out, connectionId, packetNumber)
-  out[prefix] = PAYLOAD_TAG
-  writeVarint(out, prefix + 1, payloadLength)
+  const out = Buffer.allocUnsafe(dataHeaderSize(connectionId, packetNumber, payloadLength))
+  writeDataHeader(out, connectionId, packetNumber, payloadLength)
   return out
+}
+
+/** Length of {@link encodeDataHeader}'s result. */
+export function dataHeaderSize(connectionId: number, packetNumber: number, payloadLength: number): number {
+  return dataAadSize(connectionId, packetNumber) + 1 + varintSize(payloadLength)
+}
+
+/** Write {@link encodeDataHeader}'s bytes at the start of `out` (at least {@link dataHeaderSize} long); returns their length. */
+export function writeDataHeader(out: Uint8Array, connectionId: number, packetNumber: number, payloadLength: number): number {
+  const prefix = writeDataPrefix(out, connectionId, packetNumber)
+  out[prefix] = PAYLOAD_TAG
+  return writeVarint(out, prefix + 1, payloadLength)
 }
 
 /**

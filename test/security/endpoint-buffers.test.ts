@@ -36,10 +36,10 @@ t.test('protected packets are built in one scratch buffer; unprotected payloads 
     const plaintextBuffers = new Set<ArrayBufferLike>()
     if (keyed) {
       const p = sa.protector!
-      const seal = p.seal.bind(p) as (header: Uint8Array, pn: number, plaintext: Uint8Array) => Buffer
-      p.seal = ((header: Uint8Array, pn: number, plaintext: Uint8Array) => {
+      const seal = p.seal.bind(p) as (header: Uint8Array, pn: number, plaintext: Uint8Array, out?: Uint8Array) => Uint8Array
+      p.seal = ((header: Uint8Array, pn: number, plaintext: Uint8Array, out?: Uint8Array) => {
         plaintextBuffers.add(plaintext.buffer)
-        return seal(header, pn, plaintext)
+        return seal(header, pn, plaintext, out)
       }) as typeof p.seal
     }
     // What the socket was handed, kept by reference (a real socket may hold chunks until sent).
