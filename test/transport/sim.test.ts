@@ -427,6 +427,32 @@ t.test('SimNetwork basics', async (t) => {
     t.type(systemClock.now(), 'number')
   })
 
+  t.test('systemClock.soon runs when the current callback returns, in order, before deferred work', async (t) => {
+    const log: string[] = []
+    await new Promise<void>((resolve) => {
+      setImmediate(() => {
+        systemClock.defer(() => { log.push('defer'); resolve() })
+        systemClock.soon!(() => log.push('soon 1'))
+        systemClock.soon!(() => log.push('soon 2'))
+        log.push('callback')
+      })
+    })
+    t.same(log, ['callback', 'soon 1', 'soon 2', 'defer'])
+  })
+
+  t.test('a systemClock.soon function that throws is an uncaught exception, and the next ones still run', async (t) => {
+    const listeners = process.listeners('uncaughtException')
+    process.removeAllListeners('uncaughtException')
+    t.teardown(() => { for (const l of listeners) process.on('uncaughtException', l) })
+    const caught = new Promise<unknown>((resolve) => process.once('uncaughtException', resolve))
+    const log: string[] = []
+    systemClock.soon!(() => { throw new Error('boom') })
+    systemClock.soon!(() => log.push('next'))
+    const err = await caught
+    t.match(err, { message: 'boom' })
+    t.same(log, ['next'])
+  })
+
   t.test('runs on the real clock too', async (t) => {
     const net = new SimNetwork({ clock: systemClock, delayMs: 2 })
     const a = net.bind('10.0.0.1', 1)
