@@ -100,8 +100,8 @@ export async function warmUp(options: WarmupOptions = {}): Promise<WarmupResult>
   const deadline = started + timeoutMs
   const protect = options.protect !== false
   const first = roundTrips >= 2 * SETTLE_ROUND_TRIPS ? SETTLE_ROUND_TRIPS : roundTrips
-  const settle = await session(first, protect, deadline, timeoutMs)
-  const main = settle.stopped === undefined && roundTrips > first ? await session(roundTrips - first, protect, deadline, timeoutMs) : { done: 0 }
+  const settle = await runSession(first, protect, deadline, timeoutMs)
+  const main = settle.stopped === undefined && roundTrips > first ? await runSession(roundTrips - first, protect, deadline, timeoutMs) : { done: 0 }
   const done = settle.done + main.done
   const stopped = settle.stopped ?? main.stopped
   const ms = performance.now() - started
@@ -110,7 +110,7 @@ export async function warmUp(options: WarmupOptions = {}): Promise<WarmupResult>
 }
 
 /** One private session: `roundTrips` request/response pairs, then both endpoints closed; gives up at `deadline` (`limitMs` after the warm-up began). */
-async function session(roundTrips: number, protect: boolean, deadline: number, limitMs: number): Promise<{ done: number, stopped?: string }> {
+async function runSession(roundTrips: number, protect: boolean, deadline: number, limitMs: number): Promise<{ done: number, stopped?: string }> {
   const security = protect ? { keys: [randomBytes(32)] } : { insecure: true }
   const timeoutMs = Math.max(1, deadline - performance.now())
   const endpoints: Endpoint[] = []
