@@ -691,8 +691,13 @@ export class Endpoint extends EventEmitter {
       const s = dirty[i]
       s.dirty = false
       s.conn.flush(now)
-      // ACKs held back on receipt: processed now that the reply is out; what
-      // they free (window, losses found) goes in a second flush.
+    }
+    // ACKs held back on receipt: processed once every session's packets are
+    // out (a broadcast's last datagram does not wait for the bookkeeping of
+    // the first ones); what they free (window, losses found) goes in a
+    // second flush.
+    for (let i = 0; i < dirty.length; i++) {
+      const s = dirty[i]
       if (s.conn.settle()) s.conn.flush(now)
     }
     // Only the sessions just flushed (and handshakes) can have a new deadline:
