@@ -81,3 +81,34 @@ t.test('deadlines of sessions that were not flushed still fire: a silent peer ti
   t.equal(sBusy.isOpen, true, 'the busy one did not')
   await Promise.all([hub.close(), busy.close(), quiet.close()])
 })
+
+t.test('a broadcast from a handler: every session\'s packet leaves before the received ACKs are processed', async (t) => {
+  const clock = new FakeClock()
+  const net = new SimNetwork({ clock, seed: 5, delayMs: 0.2 })
+  const { hub, peers, sessions } = await hubWithPeers(clock, net)
+  clock.advance(50)
+  await ticks(2)
+  const targets = sessions.slice(0, 3)
+  const peerOf = (s: Session): Endpoint => peers[Number(s.remoteAddress.split('.')[3]) - 1]!
+  // The first target's peer answers the hub's hello at once, so the answer carries the ACK of the hello.
+  const first = peerOf(targets[0]!)
+  first.on('message', (d: Uint8Array, s: Session) => { if (Buffer.from(d).toString() === 'hello') s.send(Buffer.from('answer')) })
+  // On the answer, the hub broadcasts to the three targets from its handler.
+  hub.on('message', (d: Uint8Array) => {
+    if (Buffer.from(d).toString() === 'answer') for (const s of targets) s.send(Buffer.from('all'))
+  })
+  const log: string[] = []
+  const send = hub.transport.send.bind(hub.transport)
+  hub.transport.send = (chunks, port, address) => { log.push(`send ${address}`); send(chunks, port, address) }
+  targets.forEach((s) => {
+    const settle = s.conn.settle.bind(s.conn)
+    s.conn.settle = () => { const r = settle(); if (r) log.push(`settle ${s.remoteAddress}`); return r }
+  })
+  targets[0]!.send(Buffer.from('hello'))
+  for (let ms = 0; ms < 20 && !log.includes(`send ${targets[2]!.remoteAddress}`); ms++) { clock.advance(1); await ticks(1) }
+  const settled = log.lastIndexOf(`settle ${targets[0]!.remoteAddress}`)
+  t.ok(log.includes(`send ${targets[2]!.remoteAddress}`), 'the broadcast left')
+  t.ok(settled > log.indexOf(`send ${targets[1]!.remoteAddress}`) && settled > log.indexOf(`send ${targets[2]!.remoteAddress}`),
+    `the answer's ACK was processed after the broadcast's packets: ${log.join(', ')}`)
+  await Promise.all([hub.close(), ...peers.map((e) => e.close())])
+})
