@@ -14,7 +14,9 @@
  * `warmUp()` opens two private endpoints on 127.0.0.1 (ephemeral ports, a
  * random key, protected unless asked otherwise, and the 1200-byte datagrams
  * of a path between hosts), sends reliable ordered messages of a few sizes
- * back and forth, and closes them — twice: a short session first, closed
+ * back and forth — with one-way messages in the other delivery modes and a
+ * few idle gaps in which the delayed ACK leaves alone and the timer fires,
+ * as real traffic has — and closes them, twice: a short session first, closed
  * before the long one, so that closing costs no optimized code later
  * ({@link SETTLE_ROUND_TRIPS}). Nothing
  * it does is visible to the mesh: no coordinator, no other node, and the
@@ -66,6 +68,18 @@ export const MAX_WARMUP_ROUND_TRIPS = 100_000
 const SIZES = [64, 64, 200, 64, 1024, 64, 16] as const
 
 const ORDERED = { channel: 0, delivery: Delivery.RELIABLE_ORDERED } as const
+
+/** One-way messages (not answered) in the other delivery modes, one per this many round trips. */
+const ONE_WAY_EVERY = 16
+const ONE_WAY = [
+  { channel: 1, delivery: Delivery.RELIABLE_UNORDERED },
+  { channel: 2, delivery: Delivery.UNRELIABLE },
+  { channel: 3, delivery: Delivery.UNRELIABLE_SEQUENCED },
+  { channel: 1, delivery: Delivery.RELIABLE_ORDERED },
+] as const
+/** An idle gap of IDLE_MS (longer than the ACK delay) after one round trip in this many. */
+const IDLE_EVERY = 250
+const IDLE_MS = 2
 
 /** Datagram size of the private session: that of a path between hosts (the endpoint's default `maxDatagram`). */
 const DATAGRAM = 1200
@@ -122,16 +136,22 @@ async function runSession(roundTrips: number, protect: boolean, deadline: number
     endpoints.push(server)
     const client = new Endpoint(await bindUdp({ address: '127.0.0.1' }), endpointOptions)
     endpoints.push(client)
-    server.on('message', (data: Uint8Array, s: Session) => { s.send(data, ORDERED) })
+    server.on('message', (data: Uint8Array, s: Session, channel: number) => { if (channel === ORDERED.channel) s.send(data, ORDERED) })
     const session = await client.connect('127.0.0.1', server.port)
     const messages = SIZES.map((n) => Buffer.alloc(n, 0x5a))
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => { stopped = `timed out after ${limitMs} ms`; resolve() }, timeoutMs)
+      const next = (): void => { session.send(messages[done % messages.length]!, ORDERED) }
       client.on('message', () => {
-        if (++done < roundTrips) session.send(messages[done % messages.length]!, ORDERED)
-        else { clearTimeout(timer); resolve() }
+        if (++done >= roundTrips) { clearTimeout(timer); resolve(); return }
+        // What real traffic also does, so that it finds no path V8 has not seen:
+        // one-way messages in the other delivery modes, and now and then an idle
+        // gap in which the delayed ACK leaves on its own and the timer fires.
+        if (done % ONE_WAY_EVERY === 0) session.send(messages[0]!, ONE_WAY[(done / ONE_WAY_EVERY) % ONE_WAY.length]!)
+        if (done % IDLE_EVERY === 0) setTimeout(next, IDLE_MS)
+        else next()
       })
-      session.send(messages[0]!, ORDERED)
+      next()
     })
   } catch (err) {
     stopped = err instanceof Error ? err.message : String(err)

@@ -7,6 +7,8 @@ import { Coordinator } from '../../lib/mesh/coordinator.js'
 import { MeshNode } from '../../lib/mesh/node.js'
 import { DEFAULT_WARMUP, MAX_WARMUP_ROUND_TRIPS, SETTLE_ROUND_TRIPS, warmUp } from '../../lib/warmup.js'
 import { memoryLogger } from './fixtures/sim.js'
+import { Endpoint } from '../../lib/endpoint.js'
+import { Delivery } from '../../lib/wire/codec.js'
 
 /** UDP sockets this process holds (node's own accounting of live handles). */
 function udpHandles (): number {
@@ -36,6 +38,20 @@ t.test('a warm-up of 2 × SETTLE_ROUND_TRIPS or more runs a short session and cl
   const r = await warmUp({ roundTrips: 2 * SETTLE_ROUND_TRIPS + 1 })
   t.same([r.roundTrips, r.sessions, r.stopped], [2 * SETTLE_ROUND_TRIPS + 1, 2, undefined])
   t.equal(await udpHandlesSettle(before), before, 'no socket left open')
+})
+
+t.test('the warm-up also carries one-way messages in every delivery mode', async (t) => {
+  const seen = new Set<number>()
+  const emit = Endpoint.prototype.emit
+  Endpoint.prototype.emit = function (this: Endpoint, event: string | symbol, ...args: unknown[]) {
+    if (event === 'message') seen.add(args[3] as number)
+    return emit.call(this, event, ...args)
+  }
+  t.teardown(() => { Endpoint.prototype.emit = emit })
+  const r = await warmUp({ roundTrips: 700 })
+  Endpoint.prototype.emit = emit
+  t.equal(r.stopped, undefined)
+  t.same([...seen].sort(), [Delivery.UNRELIABLE, Delivery.UNRELIABLE_SEQUENCED, Delivery.RELIABLE_UNORDERED, Delivery.RELIABLE_ORDERED].sort())
 })
 
 t.test('warmUp stops at its time limit and still resolves', async (t) => {
