@@ -140,10 +140,15 @@ async function runSession(roundTrips: number, protect: boolean, deadline: number
     const session = await client.connect('127.0.0.1', server.port)
     const messages = SIZES.map((n) => Buffer.alloc(n, 0x5a))
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => { stopped = `timed out after ${limitMs} ms`; resolve() }, timeoutMs)
-      const next = (): void => { session.send(messages[done % messages.length]!, ORDERED) }
+      // Set when this promise settles: an idle gap's timer or a late answer must
+      // not send on a session the finally below is closing.
+      let finished = false
+      const finish = (): void => { finished = true; clearTimeout(timer); resolve() }
+      const timer = setTimeout(() => { stopped = `timed out after ${limitMs} ms`; finish() }, timeoutMs)
+      const next = (): void => { if (!finished) session.send(messages[done % messages.length]!, ORDERED) }
       client.on('message', () => {
-        if (++done >= roundTrips) { clearTimeout(timer); resolve(); return }
+        if (finished) return
+        if (++done >= roundTrips) { finish(); return }
         // What real traffic also does, so that it finds no path V8 has not seen:
         // one-way messages in the other delivery modes, and now and then an idle
         // gap in which the delayed ACK leaves on its own and the timer fires.
