@@ -119,6 +119,16 @@ function datagramSize(name: string, value: number): number {
 
 /** How long a handshake cookie is accepted, ms. */
 const COOKIE_LIFETIME_MS = 10_000
+/**
+ * Connection ids and epochs are drawn from 1 .. 2^30 - 1 (the wire carries
+ * any u32): V8 keeps such integers unboxed ("Smi"). A field that has held
+ * only Smis and then gets a larger number changes representation, and every
+ * optimized function that touched such objects (packets, sessions,
+ * handshakes) is thrown away: with ids drawn up to 2^32, a node whose
+ * warm-up happened to draw small ones recompiled its hot path when its
+ * first real session drew a large one (`--trace-generalization`).
+ */
+const ID_LIMIT = 2 ** 30
 
 /** Options of one `send()`. */
 export interface SendOptions {
@@ -426,7 +436,7 @@ export class Endpoint extends EventEmitter {
     this.#handshakeTimeout = options.handshakeTimeoutMs ?? 5000
     this.#handshakeRetry = options.handshakeRetryMs ?? 200
     this.#maxSessions = options.maxSessions ?? 4096
-    this.epoch = randomInt(1, 0xffffffff)
+    this.epoch = randomInt(1, ID_LIMIT)
     this.#cookies = new CookieJar({ now: () => this.#now(), lifetimeMs: COOKIE_LIFETIME_MS })
     this.#accepted = new LRUCache<string, true>({
       max: Math.min(this.#maxSessions, 1024), ttl: COOKIE_LIFETIME_MS + 1000, perf: { now: () => this.#now() },
@@ -588,7 +598,7 @@ export class Endpoint extends EventEmitter {
 
   #newConnectionId(): number {
     for (;;) {
-      const id = randomInt(1, 0xffffffff)
+      const id = randomInt(1, ID_LIMIT)
       if (!this.#byId.has(id)) return id
     }
   }
