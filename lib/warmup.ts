@@ -97,6 +97,14 @@ const DATAGRAM = 1200
 export const SETTLE_ROUND_TRIPS = 300
 
 /**
+ * Longest a private session may take to open (and, in the mesh half, a
+ * private node to join), ms, whatever the time limit: on loopback it takes
+ * milliseconds even on a machine busy starting many nodes at once, so a
+ * longer wait means it cannot work here (a firewall, no loopback).
+ */
+export const STALL_MS = 2000
+
+/**
  * Exchange `roundTrips` request/response pairs between two private
  * endpoints on 127.0.0.1 and close them: the first {@link SETTLE_ROUND_TRIPS}
  * on a session of their own, closed before the rest run on a second one
@@ -131,7 +139,7 @@ async function runSession(roundTrips: number, protect: boolean, deadline: number
   let done = 0
   let stopped: string | undefined
   try {
-    const endpointOptions = { ...security, handshakeTimeoutMs: timeoutMs, loopbackDatagram: DATAGRAM }
+    const endpointOptions = { ...security, handshakeTimeoutMs: Math.min(timeoutMs, STALL_MS), loopbackDatagram: DATAGRAM }
     const server = new Endpoint(await bindUdp({ address: '127.0.0.1' }), endpointOptions)
     endpoints.push(server)
     const client = new Endpoint(await bindUdp({ address: '127.0.0.1' }), endpointOptions)

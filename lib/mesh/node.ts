@@ -37,7 +37,8 @@ import {
   metaProblem, samePeer, TOPIC_MAX_LENGTH, type MeshControl, type PeerInfo,
 } from './control.js'
 import { decodeEnvelope, encodePublish, encodeReply, encodeRequest } from './envelope.js'
-import { DEFAULT_WARMUP, MAX_WARMUP_ROUND_TRIPS, warmUp } from '../warmup.js'
+import { DEFAULT_WARMUP, MAX_WARMUP_ROUND_TRIPS, STALL_MS, warmUp } from '../warmup.js'
+import { warmUpMesh } from './warmup.js'
 
 export type { PeerInfo } from './control.js'
 
@@ -47,8 +48,14 @@ export const OUTBOX_LIMIT = 1024 * 1024
 export const OUTBOX_HIGH_WATER = 256 * 1024
 /** Messages buffered from a direct session before its HELLO names the peer. */
 const EARLY_LIMIT = 256
-/** How long a start-up warm-up may take before the node starts anyway, ms. */
-const WARMUP_TIMEOUT_MS = 5000
+/**
+ * How long a start-up warm-up may take before the node starts anyway, ms.
+ * It takes ~0.6 s alone on a 2-vCPU VM, but nodes often start together: 17
+ * processes starting at once there took 5-10 s each (~0.9 s of CPU each),
+ * and a 5-s limit cut every one of them short. A warm-up that cannot work
+ * at all stops much sooner ({@link STALL_MS}).
+ */
+const WARMUP_TIMEOUT_MS = 20_000
 /**
  * Round trips of the largest warm-up this process has run: V8's compiled
  * code is per process, so a node that starts after it needs none.
@@ -324,9 +331,15 @@ export class MeshNode extends EventEmitter {
     if (endpoint === undefined && warmup > processWarmup) {
       processWarmup = warmup // before the await: nodes starting together warm up once
       const log = (o.logger ?? silentLogger).child({ node: o.id })
-      const w = await warmUp({ roundTrips: warmup, protect: o.insecure !== true || (o.keys?.length ?? 0) > 0, timeoutMs: WARMUP_TIMEOUT_MS })
-      if (w.stopped === undefined) log.debug('warm-up done', { roundTrips: w.roundTrips, ms: Math.round(w.ms) })
-      else log.warn('warm-up stopped early; starting anyway', { roundTrips: w.roundTrips, of: warmup, reason: w.stopped })
+      const protect = o.insecure !== true || (o.keys?.length ?? 0) > 0
+      // The endpoint's paths first (their own warm-up, with its faults), then the node layer above them.
+      const w = await warmUp({ roundTrips: warmup, protect, timeoutMs: WARMUP_TIMEOUT_MS })
+      const m = w.stopped === undefined
+        ? await warmUpMesh((opts) => MeshNode.start(opts), { roundTrips: warmup, protect, timeoutMs: Math.max(1, WARMUP_TIMEOUT_MS - w.ms) })
+        : undefined
+      const stopped = w.stopped ?? m?.stopped
+      if (stopped === undefined) log.debug('warm-up done', { roundTrips: w.roundTrips, meshRoundTrips: m?.roundTrips, ms: Math.round(w.ms + (m?.ms ?? 0)) })
+      else log.warn('warm-up stopped early; starting anyway', { roundTrips: w.roundTrips, meshRoundTrips: m?.roundTrips ?? 0, of: warmup, reason: stopped })
     }
     if (endpoint === undefined) {
       endpoint = await Endpoint.create({
