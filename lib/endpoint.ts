@@ -763,11 +763,21 @@ export class Endpoint extends EventEmitter {
     this.#timerAt = Infinity
     this.#turnNow = NaN
     const now = this.#now()
-    for (const s of [...this.#byId.values()]) {
-      if (s.conn.nextDeadline() <= now) {
+    // One pass: each session's deadline is read once, and again only for a
+    // session whose deadline passed (its handling moves it). The timer often
+    // fires for nothing (a deadline that moved later since it was armed:
+    // an ACK that left with a reply); with many sessions, scanning them
+    // twice and copying them into an array cost more than the firing itself.
+    // Deleting the current entry (a session closing) is safe in a Map's loop.
+    let at = Infinity
+    for (const s of this.#byId.values()) {
+      let d = s.conn.nextDeadline()
+      if (d <= now) {
         s.conn.onTimer(now)
         s.conn.flush(now)
+        d = s.conn.nextDeadline()
       }
+      if (d < at) at = d
     }
     for (const p of [...this.#pending.values()]) {
       if (p.deadline <= now) {
@@ -776,7 +786,8 @@ export class Endpoint extends EventEmitter {
         this.#sendHandshake(p, now)
       }
     }
-    this.#schedule()
+    const pending = this.#pendingDeadline()
+    this.#arm(pending < at ? pending : at)
     this.#turnNow = NaN
   }
 
