@@ -169,7 +169,34 @@ async function runSession(roundTrips: number, protect: boolean, deadline: number
   } catch (err) {
     stopped = err instanceof Error ? err.message : String(err)
   } finally {
-    await Promise.all(endpoints.map((e) => e.close().catch(() => {})))
+    // endpoints: [server, client]; the client first, so that the server hears it leave.
+    await closeInOrder(endpoints[1], endpoints[0])
+    await endpoints[0]?.close().catch(() => {})
   }
   return stopped === undefined ? { done } : { done, stopped }
+}
+
+/** Longest {@link closeInOrder} waits for the other side to see a close, ms. */
+const CLOSE_WAIT_MS = 100
+
+/**
+ * Close `first` and wait until the endpoint `second` has seen one of its
+ * sessions close (at most {@link CLOSE_WAIT_MS}); the caller closes
+ * `second` after. Receiving a peer's CLOSE is a
+ * path real traffic meets (a peer shutting down); closing both at once, the
+ * warm-up never met it, and its first real CLOSE — the private coordinator
+ * of the node half hearing the private nodes leave, right before the node
+ * starts — deoptimized the hot path for want of feedback (`readFrame`,
+ * `receive`, `#handleAck`, the connection's `send`: "insufficient type
+ * feedback"). Also used by the node half ({@link warmUpMesh}).
+ */
+export async function closeInOrder(first: { close(): Promise<void> } | undefined, second: Endpoint | undefined): Promise<void> {
+  const seen = second === undefined || second.sessions().length === 0
+    ? Promise.resolve()
+    : new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, CLOSE_WAIT_MS)
+      second.once('session-down', () => { clearTimeout(timer); resolve() })
+    })
+  await first?.close().catch(() => {})
+  await seen
 }

@@ -147,11 +147,15 @@ export interface MeshNodeOptions {
   logger?: Logger
   /**
    * Before binding, run warpmesh's send and receive paths this many times
-   * over private loopback sessions ({@link warmUp}), so the first real
-   * messages run optimized code: 0..100000 round trips, ~0.1 ms each.
-   * Default {@link DEFAULT_WARMUP} (3000, ~0.4 s); 0: none. Once per
-   * process: skipped when this process already ran a warm-up at least as
-   * long (another node's). Ignored with `endpoint`. See README ("Warm-up").
+   * over private loopback sessions ({@link warmUp}), then as many round
+   * trips through two private nodes and a private coordinator (the node
+   * layer: {@link warmUpMesh}), so the first real messages run optimized
+   * code: 0..100000 round trips, ~0.2 ms each in all. Default
+   * {@link DEFAULT_WARMUP} (3000, ~0.6 s); 0: none. Once per process:
+   * skipped when this process already ran a warm-up at least as long
+   * (another node's). Gives up after 20 s, or 2 s without a private session
+   * or node coming up, and starts anyway. Ignored with `endpoint`. See
+   * README ("Warm-up").
    */
   warmup?: number
   /**

@@ -22,7 +22,7 @@
  * @module
  */
 import { randomBytes } from 'node:crypto'
-import { SETTLE_ROUND_TRIPS, STALL_MS } from '../warmup.js'
+import { closeInOrder, SETTLE_ROUND_TRIPS, STALL_MS } from '../warmup.js'
 import { Delivery } from '../wire/codec.js'
 import { Coordinator } from './coordinator.js'
 import type { MeshMessage, MeshNode, MeshNodeOptions } from './node.js'
@@ -160,7 +160,11 @@ async function runPair(
   } finally {
     closing = true
     clearTimeout(timer)
-    await Promise.all(nodes.map((n) => n.close().catch(() => {})))
+    // One at a time, each after the others have heard the previous one leave:
+    // see closeInOrder. a, then b, then the coordinator.
+    const [a, b] = nodes
+    await closeInOrder(a, b?.endpoint)
+    await closeInOrder(b, coordinator?.endpoint)
     await coordinator?.close().catch(() => {})
   }
 }

@@ -55,6 +55,30 @@ t.test('the warm-up also carries one-way messages in every delivery mode', async
   t.same([...seen].sort(), [Delivery.UNRELIABLE, Delivery.UNRELIABLE_SEQUENCED, Delivery.RELIABLE_UNORDERED, Delivery.RELIABLE_ORDERED].sort())
 })
 
+/** Reasons of every endpoint 'session-down' while `run` runs. */
+async function sessionDowns (t: Tap.Test, run: () => Promise<unknown>): Promise<string[]> {
+  const reasons: string[] = []
+  const emit = Endpoint.prototype.emit
+  Endpoint.prototype.emit = function (this: Endpoint, event: string | symbol, ...args: unknown[]) {
+    if (event === 'session-down') reasons.push(args[1] as string)
+    return emit.call(this, event, ...args)
+  }
+  t.teardown(() => { Endpoint.prototype.emit = emit })
+  try {
+    await run()
+  } finally {
+    Endpoint.prototype.emit = emit
+  }
+  return reasons
+}
+
+t.test('each private session closes one side first, and the other hears it leave (the CLOSE path is warmed too)', async (t) => {
+  const endpoint = await sessionDowns(t, () => warmUp({ roundTrips: 2 * SETTLE_ROUND_TRIPS + 1 }))
+  t.equal(endpoint.filter((r) => r === 'peer-shutdown').length, 2, `both sessions: ${endpoint.join(', ')}`)
+  const mesh = await sessionDowns(t, () => warmUpMesh((o) => MeshNode.start(o), { roundTrips: 2 * SETTLE_ROUND_TRIPS + 1, protect: true, timeoutMs: 20_000 }))
+  t.ok(mesh.filter((r) => r === 'peer-shutdown').length >= 4, `node half: b hears a, the coordinator hears b, in both pairs: ${mesh.join(', ')}`)
+})
+
 t.test('warmUp stops at its time limit and still resolves', async (t) => {
   const before = udpHandles()
   const r = await warmUp({ roundTrips: MAX_WARMUP_ROUND_TRIPS, timeoutMs: 30 })
