@@ -685,7 +685,7 @@ export const ENV_VARS: readonly EnvVarSpec[] = Object.freeze([
     name: 'WARPMESH_WARMUP',
     expected: expectedInt(WARMUP_RANGE.min, WARMUP_RANGE.max),
     description:
-      'Round trips over private loopback sessions before the node starts, so its first real messages run optimized code (~0.1 ms each; see README, Warm-up). Once per process (an agent warms up for its first client). 0: none. The short-lived CLI tools (send, listen) skip it.',
+      'Round trips over private loopback sessions, then as many through two private nodes and a coordinator, before the node starts, so its first real messages run optimized code (~0.3 ms per round trip in all, ~0.9 s at the default; see README, Warm-up). Once per process (an agent warms up for its first client). 0: none. The short-lived CLI tools (send, listen) skip it.',
     node: { default: String(DEFAULT_WARMUP) },
     agent: { default: String(DEFAULT_WARMUP) },
   },

@@ -33,7 +33,7 @@ import { Delivery } from './wire/codec.js'
 
 /** Options of {@link warmUp}. */
 export interface WarmupOptions {
-  /** Request/response round trips, 1..100000. Default 3000 (~0.3 s on a 2-vCPU VM). */
+  /** Request/response round trips, 1..100000. Default 3000 (~0.4 s on a 2-vCPU VM). */
   roundTrips?: number
   /** Encrypt the private session as a production one (the AEAD's paths warm too). Default true. */
   protect?: boolean
@@ -53,7 +53,7 @@ export interface WarmupResult {
   readonly stopped?: string
 }
 
-/** `MeshNode.start`'s warm-up round trips when `warmup` is not given (~0.4 s on a 2-vCPU VM), and `WARPMESH_WARMUP`'s default. */
+/** `MeshNode.start`'s warm-up round trips when `warmup` is not given (~0.9 s on a 2-vCPU VM with the node half `MeshNode.start` adds), and `WARPMESH_WARMUP`'s default. */
 export const DEFAULT_WARMUP = 3000
 
 /** Largest `roundTrips`. */

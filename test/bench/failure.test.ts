@@ -43,6 +43,9 @@ t.test('raw-dgram: downstream↔downstream does not depend on the proxy', async 
   const r = await failure(cluster, { ...stream, restartAfterMs: null })
   t.equal(r.target, 'proxy')
   t.equal(r.lost, 0, 'nothing lost')
-  t.equal(r.outageDetected, false)
-  t.ok(r.recoveryMs !== null && r.recoveryMs < 100, `next message after the kill arrives at once (${r.recoveryMs} ms)`)
+  // No message lost or delayed past the harness's outage threshold (200 ms; the
+  // star's clients, above, lose everything until the proxy is back, 300 ms and
+  // more). 100 ms here failed once on a loaded CI run (147 ms): scheduling, not an outage.
+  t.equal(r.outageDetected, false, `no outage (worst delay ${r.worstDelayMs} ms)`)
+  t.ok(r.recoveryMs !== null && r.recoveryMs < 200, `the next message after the kill arrives within the threshold (${r.recoveryMs} ms)`)
 })
