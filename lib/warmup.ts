@@ -65,13 +65,13 @@ export const MAX_WARMUP_ROUND_TRIPS = 100_000
  * shapes the common path never sees: the fan-out of bench:warmup gained
  * 0 % and 13 % with it, 19-35 % without.
  */
-const SIZES = [64, 64, 200, 64, 1024, 64, 16] as const
+export const SIZES = [64, 64, 200, 64, 1024, 64, 16] as const
 
 const ORDERED = { channel: 0, delivery: Delivery.RELIABLE_ORDERED } as const
 
-/** One-way messages (not answered) in the other delivery modes, one per this many round trips. */
-const ONE_WAY_EVERY = 16
-const ONE_WAY = [
+/** One-way messages (not answered) in the other delivery modes, one per this many round trips (both halves). */
+export const ONE_WAY_EVERY = 16
+export const ONE_WAY = [
   { channel: 1, delivery: Delivery.RELIABLE_UNORDERED },
   { channel: 2, delivery: Delivery.UNRELIABLE },
   { channel: 3, delivery: Delivery.UNRELIABLE_SEQUENCED },

@@ -22,8 +22,7 @@
  * @module
  */
 import { randomBytes } from 'node:crypto'
-import { closeInOrder, SETTLE_ROUND_TRIPS, STALL_MS } from '../warmup.js'
-import { Delivery } from '../wire/codec.js'
+import { closeInOrder, ONE_WAY, ONE_WAY_EVERY, SETTLE_ROUND_TRIPS, SIZES, STALL_MS } from '../warmup.js'
 import { Coordinator } from './coordinator.js'
 import type { MeshMessage, MeshNode, MeshNodeOptions } from './node.js'
 
@@ -52,15 +51,6 @@ const ECHO_CHANNEL = 0
  * traffic, and the other kinds the node layer carries.
  */
 const KINDS = ['send', 'send', 'broadcast', 'send', 'request', 'send', 'publish', 'send'] as const
-const SIZES = [64, 64, 200, 64, 1024, 64, 16] as const
-/** A one-way message in another channel and delivery mode after this many round trips. */
-const ONE_WAY_EVERY = 16
-const ONE_WAY = [
-  { channel: 1, delivery: Delivery.RELIABLE_UNORDERED },
-  { channel: 2, delivery: Delivery.UNRELIABLE },
-  { channel: 3, delivery: Delivery.UNRELIABLE_SEQUENCED },
-  { channel: 1, delivery: Delivery.RELIABLE_ORDERED },
-] as const
 
 /**
  * Run `roundTrips` round trips between two private nodes started with
