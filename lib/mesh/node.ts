@@ -50,8 +50,8 @@ export const OUTBOX_HIGH_WATER = 256 * 1024
 const EARLY_LIMIT = 256
 /**
  * How long a start-up warm-up may take before the node starts anyway, ms.
- * It takes ~0.6 s alone on a 2-vCPU VM, but nodes often start together: 17
- * processes starting at once there took 5-10 s each (~0.9 s of CPU each),
+ * It takes ~1 s alone on a 2-vCPU VM, but nodes often start together: 17
+ * processes starting at once there took 5-10 s each (~1.5 s of CPU each),
  * and a 5-s limit cut every one of them short. A warm-up that cannot work
  * at all stops much sooner ({@link STALL_MS}).
  */
@@ -150,8 +150,8 @@ export interface MeshNodeOptions {
    * over private loopback sessions ({@link warmUp}), then as many round
    * trips through two private nodes and a private coordinator (the node
    * layer: {@link warmUpMesh}), so the first real messages run optimized
-   * code: 0..100000 round trips, ~0.2 ms each in all. Default
-   * {@link DEFAULT_WARMUP} (3000, ~0.6 s); 0: none. Once per process:
+   * code: 0..100000 round trips, ~0.3 ms each in all. Default
+   * {@link DEFAULT_WARMUP} (3000, ~1 s); 0: none. Once per process:
    * skipped when this process already ran a warm-up at least as long
    * (another node's). Gives up after 20 s, or 2 s without a private session
    * or node coming up, and starts anyway. Ignored with `endpoint`. See
@@ -336,7 +336,7 @@ export class MeshNode extends EventEmitter {
       processWarmup = warmup // before the await: nodes starting together warm up once
       const log = (o.logger ?? silentLogger).child({ node: o.id })
       const protect = o.insecure !== true || (o.keys?.length ?? 0) > 0
-      // The endpoint's paths first (their own warm-up, with its faults), then the node layer above them.
+      // The endpoint's paths first, then the node layer above them.
       const w = await warmUp({ roundTrips: warmup, protect, timeoutMs: WARMUP_TIMEOUT_MS })
       const m = w.stopped === undefined
         ? await warmUpMesh((opts) => MeshNode.start(opts), { roundTrips: warmup, protect, timeoutMs: Math.max(1, WARMUP_TIMEOUT_MS - w.ms) })

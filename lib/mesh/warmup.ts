@@ -9,9 +9,9 @@
  * it has run a while. Measured with `perf` in a 16-downstream fan-out, the
  * downstreams still ran `#onPeerMessage`, `#sendOn` and the node's
  * `#deliver` as baseline code (property loads through inline-cache stubs)
- * after 3,000 rounds, and each function optimized late cost a compile of
- * several ms; with this phase the first 1,000 rounds of that fan-out took
- * ~30 % less CPU (`scratch`-free figures: `npm run bench:warmup`).
+ * after 3,000 rounds; with this half, `#onPeerMessage` is optimized before
+ * the node starts (`--trace-opt`). What it saves in CPU per round was inside
+ * the machine's noise in alternating runs (docs/sparse-fanout.md).
  *
  * It runs a private {@link Coordinator} and two private nodes on 127.0.0.1
  * (ephemeral ports, a random key), exchanges request/response traffic of
