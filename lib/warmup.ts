@@ -186,9 +186,9 @@ const CLOSE_WAIT_MS = 100
  * path real traffic meets (a peer shutting down); closing both at once, the
  * warm-up never met it, and its first real CLOSE — the private coordinator
  * of the node half hearing the private nodes leave, right before the node
- * starts — deoptimized the hot path for want of feedback (`readFrame`,
- * `receive`, `#handleAck`, the connection's `send`: "insufficient type
- * feedback"). Also used by the node half ({@link warmUpMesh}).
+ * starts — deoptimized the receive path for want of feedback (`readFrame`'s
+ * reason field, `decodeFrames`, `receive`: "insufficient type feedback").
+ * Also used by the node half (`warmUpMesh`, lib/mesh/warmup.ts).
  */
 export async function closeInOrder(first: { close(): Promise<void> } | undefined, second: Endpoint | undefined): Promise<void> {
   const seen = second === undefined || second.sessions().length === 0
