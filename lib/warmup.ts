@@ -97,6 +97,15 @@ const DATAGRAM = 1200
 export const SETTLE_ROUND_TRIPS = 300
 
 /**
+ * How `roundTrips` split over sessions (both halves): the first
+ * {@link SETTLE_ROUND_TRIPS} on one of their own, the rest on a second;
+ * all on one under twice that.
+ */
+export function sessionLengths(roundTrips: number): number[] {
+  return roundTrips >= 2 * SETTLE_ROUND_TRIPS ? [SETTLE_ROUND_TRIPS, roundTrips - SETTLE_ROUND_TRIPS] : [roundTrips]
+}
+
+/**
  * Longest a private session may take to open (and, in the mesh half, a
  * private node to join), ms, whatever the time limit: on loopback it takes
  * milliseconds even on a machine busy starting many nodes at once, so a
@@ -121,13 +130,17 @@ export async function warmUp(options: WarmupOptions = {}): Promise<WarmupResult>
   const started = performance.now()
   const deadline = started + timeoutMs
   const protect = options.protect !== false
-  const first = roundTrips >= 2 * SETTLE_ROUND_TRIPS ? SETTLE_ROUND_TRIPS : roundTrips
-  const settle = await runSession(first, protect, deadline, timeoutMs)
-  const main = settle.stopped === undefined && roundTrips > first ? await runSession(roundTrips - first, protect, deadline, timeoutMs) : { done: 0 }
-  const done = settle.done + main.done
-  const stopped = settle.stopped ?? main.stopped
+  let done = 0
+  let sessions = 0
+  let stopped: string | undefined
+  for (const n of sessionLengths(roundTrips)) {
+    const r = await runSession(n, protect, deadline, timeoutMs)
+    done += r.done
+    sessions++
+    stopped = r.stopped
+    if (stopped !== undefined) break
+  }
   const ms = performance.now() - started
-  const sessions = roundTrips > first && settle.stopped === undefined ? 2 : 1
   return stopped === undefined ? { roundTrips: done, sessions, ms } : { roundTrips: done, sessions, ms, stopped }
 }
 

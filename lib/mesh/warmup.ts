@@ -22,7 +22,7 @@
  * @module
  */
 import { randomBytes } from 'node:crypto'
-import { closeInOrder, ONE_WAY, ONE_WAY_EVERY, SETTLE_ROUND_TRIPS, SIZES, STALL_MS } from '../warmup.js'
+import { closeInOrder, ONE_WAY, ONE_WAY_EVERY, SETTLE_ROUND_TRIPS, sessionLengths, SIZES, STALL_MS } from '../warmup.js'
 import { Coordinator } from './coordinator.js'
 import type { MeshMessage, MeshNode, MeshNodeOptions } from './node.js'
 
@@ -67,11 +67,10 @@ export async function warmUpMesh(
   if (!(timeoutMs > 0)) throw new RangeError(`timeoutMs must be a positive number of milliseconds, got ${timeoutMs}`)
   const started = performance.now()
   const deadline = started + timeoutMs
-  const first = roundTrips >= 2 * SETTLE_ROUND_TRIPS ? SETTLE_ROUND_TRIPS : roundTrips
   let done = 0
   let stopped: string | undefined
   const kinds = { send: 0, broadcast: 0, request: 0, publish: 0, oneWay: 0 }
-  for (const n of first < roundTrips ? [first, roundTrips - first] : [first]) {
+  for (const n of sessionLengths(roundTrips)) {
     const r = await runPair(start, n, protect, deadline, kinds)
     done += r.done
     stopped = r.stopped
