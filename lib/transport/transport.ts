@@ -79,8 +79,14 @@ function rethrow(err: unknown): void {
  */
 export const systemClock: Clock = {
   now: () => performance.now(),
+  // Whole milliseconds, rounded up: node keeps timers in whole-ms lists on
+  // libuv's ms clock, and a fractional delay fired early (4.73 ms asked,
+  // ~4.2 ms measured), so a deadline still stood when the timer came and
+  // it had to be armed again for the rest: two wake-ups instead of one.
+  // Whole numbers also keep node's Timeout fields small integers (a double
+  // there deoptimized node's own timer code).
   setTimer: (fn, delayMs) => {
-    const t = setTimeout(fn, Math.max(0, delayMs))
+    const t = setTimeout(fn, delayMs > 0 ? Math.ceil(delayMs) : 0)
     t.unref?.()
     return t
   },

@@ -6,12 +6,13 @@ import { Endpoint, type Session } from '../../lib/endpoint.js'
 import { Connection } from '../../lib/core/connection.js'
 import { FakeClock, SimNetwork } from '../../lib/testing.js'
 import { Delivery } from '../../lib/wire/codec.js'
+import type { Clock } from '../../lib/transport/transport.js'
 import { ticks } from './helpers.js'
 
 const PEERS = 40
 
-async function hubWithPeers(clock: FakeClock, net: SimNetwork): Promise<{ hub: Endpoint, peers: Endpoint[], sessions: Session[], got: string[] }> {
-  const hub = new Endpoint(net.bind('10.1.0.1', 1000), { insecure: true, clock })
+async function hubWithPeers(clock: FakeClock, net: SimNetwork, hubClock: Clock = clock): Promise<{ hub: Endpoint, peers: Endpoint[], sessions: Session[], got: string[] }> {
+  const hub = new Endpoint(net.bind('10.1.0.1', 1000), { insecure: true, clock: hubClock })
   const peers: Endpoint[] = []
   const sessions: Session[] = []
   const got: string[] = []
@@ -55,6 +56,45 @@ t.test(`a flush looks at the sessions it flushed, not at all ${PEERS}`, async (t
   for (let ms = 0; ms < 200 && got.length < 100; ms++) { clock.advance(1); await ticks(1) }
   const peer = Number(sessions[0]!.remoteAddress.split('.')[3]) - 1
   t.same(got, Array.from({ length: 100 }, (_, i) => `${peer}:m${i}`))
+  await Promise.all([hub.close(), ...peers.map((e) => e.close())])
+})
+
+t.test(`a timer firing asks only the sessions whose deadline passed, not all ${PEERS}`, async (t) => {
+  const clock = new FakeClock()
+  const net = new SimNetwork({ clock, seed: 5, delayMs: 0.2 })
+  // The hub's own view of the clock counts its timer firings (the peers share the clock).
+  let firings = 0
+  let inFiring = false
+  const hubClock: Clock = {
+    now: () => clock.now(),
+    setTimer: (fn, delayMs) => clock.setTimer(() => {
+      firings++
+      inFiring = true
+      try { fn() } finally { inFiring = false }
+    }, delayMs),
+    clearTimer: (h) => clock.clearTimer(h),
+    defer: (fn) => clock.defer(fn),
+  }
+  const { hub, peers, sessions, got } = await hubWithPeers(clock, net, hubClock)
+  clock.advance(50)
+  await ticks(2)
+  firings = 0
+  const original = Connection.prototype.nextDeadline
+  let calls = 0
+  Connection.prototype.nextDeadline = function (this: Connection) { if (inFiring) calls++; return original.call(this) }
+  t.teardown(() => { Connection.prototype.nextDeadline = original })
+  // One reliable message to one peer every 2 ms for 400 ms: its ACKs keep
+  // moving the RTO the hub's timer was armed for, so the timer mostly fires
+  // for nothing (the other 39 sessions have nothing due).
+  for (let i = 0; i < 200; i++) {
+    sessions[0]!.send(Buffer.from(`m${i}`))
+    for (let k = 0; k < 2; k++) { clock.advance(1); await ticks(1) }
+  }
+  for (let ms = 0; ms < 200 && got.length < 200; ms++) { clock.advance(1); await ticks(1) }
+  Connection.prototype.nextDeadline = original
+  t.equal(got.length, 200, 'every message arrived')
+  t.ok(firings >= 10, `the hub's timer fired (${firings} times)`)
+  t.ok(calls / firings < 4, `deadlines computed per firing: ${(calls / firings).toFixed(2)} (${PEERS} when every firing asked every session)`)
   await Promise.all([hub.close(), ...peers.map((e) => e.close())])
 })
 

@@ -427,6 +427,18 @@ t.test('SimNetwork basics', async (t) => {
     t.type(systemClock.now(), 'number')
   })
 
+  t.test('systemClock arms node timers in whole milliseconds, rounded up (a fractional delay fired early)', async (t) => {
+    const original = globalThis.setTimeout
+    const asked: unknown[] = []
+    globalThis.setTimeout = ((fn: () => void, ms?: number) => { asked.push(ms); return original(fn, ms) }) as typeof setTimeout
+    try {
+      for (const ms of [4.73, 0.2, 5, 0, -3, Number.NaN]) systemClock.clearTimer(systemClock.setTimer(() => {}, ms))
+    } finally {
+      globalThis.setTimeout = original
+    }
+    t.same(asked, [5, 1, 5, 0, 0, 0])
+  })
+
   t.test('systemClock.soon runs when the current callback returns, in order, before deferred work', async (t) => {
     const log: string[] = []
     await new Promise<void>((resolve) => {
