@@ -35,8 +35,8 @@ function lastTable(stdout: string): Row[] {
   return []
 }
 
-t.test('demo --duration 6: a table with the proxy and 3 downstreams, nonzero msgs/s, the services at work; exit 0, no process left', async (t) => {
-  const r = await runCli(['demo', '--duration', '6'], cleanEnv(), 50_000)
+t.test('demo --duration 8: a table with the proxy and 3 downstreams, nonzero msgs/s, the services at work; exit 0, no process left', async (t) => {
+  const r = await runCli(['demo', '--duration', '8'], cleanEnv(), 50_000)
   t.equal(r.code, 0, 'exit 0')
   const rows = lastTable(r.stdout)
   t.same(rows.map((row) => [row.node, row.role]), [
