@@ -207,8 +207,9 @@ export async function closeInOrder(first: { close(): Promise<void> } | undefined
   const seen = second === undefined || second.sessions().length === 0
     ? Promise.resolve()
     : new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, CLOSE_WAIT_MS)
-      second.once('session-down', () => { clearTimeout(timer); resolve() })
+      const onDown = (): void => { clearTimeout(timer); resolve() }
+      const timer = setTimeout(() => { second.off('session-down', onDown); resolve() }, CLOSE_WAIT_MS)
+      second.once('session-down', onDown)
     })
   await first?.close().catch(() => {})
   await seen
