@@ -665,6 +665,18 @@ export class MeshNode extends EventEmitter {
   #sendOn(l: Link, data: Uint8Array, channel: number, delivery: Delivery): boolean {
     const s = l.session
     if (s !== null && s.isOpen) return s.send(data, SEND_OPTIONS[channel][delivery])
+    return this.#enqueue(l, data, channel, delivery)
+  }
+
+  /**
+   * Hold a message until `l`'s session opens. A method of its own, not part of
+   * #sendOn: it runs for a peer's first messages only, so V8 calls it rather
+   * than inlining it into send(), and its first use with each new peer (a
+   * fresh outbox array) cannot deoptimize the send() a node's warm-up
+   * compiled: it did, on every node, for the sessions the first real
+   * messages opened.
+   */
+  #enqueue(l: Link, data: Uint8Array, channel: number, delivery: Delivery): boolean {
     if (l.outboxBytes + data.length > OUTBOX_LIMIT) {
       throw new QueueFullError({ limit: OUTBOX_LIMIT, message: `queue to "${l.id}" full while its session opens (limit ${OUTBOX_LIMIT} bytes)` })
     }
