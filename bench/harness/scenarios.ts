@@ -227,6 +227,8 @@ export interface FailureResult extends ResultBase {
    * (the clients' reconnection); `null` without a restart or a recovery.
    */
   readonly afterRestartMs: number | null
+  /** ms from the kill until the restarted process was ready; `null` without a restart. */
+  readonly restartReadyMs?: number | null
   /** Longest time without any arrival at d2 after the kill, in ms (to the end of the run if never recovered). */
   readonly longestGapMs: number
   /** Largest send-to-arrival time of any message that arrived, in ms. */
@@ -506,7 +508,7 @@ export async function failure (cluster: Cluster, options: FailureOptions = {}): 
   if (variant.failureTarget === undefined) {
     return {
       ...base, ok: true, notApplicable: 'no single process to kill', sent: 0, received: 0, lost: 0, duplicates: 0,
-      outOfOrder: 0, corrupt: 0, recoveryMs: 0, afterRestartMs: null, longestGapMs: 0, worstDelayMs: 0, outageDetected: false,
+      outOfOrder: 0, corrupt: 0, recoveryMs: 0, afterRestartMs: null, restartReadyMs: null, longestGapMs: 0, worstDelayMs: 0, outageDetected: false,
     }
   }
   const target = variant.failureTarget
@@ -566,6 +568,7 @@ export async function failure (cluster: Cluster, options: FailureOptions = {}): 
     corrupt: r.corrupt,
     recoveryMs,
     afterRestartMs: readyNs === 0n || recoveredNs === 0n ? null : Number(recoveredNs - readyNs) / 1e6,
+    restartReadyMs: readyNs === 0n ? null : Number(readyNs - killNs) / 1e6,
     longestGapMs: Number(gapNs) / 1e6,
     worstDelayMs,
     outageDetected: lost > 0 || recoveryMs === null || worstDelayMs > (options.outageThresholdMs ?? 200),
