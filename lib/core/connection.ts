@@ -1205,8 +1205,12 @@ export class Connection {
       this.rtt.onTimeout()
       this.#lastAckedTime = now
       if (this.#retransmitQueue.length === 0) this.#pingPending = true
-    } else if (this.#inFlight === 0 && now - this.#lastSentTime >= this.#keepaliveMs) {
-      this.#pingPending = true
+    } else {
+      // Stored on every pass, not only when a keepalive is due: the first
+      // keepalive comes a second after a session goes quiet, long after the
+      // warm-up, and a store V8 never saw executed deoptimized this function
+      // (compiled by then) in nearly every node shortly after start.
+      this.#pingPending = this.#pingPending || (this.#inFlight === 0 && now - this.#lastSentTime >= this.#keepaliveMs)
     }
     // A quiet moment (timers fire at least every keepalive while idle): give
     // back the slots of queues that grew in a burst and are empty now.

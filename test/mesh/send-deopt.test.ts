@@ -59,7 +59,7 @@ await coord.close()
 `
 
 t.test("the first message to a new peer keeps send()'s optimized code", async (t) => {
-  const child = spawn(process.execPath, ['--allow-natives-syntax', '--input-type=module', '-e', SCRIPT], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, ['--allow-natives-syntax', '--no-concurrent-recompilation', '--input-type=module', '-e', SCRIPT], { stdio: ['ignore', 'pipe', 'pipe'] })
   const killTimer = setTimeout(() => child.kill('SIGKILL'), 30_000)
   t.teardown(() => { clearTimeout(killTimer); if (child.exitCode === null) child.kill('SIGKILL') })
   let out = ''
