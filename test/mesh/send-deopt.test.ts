@@ -7,15 +7,10 @@
  * status, in a child process started with --allow-natives-syntax, on real
  * loopback sockets.
  */
-import { spawn } from 'node:child_process'
-import { dirname, join } from 'node:path'
-import { fileURLToPath, pathToFileURL } from 'node:url'
 import t from 'tap'
+import { distModule, OPTIMIZED, runNatives } from '../fixtures/natives.js'
 
-const INDEX = pathToFileURL(join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'lib', 'index.js')).href
-
-// V8's %GetOptimizationStatus bit for "optimized code" (src/runtime/runtime.h, OptimizationStatus::kOptimized).
-const OPTIMIZED = 16
+const INDEX = distModule('lib/index.js')
 
 const SCRIPT = `
 import { MeshNode, Coordinator, generateKey, parseKeys } from ${JSON.stringify(INDEX)}
@@ -59,16 +54,7 @@ await coord.close()
 `
 
 t.test("the first message to a new peer keeps send()'s optimized code", async (t) => {
-  const child = spawn(process.execPath, ['--allow-natives-syntax', '--no-concurrent-recompilation', '--input-type=module', '-e', SCRIPT], { stdio: ['ignore', 'pipe', 'pipe'] })
-  const killTimer = setTimeout(() => child.kill('SIGKILL'), 30_000)
-  t.teardown(() => { clearTimeout(killTimer); if (child.exitCode === null) child.kill('SIGKILL') })
-  let out = ''
-  let err = ''
-  child.stdout.on('data', (d: Buffer) => { out += d })
-  child.stderr.on('data', (d: Buffer) => { err += d })
-  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve))
-  t.equal(code, 0, `child exited cleanly ${err}`)
-  const { optimized, afterNewPeer } = JSON.parse(out.trim().split('\n').pop()!) as { optimized: number, afterNewPeer: number }
+  const { optimized, afterNewPeer } = await runNatives<{ optimized: number, afterNewPeer: number }>(t, SCRIPT)
   t.ok(optimized & OPTIMIZED, `send() optimized after training (status ${optimized})`)
   t.ok(afterNewPeer & OPTIMIZED, `send() still optimized after queueing for a new peer (status ${afterNewPeer})`)
 })
