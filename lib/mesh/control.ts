@@ -117,7 +117,15 @@ export function decodeControl(data: Uint8Array): MeshControl | null {
     const r = m.removed[i]
     if (r.id.length === 0 || r.id.length > ID_MAX_LENGTH || r.reason.length > TEXT_MAX_LENGTH) return null
   }
-  return m
+  // A plain object of decodeEnvelope's shape (same fields, same order), not
+  // protobufjs's message: code that reads both (the node's inbound dispatch)
+  // meets one object layout, where a second one — the first HELLO of a real
+  // link after the warm-up — threw its optimized code away ("wrong map").
+  return {
+    kind: m.kind, id: m.id, epoch: m.epoch, version: m.version, baseVersion: m.baseVersion, peers: m.peers, removed: m.removed,
+    complete: m.complete, reason: m.reason, holder: m.holder, correlation: m.correlation, data: m.data, topic: m.topic,
+    channel: m.channel, failed: m.failed,
+  }
 }
 
 /** True when a peer record respects every cap. */

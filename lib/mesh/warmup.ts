@@ -21,8 +21,7 @@
  *
  * @module
  */
-import { randomBytes } from 'node:crypto'
-import { closeInOrder, ONE_WAY, ONE_WAY_EVERY, SETTLE_ROUND_TRIPS, sessionLengths, SIZES, STALL_MS } from '../warmup.js'
+import { closeInOrder, ONE_WAY, ONE_WAY_EVERY, SETTLE_ROUND_TRIPS, sessionLengths, SIZES, STALL_MS, warmupKey } from '../warmup.js'
 import { Coordinator } from './coordinator.js'
 import type { MeshMessage, MeshNode, MeshNodeOptions } from './node.js'
 
@@ -84,7 +83,7 @@ async function runPair(
   start: (o: MeshNodeOptions) => Promise<MeshNode>,
   roundTrips: number, protect: boolean, deadline: number, kinds: Record<Kind | 'oneWay', number>,
 ): Promise<{ done: number, stopped?: string }> {
-  const security = protect ? { keys: [randomBytes(32)] } : { insecure: true }
+  const security = protect ? { keys: [warmupKey()] } : { insecure: true }
   const left = (): number => Math.max(1, deadline - performance.now())
   let coordinator: Coordinator | undefined
   const nodes: MeshNode[] = []

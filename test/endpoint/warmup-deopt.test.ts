@@ -1,0 +1,102 @@
+/**
+ * What real traffic does after the start-up warm-up must not throw away the
+ * code the warm-up had V8 optimize: each of these deoptimized the hot path in
+ * the nodes of the bench's clusters (--log-deopt), which then ran slower
+ * code until V8 compiled it again, in the measured window. Checked in child
+ * processes with V8's deoptimization trace and natives syntax.
+ */
+import t from 'tap'
+import { keyId } from '../../lib/security/keys.js'
+import { warmupKey } from '../../lib/warmup.js'
+import { deoptsAfter, distModule, runNatives, runNativesOutput } from '../fixtures/natives.js'
+
+const INDEX = distModule('lib/index.js')
+const WARMUP = distModule('lib/warmup.js')
+const CONTROL = distModule('lib/mesh/control.js')
+const ENVELOPE = distModule('lib/mesh/envelope.js')
+
+/** The connection's send path and its ACK handling. */
+const SEND_PATH = ['send', 'flush', '#fill', '#emit', 'get size', 'receive', 'settle', '#handleAck', '#onPacketAcked', '#messageAcked', 'oldestUnacked']
+
+t.test('the warm-up key has an id of 2^31 or more (a heap number to V8)', async (t) => {
+  for (let i = 0; i < 20; i++) {
+    const id = keyId(warmupKey())
+    if (!(id >= 2 ** 31 && id < 2 ** 32)) t.fail(`key id ${id}`)
+  }
+  t.pass('20 keys')
+})
+
+// A node's first message sent with a waiter (sendAcked: the DEREGISTER a
+// closing node sends its coordinator) used to come at the end of the mesh
+// half of the warm-up and deoptimize send, #emit, #handleAck, oldestUnacked.
+const SEND_ACKED = `
+import { warmUp, Endpoint, bindUdp } from ${JSON.stringify(INDEX)}
+import { warmupKey } from ${JSON.stringify(WARMUP)}
+await warmUp({ roundTrips: 1000 })
+const key = warmupKey()
+const a = new Endpoint(await bindUdp({ address: '127.0.0.1' }), { keys: [key] })
+const b = new Endpoint(await bindUdp({ address: '127.0.0.1' }), { keys: [key] })
+const ORDERED = { channel: 0, delivery: 3 }
+b.on('message', (data, s, channel) => { if (channel === 0) s.send(data, ORDERED) })
+const s = await a.connect('127.0.0.1', b.port)
+let got = 0
+let wake = null
+a.on('message', () => { got++; wake?.() })
+const roundTrip = async () => { const n = got; s.send(Buffer.alloc(64, 1), ORDERED); while (got === n) await new Promise((r) => { wake = r }) }
+for (let i = 0; i < 200; i++) await roundTrip()
+console.log('MARK')
+await s.sendAcked(Buffer.alloc(64, 2), { channel: 1, delivery: 3 })
+for (let i = 0; i < 50; i++) await roundTrip()
+console.log('DONE')
+await a.close()
+await b.close()
+console.log(JSON.stringify({ got }))
+`
+
+t.test('a first sendAcked after the warm-up keeps the send path optimized', async (t) => {
+  const out = await runNativesOutput(t, SEND_ACKED, ['--trace-deopt'])
+  t.match(out, /\{"got":250\}/, 'every round trip answered')
+  t.same(deoptsAfter(out, 'MARK', 'DONE').filter((f) => SEND_PATH.includes(f)), [], 'nothing of the send path deoptimized')
+})
+
+// The harness's watchdog (any application's setInterval) made node's Timeout
+// objects change layout when the first interval was made after the warm-up,
+// and the optimized timer arming was thrown away.
+const INTERVAL = `
+import { warmUp, systemClock } from ${JSON.stringify(INDEX)}
+await warmUp({ roundTrips: 1000 })
+for (let i = 0; i < 3000; i++) systemClock.clearTimer(systemClock.setTimer(() => {}, 5))
+const optimized = %GetOptimizationStatus(systemClock.setTimer)
+console.log('MARK')
+const iv = setInterval(() => {}, 2)
+await new Promise((r) => setTimeout(r, 30))
+clearInterval(iv)
+for (let i = 0; i < 100; i++) systemClock.clearTimer(systemClock.setTimer(() => {}, 5))
+console.log('DONE')
+console.log(JSON.stringify({ optimized }))
+`
+
+t.test("an application's first interval after the warm-up keeps the timer arming optimized", async (t) => {
+  const out = await runNativesOutput(t, INTERVAL, ['--trace-deopt'])
+  const { optimized } = JSON.parse(out.split('\n').findLast((l) => l.startsWith('{'))!) as { optimized: number }
+  t.ok(optimized & 16, `setTimer optimized before (status ${optimized})`)
+  t.same(deoptsAfter(out, 'MARK', 'DONE').filter((f) => f === 'setTimer'), [], 'setTimer not deoptimized')
+})
+
+// A link's HELLO is decoded by protobufjs, requests and replies by the
+// hand-written envelope decoder; the node's dispatch reads both.
+const SHAPES = `
+import { decodeControl, encodeControl, MeshKind } from ${JSON.stringify(CONTROL)}
+import { decodeEnvelope } from ${JSON.stringify(ENVELOPE)}
+const hello = decodeEnvelope(encodeControl({ kind: MeshKind.HELLO, id: 'a', epoch: 7 }))
+const request = decodeEnvelope(encodeControl({ kind: MeshKind.REQUEST, correlation: 3, data: Buffer.from('x') }))
+const viaProtobuf = decodeControl(encodeControl({ kind: MeshKind.REQUEST, correlation: 3, data: Buffer.from('x') }))
+console.log(JSON.stringify({ hello: hello.kind, request: request.kind, same: %HaveSameMap(hello, request), sameDirect: %HaveSameMap(viaProtobuf, request) }))
+`
+
+t.test('control messages decoded either way share one object layout', async (t) => {
+  const r = await runNatives<{ hello: number, request: number, same: boolean, sameDirect: boolean }>(t, SHAPES)
+  t.not(r.hello, r.request, 'two kinds decoded')
+  t.ok(r.same, 'a HELLO (protobufjs) and a REQUEST (the envelope decoder) have the same map')
+  t.ok(r.sameDirect, 'decodeControl and decodeEnvelope return the same map')
+})
