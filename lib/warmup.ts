@@ -81,6 +81,15 @@ export const ONE_WAY = [
 /** A message sent with `sendAcked` (a waiter), one per this many round trips. */
 export const ACKED_EVERY = 64
 const ACKED = { channel: 1, delivery: Delivery.RELIABLE_ORDERED } as const
+/**
+ * A burst of BURST one-way messages in one turn, one per BURST_EVERY round
+ * trips: small messages queued together travel as one batch frame, which real
+ * traffic makes (a node with several messages for one peer) and plain
+ * request/response never does; its first batch deoptimized send, the frame
+ * decoder and the receive path.
+ */
+export const BURST_EVERY = 32
+const BURST = 4
 /** An idle gap of IDLE_MS (longer than the ACK delay) after one round trip in this many. */
 const IDLE_EVERY = 250
 const IDLE_MS = 2
@@ -185,6 +194,7 @@ async function runSession(roundTrips: number, protect: boolean, deadline: number
         // gap in which the delayed ACK leaves on its own and the timer fires.
         if (done % ONE_WAY_EVERY === 0) session.send(messages[0]!, ONE_WAY[(done / ONE_WAY_EVERY) % ONE_WAY.length]!)
         if (done % ACKED_EVERY === 0) session.sendAcked(messages[0]!, ACKED).catch(() => {})
+        if (done % BURST_EVERY === 0) for (let i = 0; i < BURST; i++) session.send(messages[i % 2]!, ACKED)
         if (done % IDLE_EVERY === 0) setTimeout(next, IDLE_MS)
         else next()
       })

@@ -119,22 +119,31 @@ interface Direction {
   readonly key: Buffer
   /** IV bytes 0..7 preset; bytes 8..11 rewritten per packet. */
   readonly nonce: Buffer
-  /** IV bytes 8..11 as a uint32, XORed with the packet number. */
+  /**
+   * IV bytes 8..9 and 10..11 as two uint16s, XORed with the packet number's
+   * halves. Not one uint32: V8 keeps a number of 2^30 or more as a heap
+   * number, and a field holding a small integer in one session and a heap
+   * number in the next changed the object's layout at random, throwing away
+   * the optimized seal and open ("wrong map") when a real session's IV drew
+   * the other kind than the warm-up's.
+   */
+  readonly ivHigh: number
   readonly ivLow: number
 }
 
 function expand(trafficKey: Uint8Array): Direction {
   const key = Buffer.from(hkdfSync('sha256', trafficKey, EMPTY, KEY_INFO, AEAD_KEY_LENGTH))
   const nonce = Buffer.from(hkdfSync('sha256', trafficKey, EMPTY, IV_INFO, AEAD_NONCE_LENGTH))
-  return { key, nonce, ivLow: nonce.readUInt32BE(8) }
+  return { key, nonce, ivHigh: nonce.readUInt16BE(8), ivLow: nonce.readUInt16BE(10) }
 }
 
 /** Write the nonce of `packetNumber` into `d.nonce` (bytes 8..11; no allocation). */
 function setNonce(d: Direction, packetNumber: number): Buffer {
   const n = d.nonce
-  const low = d.ivLow ^ packetNumber
-  n[8] = low >>> 24
-  n[9] = low >>> 16
+  const high = d.ivHigh ^ (packetNumber >>> 16)
+  const low = d.ivLow ^ (packetNumber & 0xffff)
+  n[8] = high >>> 8
+  n[9] = high
   n[10] = low >>> 8
   n[11] = low
   return n

@@ -13,6 +13,7 @@ import { deoptsAfter, distModule, runNatives, runNativesOutput } from '../fixtur
 const INDEX = distModule('lib/index.js')
 const WARMUP = distModule('lib/warmup.js')
 const CONTROL = distModule('lib/mesh/control.js')
+const AEAD = distModule('lib/security/aead.js')
 const ENVELOPE = distModule('lib/mesh/envelope.js')
 
 /** The connection's send path and its ACK handling. */
@@ -57,6 +58,68 @@ t.test('a first sendAcked after the warm-up keeps the send path optimized', asyn
   const out = await runNativesOutput(t, SEND_ACKED, ['--trace-deopt'])
   t.match(out, /\{"got":250\}/, 'every round trip answered')
   t.same(deoptsAfter(out, 'MARK', 'DONE').filter((f) => SEND_PATH.includes(f)), [], 'nothing of the send path deoptimized')
+})
+
+// A burst to one peer in one turn travels as a batch frame: the first one
+// after the warm-up deoptimized send, the frame decoder and the receive path.
+const BATCH = `
+import { warmUp, Endpoint, bindUdp } from ${JSON.stringify(INDEX)}
+import { warmupKey } from ${JSON.stringify(WARMUP)}
+await warmUp({ roundTrips: 1000 })
+const key = warmupKey()
+const a = new Endpoint(await bindUdp({ address: '127.0.0.1' }), { keys: [key] })
+const b = new Endpoint(await bindUdp({ address: '127.0.0.1' }), { keys: [key] })
+const ORDERED = { channel: 0, delivery: 3 }
+let got = 0
+let wake = null
+b.on('message', () => { got++; wake?.() })
+const s = await a.connect('127.0.0.1', b.port)
+const until = async (n) => { while (got < n) await new Promise((r) => { wake = r }) }
+for (let i = 0; i < 200; i++) { s.send(Buffer.alloc(64, 1), ORDERED); await until(i + 1) }
+console.log('MARK')
+for (let i = 0; i < 20; i++) s.send(Buffer.alloc(64, 2), ORDERED)
+await until(220)
+console.log('DONE')
+await a.close()
+await b.close()
+console.log(JSON.stringify({ got }))
+`
+
+t.test('a first burst (a batch frame) after the warm-up keeps the send and receive paths optimized', async (t) => {
+  const out = await runNativesOutput(t, BATCH, ['--trace-deopt'])
+  t.match(out, /\{"got":220\}/, 'every message delivered')
+  const paths = [...SEND_PATH, '#batch', 'decodeFrames', 'readFrame', '#onData', '#handleReliable', '#takeWhole']
+  t.same(deoptsAfter(out, 'MARK', 'DONE').filter((f) => paths.includes(f)), [], 'nothing of the send or receive path deoptimized')
+})
+
+// Sessions draw random IVs; an IV word kept as one uint32 was a small integer
+// to V8 in some sessions and a heap number in others, and the optimized seal
+// was thrown away when a session of the other kind came.
+const IVS = `
+import { randomBytes } from 'node:crypto'
+import { PacketProtector } from ${JSON.stringify(AEAD)}
+const header = Buffer.alloc(8, 1)
+const body = Buffer.alloc(64, 2)
+const first = new PacketProtector(randomBytes(32), randomBytes(32))
+const seal = PacketProtector.prototype.seal
+;%PrepareFunctionForOptimization(seal)
+for (let pn = 1; pn < 300; pn++) first.seal(header, pn, body)
+;%OptimizeFunctionOnNextCall(seal)
+first.seal(header, 300, body)
+const optimized = %GetOptimizationStatus(seal)
+let kept = 0
+for (let i = 0; i < 20; i++) {
+  const p = new PacketProtector(randomBytes(32), randomBytes(32))
+  p.seal(header, 1, body)
+  if (%GetOptimizationStatus(seal) & 16) kept++
+}
+console.log(JSON.stringify({ optimized, kept }))
+`
+
+t.test('sessions with any IV keep the optimized seal', async (t) => {
+  const r = await runNatives<{ optimized: number, kept: number }>(t, IVS)
+  t.ok(r.optimized & 16, `seal optimized (status ${r.optimized})`)
+  t.equal(r.kept, 20, 'still optimized after each of 20 sessions with random IVs')
 })
 
 // The harness's watchdog (any application's setInterval) made node's Timeout
