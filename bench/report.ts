@@ -116,6 +116,12 @@ export interface BenchSettings {
   readonly throughputCount64: number
   readonly throughputCount1k: number
   readonly fanOutRounds: number
+  /**
+   * The steady-state fan-out cases: `fanOutRounds` more rounds measured on
+   * the same cluster once this many have run (the first case's included).
+   * Absent in reports from before they existed.
+   */
+  readonly fanOutSteadyAfter?: number
   /** Fan-out cases: downstreams broadcast to, each in a cluster of that many (8 runs in the cluster of the other cases). */
   readonly fanOutTargets: readonly number[]
   readonly failureRatePerSecond: number
@@ -495,6 +501,11 @@ export function fanOutCaseName (downstreams: number): string {
   return `proxy→${downstreams} downstreams 64B`
 }
 
+/** The steady-state fan-out case names (the same rounds once `after` have run on the cluster). */
+export function fanOutSteadyCaseName (downstreams: number, after: number): string {
+  return `${fanOutCaseName(downstreams)}, steady (after ${after} rounds)`
+}
+
 /** Limit of the RTT check: what warpmesh's stats report ÷ the ping-pong p50 measured beside it. */
 export const RTT_HONESTY_FACTOR = 1.3
 
@@ -617,7 +628,8 @@ export function renderMarkdown (report: BenchReport): string {
     (s.sparseCount > 0 ? `, and sparse: ${s.sparseCount} round trips ${s.sparseGapMs} ms apart (every process idles and wakes for each, as servers exchanging a few messages a second do), run after the others` : '') +
     (s.rttCheckPings > 0 ? `; RTT check (warpmesh): ${s.rttCheckPings} round trips ${s.sparseGapMs} ms apart with ${s.rttCheckOneWayPerPing} one-way messages between (the same ${s.sparseGapMs} ms apart), the RTT warpmesh's stats report read after each` : '') +
     `; throughput: ${s.throughputCount64} × 64 B and ` +
-    `${s.throughputCount1k} × 1 KiB after a checked warm-up; fan-out: ${s.fanOutRounds} rounds to ${(s.fanOutTargets ?? [s.downstreams]).join(' and to ')} downstreams (a cluster of that many each); ` +
+    `${s.throughputCount1k} × 1 KiB after a checked warm-up; fan-out: ${s.fanOutRounds} rounds to ${(s.fanOutTargets ?? [s.downstreams]).join(' and to ')} downstreams (a cluster of that many each) after 100 unmeasured` +
+    (s.fanOutSteadyAfter === undefined ? '; ' : `, and the same again once ${s.fanOutSteadyAfter} rounds have run ("steady": every variant's code, and the harness's, optimized by then; the first block is the start of a new process, where the others still run unoptimized code and warpmesh has its warm-up); `) +
     `kernel loss: ${s.lossPingPongCount} round trips per run, every process in its own network namespace with nftables random drop on input. ` +
     `warpmesh nodes start as \`MeshNode.start()\` starts them by default: with its start-up warm-up (${DEFAULT_WARMUP} round trips over private loopback sessions, ~0.4 s, before the node joins; \`WARPMESH_WARMUP\`); the other variants have no such step.`, '')
 

@@ -15,9 +15,9 @@
  *
  * Order: for each repetition, every variant runs its whole loopback set
  * (ping-pong, sparse ping-pong, the RTT check where the variant reports an
- * RTT, throughput, fan-out to 8, then the failure scenario, which kills its
- * target) in a fresh cluster of 8 downstreams, then fan-out to 16 in a
- * fresh cluster of 16, the variant order rotating each repetition so slow
+ * RTT, throughput, fan-out to 8 and its steady block, then the failure
+ * scenario, which kills its target) in a fresh cluster of 8 downstreams,
+ * then fan-out to 16 and its steady block in a fresh cluster of 16, the variant order rotating each repetition so slow
  * drift of a noisy machine spreads over all of them.
  * Then the same for each kernel loss rate, every variant in a fresh set of
  * network namespaces. A case that throws is recorded as a failed run.
@@ -40,7 +40,7 @@ import type { Variant } from './harness/variant.js'
 import { PROXY_ADDRESS } from './harness/variant.js'
 import { variants as allVariants } from './variants/index.js'
 import {
-  SCHEMA, combineRuns, computeRatios, evaluateGoals, renderMarkdown, renderSvg,
+  SCHEMA, combineRuns, computeRatios, evaluateGoals, fanOutCaseName, fanOutSteadyCaseName, renderMarkdown, renderSvg,
 } from './report.js'
 import type { BenchReport, BenchSettings, CombinedResult, LossCalibration, MachineInfo, VariantEntry } from './report.js'
 
@@ -94,12 +94,12 @@ function settingsFor (a: Args): BenchSettings {
   return a.quick
     ? {
         repetitions, downstreams: 8, pingPongCount: 500, pingPongWarmup: 100, sparseCount: 100, sparseGapMs: 10, rttCheckPings: 30, rttCheckOneWayPerPing: 3,
-        throughputCount64: 20_000, throughputCount1k: 5000, fanOutRounds: 200, fanOutTargets: [8, 16], failureRatePerSecond: 1000, failureDurationMs: 2500, failureKillAtMs: 500, failureRestartAfterMs: 500,
+        throughputCount64: 20_000, throughputCount1k: 5000, fanOutRounds: 200, fanOutSteadyAfter: 800, fanOutTargets: [8, 16], failureRatePerSecond: 1000, failureDurationMs: 2500, failureKillAtMs: 500, failureRestartAfterMs: 500,
         lossPercents: a.loss ? [1, 5] : [], lossPingPongCount: 150,
       }
     : {
         repetitions, downstreams: 8, pingPongCount: 5000, pingPongWarmup: 1000, sparseCount: 300, sparseGapMs: 10, rttCheckPings: 100, rttCheckOneWayPerPing: 3,
-        throughputCount64: 1_000_000, throughputCount1k: 250_000, fanOutRounds: 1000, fanOutTargets: [8, 16], failureRatePerSecond: 1000, failureDurationMs: 4000, failureKillAtMs: 1000, failureRestartAfterMs: 500,
+        throughputCount64: 1_000_000, throughputCount1k: 250_000, fanOutRounds: 1000, fanOutSteadyAfter: 4000, fanOutTargets: [8, 16], failureRatePerSecond: 1000, failureDurationMs: 4000, failureKillAtMs: 1000, failureRestartAfterMs: 500,
         lossPercents: a.loss ? [1, 5] : [], lossPingPongCount: 300,
       }
 }
@@ -170,14 +170,20 @@ function throughputCase (size: number, count: number): CaseSpec {
   }
 }
 
-function fanOutCase (rounds: number, downstreams: number): CaseSpec {
-  const caseName = `proxy→${downstreams} downstreams 64B`
+/**
+ * Fan-out to `downstreams`: `rounds` measured after 100 unmeasured on a new
+ * cluster, or with `steadyAfter`, measured once that many rounds have run
+ * on the cluster (it follows the first case there, which ran 100 + `rounds`).
+ */
+function fanOutCase (rounds: number, downstreams: number, steadyAfter?: number): CaseSpec {
+  const caseName = steadyAfter === undefined ? fanOutCaseName(downstreams) : fanOutSteadyCaseName(downstreams, steadyAfter)
+  const warmup = steadyAfter === undefined ? Math.min(100, rounds) : Math.max(0, steadyAfter - rounds - Math.min(100, rounds))
   return {
     label: `fan-out ${caseName}`,
     scenario: 'fan-out',
     run: (c) => {
       if (c.downstreams !== downstreams) throw new RangeError(`fan-out to ${downstreams} needs a cluster of ${downstreams} downstreams, got ${c.downstreams}`)
-      return fanOut(c, { size: 64, rounds, warmup: Math.min(100, rounds) })
+      return fanOut(c, { size: 64, rounds, warmup })
     },
     failed: (v, n, why) => ({
       scenario: 'fan-out', variant: v.name, network: n.name, case: caseName, ok: false, failure: why, repetitions: 1, size: 64, targets: downstreams,
@@ -185,6 +191,12 @@ function fanOutCase (rounds: number, downstreams: number): CaseSpec {
       cpuUsPerRound: NaN, cpuUsPerRoundByProcess: {},
     }),
   }
+}
+
+/** The fan-out cases of one cluster: the first block of a new cluster, then the steady one. */
+function fanOutCases (s: BenchSettings, downstreams: number): CaseSpec[] {
+  const first = fanOutCase(s.fanOutRounds, downstreams)
+  return s.fanOutSteadyAfter === undefined ? [first] : [first, fanOutCase(s.fanOutRounds, downstreams, s.fanOutSteadyAfter)]
 }
 
 function failureCase (s: BenchSettings): CaseSpec {
@@ -263,11 +275,11 @@ async function main (): Promise<void> {
     pingCase(1, 2, 64, s.rttCheckPings, 10, s.sparseGapMs, s.rttCheckOneWayPerPing),
     throughputCase(64, s.throughputCount64),
     throughputCase(1024, s.throughputCount1k),
-    ...s.fanOutTargets.filter((n) => n === s.downstreams).map((n) => fanOutCase(s.fanOutRounds, n)),
+    ...s.fanOutTargets.filter((n) => n === s.downstreams).flatMap((n) => fanOutCases(s, n)),
     failureCase(s), // last: it kills (and restarts) the variant's single point of failure
   ]
   // Fan-out to another number of downstreams: a cluster of that size each (a broadcast reaches every node).
-  const wideSets = s.fanOutTargets.filter((n) => n !== s.downstreams).map((n) => ({ downstreams: n, cases: [fanOutCase(s.fanOutRounds, n)] }))
+  const wideSets = s.fanOutTargets.filter((n) => n !== s.downstreams).map((n) => ({ downstreams: n, cases: fanOutCases(s, n) }))
   const lossCases: CaseSpec[] = [pingCase(1, 2, 64, s.lossPingPongCount, 20)]
   // A floor (sealed-dgram) runs the scenarios it lists; the RTT check needs a variant that reports an RTT.
   const casesFor = (v: Variant, cases: readonly CaseSpec[]): readonly CaseSpec[] =>

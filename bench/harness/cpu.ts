@@ -5,7 +5,7 @@
  * figure is NaN: the scenarios report it as not measured rather than zero.
  */
 import { execFileSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 
 let ticksPerSecond: number | undefined
 
@@ -62,4 +62,25 @@ export function cpuPerUnit (before: ReadonlyMap<string, number>, after: Readonly
     total += v
   }
   return { total: after.size > 0 ? total : NaN, byProcess }
+}
+
+/**
+ * CPU µs used so far by process `pid`, split into its main thread (the event
+ * loop: the thread whose id is the pid) and all its other threads (V8's
+ * optimizing compiler and garbage collector helpers, libuv's pool), from
+ * `/proc/<pid>/task/<tid>/stat`; NaNs when not readable.
+ */
+export function threadCpuUs (pid: number): { main: number, other: number } {
+  let tids: string[]
+  try { tids = readdirSync(`/proc/${pid}/task`) } catch { return { main: NaN, other: NaN } }
+  let main = NaN
+  let other = 0
+  for (const tid of tids) {
+    let text: string
+    try { text = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8') } catch { continue } // a thread that just ended
+    const us = parseStatTicks(text) * 1e6 / clockTicks()
+    if (Number(tid) === pid) main = us
+    else other += us
+  }
+  return { main, other }
 }

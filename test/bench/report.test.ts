@@ -1,6 +1,6 @@
 import t from 'tap'
 import {
-  SCHEMA, combineRuns, computeRatios, evaluateGoals, renderMarkdown, renderSvg,
+  SCHEMA, combineRuns, computeRatios, evaluateGoals, fanOutSteadyCaseName, renderMarkdown, renderSvg,
 } from '../../bench/report.js'
 import type { BenchReport, CombinedResult } from '../../bench/report.js'
 import { formatResult } from '../../bench/harness/scenarios.js'
@@ -299,4 +299,21 @@ t.test('results.svg draws percentiles per variant and loss rate, FAILED and skip
   t.ok(y('warpmesh netns loss 5% p99 20.0ms') < y('warpmesh netns loss 5% p50 300µs'))
   t.equal((svg.match(/<g /g) ?? []).length, (svg.match(/<\/g>/g) ?? []).length, 'groups balanced')
   t.notMatch(svg, /NaN|undefined/)
+})
+
+t.test('the steady fan-out block: its own rows and ratios, goals still on the first block', async (t) => {
+  const steady = (variant: string, cpu: number): FanOutResult => ({ ...fan(variant, 16, 500, cpu), case: fanOutSteadyCaseName(16, 4000) })
+  const results = [fan('warpmesh', 16, 900, 3000), fan('sealed-dgram', 16, 700, 2500), fan('tcp-star', 16, 800, 2400),
+    steady('warpmesh', 3200), steady('sealed-dgram', 1600), steady('tcp-star', 1500)].map((r) => combineRuns([r]))
+  const ratios = computeRatios(results)
+  const find = (caseName: string, baseline: string): number | null | undefined =>
+    ratios.find((r) => r.variant === 'warpmesh' && r.baseline === baseline && r.metric === 'cpuUsPerRound' && r.case === caseName)?.ratio
+  t.equal(fanOutSteadyCaseName(16, 4000), 'proxy→16 downstreams 64B, steady (after 4000 rounds)')
+  t.equal(find(fanOutSteadyCaseName(16, 4000), 'sealed-dgram'), 2, 'steady ratio from the steady rows')
+  t.equal(find('proxy→16 downstreams 64B', 'sealed-dgram'), 1.2, 'first-block ratio unchanged')
+  const goal = evaluateGoals(results).find((g) => g.id === 'fanout-16-cpu-vs-sealed')
+  t.equal(goal?.met, true, 'the goal judges the first block (1.2 ≤ 1.3), as the issue defines it')
+  const md = renderMarkdown({ ...fixture(), results, ratios, goals: evaluateGoals(results), settings: { ...fixture().settings, fanOutSteadyAfter: 4000 } })
+  t.match(md, /proxy→16 downstreams 64B, steady \(after 4000 rounds\)/)
+  t.match(md, /once 4000 rounds have run \("steady"/)
 })
