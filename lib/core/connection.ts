@@ -1158,16 +1158,24 @@ export class Connection {
     return t
   }
 
-  #rtoDeadline(): number {
-    let oldest = Infinity
+  /**
+   * The oldest packet in flight (ack-eliciting, neither acknowledged nor
+   * declared lost). One loop for the deadline and the RTO: the RTO's own copy
+   * of it advanced past a first entry only in real traffic, and V8, without
+   * feedback for that step, threw the optimized timer pass away when it did.
+   */
+  #oldestInFlight(): SentPacket | undefined {
     const sent = this.#sent
     for (let i = 0; i < sent.length; i++) {
       const sp = sent.at(i)
-      if (!sp.removed && sp.ackEliciting && !sp.lost) {
-        oldest = sp.sentTime
-        break
-      }
+      if (!sp.removed && sp.ackEliciting && !sp.lost) return sp
     }
+    return undefined
+  }
+
+  #rtoDeadline(): number {
+    const sp = this.#oldestInFlight()
+    const oldest = sp === undefined ? Infinity : sp.sentTime
     // The peer may hold its acknowledgement for up to maxAckDelay (RFC 9002's
     // PTO adds max_ack_delay): without it, a lone packet on a steady path was
     // acked exactly when its RTO fell due (srtt excludes the ack delay, and
@@ -1194,14 +1202,8 @@ export class Connection {
       // must not cost a whole window of retransmissions. Its ack lets the
       // packet and time thresholds find whatever else is really missing.
       this.stats.rtoExpirations++
-      const sent = this.#sent
-      for (let i = 0; i < sent.length; i++) {
-        const sp = sent.at(i)
-        if (!sp.removed && sp.ackEliciting && !sp.lost) {
-          this.#onPacketLost(sp)
-          break
-        }
-      }
+      const sp = this.#oldestInFlight()
+      if (sp !== undefined) this.#onPacketLost(sp)
       this.rtt.onTimeout()
       this.#lastAckedTime = now
       if (this.#retransmitQueue.length === 0) this.#pingPending = true
