@@ -183,7 +183,8 @@ function fanOutCase (rounds: number, downstreams: number, steadyAfter?: number):
     scenario: 'fan-out',
     run: (c) => {
       if (c.downstreams !== downstreams) throw new RangeError(`fan-out to ${downstreams} needs a cluster of ${downstreams} downstreams, got ${c.downstreams}`)
-      return fanOut(c, { size: 64, rounds, warmup })
+      // The scenario names its case by size and targets; the steady block is a case of its own.
+      return fanOut(c, { size: 64, rounds, warmup }).then((r) => steadyAfter === undefined ? r : { ...r, case: caseName })
     },
     failed: (v, n, why) => ({
       scenario: 'fan-out', variant: v.name, network: n.name, case: caseName, ok: false, failure: why, repetitions: 1, size: 64, targets: downstreams,
