@@ -48,37 +48,49 @@ const RECURSION_LIMIT = 100
 /** Read position of the functions below; each reader advances it on success. */
 let pos = 0
 
-/** A varint read as uint32 (the low 32 bits of at most 10 bytes); -1 when malformed. */
-function readVarint(b: Uint8Array, end: number): number {
+/** Set by {@link readMiddle}: a fifth byte follows the fourth. */
+let continues = false
+
+/**
+ * Bytes two to four of a varint whose first byte, `first`, is at `pos - 1`
+ * and has its continuation bit set: the value of the 28 bits so far, `pos`
+ * after the last byte read and {@link continues} set when a fifth follows;
+ * -1 when the input ends first. One loop whose every operation a two-byte
+ * value runs: a length first met in real traffic (a packet number past 2^14,
+ * an ACK delay over 16 ms) then runs trained code, where an unrolled decoder
+ * (or a loop increment skipped by the first exit) met an operation V8 had no
+ * feedback for and threw the optimized readFrame away ("insufficient type
+ * feedback", in every node of the bench's clusters).
+ */
+function readMiddle(b: Uint8Array, end: number, first: number): number {
   let p = pos
-  if (p >= end) return -1
-  let x = b[p++]
-  if (x < 0x80) {
-    pos = p
-    return x
-  }
-  // Bytes two to four in one loop whose every operation a two-byte value
-  // already runs: a length first met in real traffic (a packet number past
-  // 2^14, an ACK delay over 16 ms) then runs trained code, where an unrolled
-  // decoder (or a loop increment skipped by the first exit) met an operation
-  // V8 had no feedback for and threw the optimized readFrame away
-  // ("insufficient type feedback", in every node of the bench's clusters).
-  let v = x & 0x7f
+  let v = first & 0x7f
   let shift = 7
   let more: boolean
   let room: boolean
   do {
     if (p >= end) return -1
-    x = b[p++]
+    const x = b[p++]
     v |= (x & 0x7f) << shift
     shift += 7
     more = x >= 0x80
     room = shift < 28
   } while (more && room)
-  if (!more) {
-    pos = p
-    return v
-  }
+  pos = p
+  continues = more
+  return v
+}
+
+/** A varint read as uint32 (the low 32 bits of at most 10 bytes); -1 when malformed. */
+function readVarint(b: Uint8Array, end: number): number {
+  let p = pos
+  if (p >= end) return -1
+  let x = b[p++]
+  pos = p
+  if (x < 0x80) return x
+  let v = readMiddle(b, end, x)
+  if (v < 0 || !continues) return v
+  p = pos
   if (p >= end) return -1
   x = b[p++]
   v = (v | (x & 0x0f) << 28) >>> 0
@@ -103,33 +115,17 @@ function readVarint(b: Uint8Array, end: number): number {
 function readShort(b: Uint8Array, end: number, top: number): number {
   let p = pos
   if (p >= end) return -1
-  let x = b[p++]
-  if (x < 0x80) {
-    pos = p
-    return x
-  }
-  // One loop that a two-byte value runs whole, as in readVarint.
-  let v = x & 0x7f
-  let shift = 7
-  let more: boolean
-  let room: boolean
-  do {
-    if (p >= end) return -1
-    x = b[p++]
-    v |= (x & 0x7f) << shift
-    shift += 7
-    more = x >= 0x80
-    room = shift < 28
-  } while (more && room)
-  if (!more) {
-    pos = p
-    return v
-  }
-  if (p >= end) return -1
-  x = b[p++]
-  if (x > top) return -1
+  const x = b[p++]
   pos = p
-  return (v | x << 28) >>> 0
+  if (x < 0x80) return x
+  const v = readMiddle(b, end, x)
+  if (v < 0 || !continues) return v
+  p = pos
+  if (p >= end) return -1
+  const last = b[p++]
+  if (last > top) return -1
+  pos = p
+  return (v | last << 28) >>> 0
 }
 
 function readFixed32(b: Uint8Array, p: number): number {
