@@ -80,7 +80,8 @@ export const ONE_WAY = [
 ] as const
 /** A message sent with `sendAcked` (a waiter), one per this many round trips. */
 export const ACKED_EVERY = 64
-const ACKED = { channel: 1, delivery: Delivery.RELIABLE_ORDERED } as const
+/** Where the `sendAcked` messages and the bursts go: reliable-ordered, not the echoed channel. */
+const SIDE = { channel: 1, delivery: Delivery.RELIABLE_ORDERED } as const
 /**
  * A burst of BURST one-way messages in one turn, one per BURST_EVERY round
  * trips: small messages queued together travel as one batch frame, which real
@@ -193,8 +194,8 @@ async function runSession(roundTrips: number, protect: boolean, deadline: number
         // one-way messages in the other delivery modes, and now and then an idle
         // gap in which the delayed ACK leaves on its own and the timer fires.
         if (done % ONE_WAY_EVERY === 0) session.send(messages[0]!, ONE_WAY[(done / ONE_WAY_EVERY) % ONE_WAY.length]!)
-        if (done % ACKED_EVERY === 0) session.sendAcked(messages[0]!, ACKED).catch(() => {})
-        if (done % BURST_EVERY === 0) for (let i = 0; i < BURST; i++) session.send(messages[i % 2]!, ACKED)
+        if (done % ACKED_EVERY === 0) session.sendAcked(messages[0]!, SIDE).catch(() => {})
+        if (done % BURST_EVERY === 0) for (let i = 0; i < BURST; i++) session.send(messages[i % 2]!, SIDE)
         if (done % IDLE_EVERY === 0) setTimeout(next, IDLE_MS)
         else next()
       })
