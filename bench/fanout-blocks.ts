@@ -69,11 +69,12 @@ export async function fanOutBlocks (variantName: string, o: BlocksOptions): Prom
     for (let b = 0; b < o.blocks; b++) {
       const threadsBefore = downstreams.map((n) => threadCpuUs(n.pid))
       const udpBefore = udpDatagramsSent()
-      const r = await fanOut(cluster, { rounds: o.rounds, warmup: b === 0 ? (o.warmup ?? 100) : 0 })
+      const warmup = b === 0 ? (o.warmup ?? 100) : 0
+      const r = await fanOut(cluster, { rounds: o.rounds, warmup })
       const udpAfter = udpDatagramsSent()
       const threadsAfter = downstreams.map((n) => threadCpuUs(n.pid))
       // The threads are read around the whole call (its unmeasured rounds too): per round of those.
-      const roundsRun = r.completedRounds + (b === 0 ? (o.warmup ?? 100) : 0)
+      const roundsRun = r.completedRounds + warmup
       const perDownstream = (k: 'main' | 'other'): number =>
         threadsAfter.reduce((s, t, i) => s + t[k] - threadsBefore[i]![k], 0) / downstreams.length / roundsRun
       const byProcess = r.cpuUsPerRoundByProcess

@@ -17,8 +17,9 @@
  * (ping-pong, sparse ping-pong, the RTT check where the variant reports an
  * RTT, throughput, fan-out to 8 and its steady block, then the failure
  * scenario, which kills its target) in a fresh cluster of 8 downstreams,
- * then fan-out to 16 and its steady block in a fresh cluster of 16, the variant order rotating each repetition so slow
- * drift of a noisy machine spreads over all of them.
+ * then fan-out to 16 and its steady block in a fresh cluster of 16, the
+ * variant order rotating each repetition so slow drift of a noisy machine
+ * spreads over all of them.
  * Then the same for each kernel loss rate, every variant in a fresh set of
  * network namespaces. A case that throws is recorded as a failed run.
  */
