@@ -414,6 +414,13 @@ export class Endpoint extends EventEmitter {
   #flushScheduled = false
   #flushSoonScheduled = false
   readonly #soon: (fn: () => void) => void
+  /**
+   * Inside a datagram's callback with a clock that has `soon`: an application
+   * send made there is flushed when the datagram is done, not by a microtask
+   * (the same moment, without a promise and a queued job per reply).
+   */
+  #inDatagram = false
+  readonly #flushesAfterDatagram: boolean
   #timer: TimerHandle | null = null
   #timerAt = Infinity
   #turnNow = NaN
@@ -430,6 +437,7 @@ export class Endpoint extends EventEmitter {
     const clock = options.clock ?? systemClock
     this.#clock = clock
     this.#soon = clock.soon !== undefined ? (fn) => clock.soon!(fn) : (fn) => clock.defer(fn)
+    this.#flushesAfterDatagram = clock.soon !== undefined
     this.#log = options.logger ?? silentLogger
     this.#maxDatagram = datagramSize('maxDatagram', options.maxDatagram ?? DEFAULT_DATAGRAM)
     this.#loopbackDatagram = datagramSize('loopbackDatagram', options.loopbackDatagram ?? 32768)
@@ -471,7 +479,7 @@ export class Endpoint extends EventEmitter {
       },
       closed: (conn, reason, byPeer, undelivered) => this.#onClosed(conn.owner as Session, reason, byPeer, undelivered),
     }
-    transport.setHandler((data, port, address) => this.#onDatagram(data, port, address))
+    transport.setHandler(this.#flushesAfterDatagram ? this.#onDatagramThenFlush : (data, port, address) => this.#onDatagram(data, port, address))
   }
 
   /**
@@ -666,7 +674,9 @@ export class Endpoint extends EventEmitter {
   /**
    * @internal Session has something to send. `soon` (application sends):
    * flush when the current callback returns, so everything it queued leaves
-   * together and a reply does not wait for the loop's next phase. Otherwise
+   * together and a reply does not wait for the loop's next phase — at the
+   * end of the datagram being handled when there is one (no microtask), by
+   * the clock's `soon` otherwise. Otherwise
    * (acknowledgements after received packets): flush before the loop idles,
    * one flush for a whole batch of received datagrams — unless a flush is
    * already due when the current callback returns (the handler answered):
@@ -682,7 +692,7 @@ export class Endpoint extends EventEmitter {
     if (soon) {
       if (!this.#flushSoonScheduled) {
         this.#flushSoonScheduled = true
-        this.#soon(this.#flushSoon)
+        if (!this.#inDatagram) this.#soon(this.#flushSoon)
       }
     } else if (!this.#flushScheduled && !this.#flushSoonScheduled) {
       this.#flushScheduled = true
@@ -813,6 +823,21 @@ export class Endpoint extends EventEmitter {
     this.#stats.handshakesFailed++
     this.emit('handshake-failed', p.key, err instanceof Error ? err.message : String(err))
     for (const w of p.waiters) w.reject(err)
+  }
+
+  /**
+   * A datagram, then the flush of what the application sent while it was
+   * handled (a reply): what `soon` would have done when the callback
+   * returned. Also when a handler throws, or a flush would be owed forever.
+   */
+  readonly #onDatagramThenFlush = (data: Buffer, port: number, address: string): void => {
+    this.#inDatagram = true
+    try {
+      this.#onDatagram(data, port, address)
+    } finally {
+      this.#inDatagram = false
+      if (this.#flushSoonScheduled) this.#flushSoon()
+    }
   }
 
   #onDatagram(data: Buffer, port: number, address: string): void {
