@@ -141,18 +141,43 @@ export class ReceivedPackets {
     if (this.ranges.length > this.#maxRanges) this.ranges.length = this.#maxRanges
   }
 
-  /** The ACK frame fields for the current state, with at most `maxRanges` ranges. */
-  toAck(maxRanges = 16): AckFields {
+  /**
+   * The ACK frame fields for the current state, with at most `maxRanges`
+   * ranges, written into `out` (its `ranges` emptied first) — reused by the
+   * sender for every packet, so an ACK allocates nothing.
+   */
+  toAck(maxRanges = 16, out: AckFields = { largest: 0, firstRange: 0, ranges: [] }): AckFields {
     const r = this.ranges
     const first = r[0]
-    const ranges: number[] = []
+    const ranges = out.ranges
+    while (ranges.length > 0) ranges.pop() // not `length = 0`, a runtime call
     let prevLow = first.low
     for (let i = 1; i < r.length && i <= maxRanges; i++) {
       ranges.push(seqDiff(prevLow, r[i].high) - 1, seqDiff(r[i].high, r[i].low))
       prevLow = r[i].low
     }
-    return { largest: first.high, firstRange: seqDiff(first.high, first.low), ranges }
+    out.largest = first.high
+    out.firstRange = seqDiff(first.high, first.low)
+    return out
   }
+}
+
+/**
+ * Whether ACK fields are consistent: at most `maxRanges` additional ranges
+ * (gap/length pairs), none running past 2^31 packet numbers below
+ * `largest`. {@link decodeAckRanges} and the connection's ack handling
+ * (which walks the ranges without building them) both check this first.
+ */
+export function validAckFields(ack: AckFields, maxRanges: number): boolean {
+  const rs = ack.ranges
+  if (rs.length > maxRanges * 2 || (rs.length & 1) !== 0) return false
+  let span = ack.firstRange
+  if (span > 0x7fffffff) return false
+  for (let i = 0; i < rs.length; i += 2) {
+    span += rs[i] + 1 + rs[i + 1] + 1
+    if (span > 0x7fffffff) return false
+  }
+  return true
 }
 
 /**
@@ -162,18 +187,12 @@ export class ReceivedPackets {
  * against what it has in flight.
  */
 export function decodeAckRanges(ack: AckFields, maxRanges: number): AckRange[] | null {
-  if (ack.ranges.length > maxRanges * 2 || (ack.ranges.length & 1) !== 0) return null
-  if (ack.firstRange > 0x7fffffff) return null
+  if (!validAckFields(ack, maxRanges)) return null
   const out: AckRange[] = [{ low: (ack.largest - ack.firstRange) >>> 0, high: ack.largest >>> 0 }]
   let low = out[0].low
-  let span = ack.firstRange
   for (let i = 0; i < ack.ranges.length; i += 2) {
-    const gap = ack.ranges[i]
-    const len = ack.ranges[i + 1]
-    span += gap + 1 + len + 1
-    if (span > 0x7fffffff) return null
-    const high = (low - gap - 1) >>> 0
-    const lo = (high - len) >>> 0
+    const high = (low - ack.ranges[i] - 1) >>> 0
+    const lo = (high - ack.ranges[i + 1]) >>> 0
     out.push({ low: lo, high })
     low = lo
   }

@@ -8,12 +8,12 @@
  * `nextDeadline()` across all connections (KCP's input/update/check shape).
  */
 import { LRUCache } from 'lru-cache'
-import { decodeAckRanges, ReceivedPackets } from './acks.js'
+import { ReceivedPackets, validAckFields, type AckFields } from './acks.js'
 import { RttEstimator, type RttOptions } from './rtt.js'
 import { seqAdd, seqDiff, seqLess } from './seq.js'
 import { QueueFullError, SessionClosedError, type SessionCloseReason } from '../errors.js'
 import {
-  batchEntrySize, batchItemSize, dataEntrySize, encodeAckEntry, readBatchItems, writeBatchEntry, writeBatchItem, writeDataEntry,
+  ackEntrySize, batchEntrySize, batchItemSize, dataEntrySize, readBatchItems, writeAckEntry, writeBatchEntry, writeBatchItem, writeDataEntry,
 } from '../wire/fast.js'
 import {
   CloseReason, Delivery, encodeFrameEntry, FrameType, limits,
@@ -540,6 +540,9 @@ export class Connection {
   // receive side
   readonly #received = new ReceivedPackets(256)
   #ackPending = false
+  /** The ACK #prepareAck computed for the packet being built (reused: an ACK allocates nothing). */
+  readonly #ack: AckFields = { largest: 0, firstRange: 0, ranges: [] }
+  #ackDelayUs = 0
   #ackElicitingSinceAck = 0
   #ackDeadline = Infinity
   #largestReceivedTime = 0
@@ -803,8 +806,8 @@ export class Connection {
       if (++this.#ackElicitingSinceAck >= this.#ackEvery || pingOnly) this.#ackDeadline = now
       else if (this.#ackDeadline === Infinity) this.#ackDeadline = now + this.#maxAckDelay
       if (this.#ackElicitingSinceAck >= ACK_BURST && this.isOpen) {
-        const ack = this.#ackEntry(now)
-        this.#emit(ack, null, null, ack.length, false, now)
+        const ackSize = this.#prepareAck(now)
+        this.#emit(ackSize, null, null, null, ackSize, false, now)
       }
     }
     return true
@@ -1017,38 +1020,30 @@ export class Connection {
       this.stats.badFrames++ // acks something never sent
       return
     }
-    const ranges = decodeAckRanges(f, limits.maxAckRanges)
-    if (ranges === null) {
+    if (!validAckFields(f, limits.maxAckRanges)) {
       this.stats.badFrames++
       return
     }
     const largestSent = (this.#nextPacketNumber - 1) >>> 0
-    if (seqDiff(f.largest, largestSent) > 0) {
-      // Claims a packet never sent (the peer got a corrupt packet number, or
-      // lies). Count it, and use only the ranges that cover real packets.
-      this.stats.badFrames++
-      for (const r of ranges) {
-        if (seqDiff(r.low, largestSent) > 0) r.low = r.high = largestSent + 1
-        else if (seqDiff(r.high, largestSent) > 0) r.high = largestSent
-      }
-    }
-    let newlyAcked = false
-    const sent = this.#sent
-    const largest = sent.get(f.largest)
+    // Claims a packet never sent (the peer got a corrupt packet number, or
+    // lies): count it, and use only the parts of ranges that cover real packets.
+    const clamp = seqDiff(f.largest, largestSent) > 0
+    if (clamp) this.stats.badFrames++
+    const largest = this.#sent.get(f.largest)
     if (largest !== undefined && largest.ackEliciting) {
       this.rtt.sample(now - largest.sentTime, f.ackDelayUs / 1000)
     }
-    for (const r of ranges) {
-      // From the first packet in the range to the first one above it.
-      for (let i = sent.lowerBound(r.low); i < sent.length; i++) {
-        const sp = sent.at(i)
-        if (seqDiff(sp.packetNumber, r.high) > 0) break
-        if (sp.removed) continue
-        this.#onPacketAcked(sp)
-        newlyAcked = true
-      }
+    // The ranges, newest first, walked as they are decoded (no array of them).
+    let high = f.largest >>> 0
+    let low = (f.largest - f.firstRange) >>> 0
+    let newlyAcked = this.#ackRange(low, high, largestSent, clamp)
+    const rs = f.ranges
+    for (let i = 0; i < rs.length; i += 2) {
+      high = (low - rs[i] - 1) >>> 0
+      low = (high - rs[i + 1]) >>> 0
+      if (this.#ackRange(low, high, largestSent, clamp)) newlyAcked = true
     }
-    const ackLargest = seqDiff(f.largest, largestSent) > 0 ? largestSent : f.largest
+    const ackLargest = clamp ? largestSent : f.largest
     if (!this.#hasLargestAcked || seqLess(this.#largestAcked, ackLargest)) {
       this.#largestAcked = ackLargest
       this.#hasLargestAcked = true
@@ -1057,7 +1052,26 @@ export class Connection {
       this.#lastAckedTime = now
       this.#detectLosses(now)
     }
-    sent.compact()
+    this.#sent.compact()
+  }
+
+  /** Every packet in flight from `low` to `high` is acknowledged; whether any was newly. */
+  #ackRange(low: number, high: number, largestSent: number, clamp: boolean): boolean {
+    if (clamp) {
+      if (seqDiff(low, largestSent) > 0) return false // nothing of it was ever sent
+      if (seqDiff(high, largestSent) > 0) high = largestSent
+    }
+    const sent = this.#sent
+    let newly = false
+    // From the first packet in the range to the first one above it.
+    for (let i = sent.lowerBound(low); i < sent.length; i++) {
+      const sp = sent.at(i)
+      if (seqDiff(sp.packetNumber, high) > 0) break
+      if (sp.removed) continue
+      this.#onPacketAcked(sp)
+      newly = true
+    }
+    return newly
   }
 
   #onPacketAcked(sp: SentPacket): void {
@@ -1230,7 +1244,7 @@ export class Connection {
     for (;;) {
       let size = 0
       if (this.#closeFrame !== null) {
-        this.#emit(this.#closeFrame, null, null, this.#closeFrame.length, true, now)
+        this.#emit(0, this.#closeFrame, null, null, this.#closeFrame.length, true, now)
         this.#closeFrame = null
         return
       }
@@ -1238,10 +1252,10 @@ export class Connection {
       const hasData = canSendData &&
         (this.#retransmitQueue.length > 0 || this.#sendQueue.length > 0 || this.#pingPending)
       // The ACK goes first, so data fills what it leaves; a large ACK leaves alone.
-      let ack: Uint8Array | null = null
+      let ackSize = 0
       if (this.#ackPending && (withAck || hasData)) {
-        ack = this.#ackEntry(now)
-        size += ack.length
+        ackSize = this.#prepareAck(now)
+        size += ackSize
         withAck = false
       }
       let frames: OutFrame[] | null = null
@@ -1259,8 +1273,8 @@ export class Connection {
       }
       // Any DATA frame (reliable or not) or a PING asks for an ACK.
       const ackEliciting = ping !== null || (frames !== null && frames.length > 0)
-      if (!ackEliciting && ack === null) return
-      this.#emit(ack, frames, ping, size, ackEliciting, now)
+      if (!ackEliciting && ackSize === 0) return
+      this.#emit(ackSize, null, frames, ping, size, ackEliciting, now)
       if (!hasData) return
     }
   }
@@ -1300,25 +1314,34 @@ export class Connection {
     }
   }
 
-  /** Encode an ACK for everything received; clears the pending ack. */
-  #ackEntry(now: number): Uint8Array {
+  /**
+   * The ACK for everything received, in #ack and #ackDelayUs, for the next
+   * packet's `#emit` to write; clears the pending ack. Returns its size in
+   * bytes.
+   */
+  #prepareAck(now: number): number {
     this.#ackPending = false
     this.#ackElicitingSinceAck = 0
     this.#ackDeadline = Infinity
-    const a = this.#received.toAck(ACK_RANGES)
-    return encodeAckEntry(a.largest, Math.min(0xffffffff, Math.max(0, Math.round((now - this.#largestReceivedTime) * 1000))), a.firstRange, a.ranges)
+    const a = this.#received.toAck(ACK_RANGES, this.#ack)
+    this.#ackDelayUs = Math.min(0xffffffff, Math.max(0, Math.round((now - this.#largestReceivedTime) * 1000)))
+    return ackEntrySize(a.largest, this.#ackDelayUs, a.firstRange, a.ranges)
   }
 
   /**
-   * Send one packet: `first` (an ACK or CLOSE entry), then the DATA frames,
-   * then `last` (a PING entry). The packet keeps `frames` for acks and
-   * losses when any of them is reliable.
+   * Send one packet: the ACK prepared by #prepareAck when `ackSize` is not 0,
+   * or `first` (a CLOSE entry), then the DATA frames, then `last` (a PING
+   * entry). The packet keeps `frames` for acks and losses when any of them
+   * is reliable.
    */
-  #emit(first: Uint8Array | null, frames: OutFrame[] | null, last: Uint8Array | null, size: number, ackEliciting: boolean, now: number): void {
+  #emit(ackSize: number, first: Uint8Array | null, frames: OutFrame[] | null, last: Uint8Array | null, size: number, ackEliciting: boolean, now: number): void {
     const host = this.#host
     const payload = host.packetBuffer !== undefined ? host.packetBuffer(this, size) : Buffer.allocUnsafe(size)
     let off = 0
-    if (first !== null) {
+    if (ackSize !== 0) {
+      const a = this.#ack
+      off = writeAckEntry(payload, 0, a.largest, this.#ackDelayUs, a.firstRange, a.ranges)
+    } else if (first !== null) {
       payload.set(first, off)
       off += first.length
     }

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { dataAadSize, encodeAckEntry, encodeDataAad, encodeDataEntry, encodeDataHeader, PAYLOAD_TAG } from '../../lib/wire/fast.js'
+import { ackEntrySize, dataAadSize, encodeAckEntry, encodeDataAad, encodeDataEntry, encodeDataHeader, PAYLOAD_TAG, writeAckEntry } from '../../lib/wire/fast.js'
 import { createRng } from '../../lib/testing.js'
 import { decodeFrames, encodeFrameEntry, encodePacket, FrameType, MAGIC, PacketType, VERSION, type Frame } from '../../lib/wire/codec.js'
 
@@ -43,6 +43,15 @@ t.test('ACK frame entry: byte-for-byte what protobufjs writes, and it decodes ba
     const ranges = Array.from({ length: count }, () => (r() < 0.7 ? Math.floor(r() * 300) : pick()))
     const fast = encodeAckEntry(largest, ackDelayUs, firstRange, ranges)
     const ref = Buffer.from(encodeFrameEntry({ type: FrameType.ACK, largest, ackDelayUs, firstRange, ranges }))
+    // In place, as a packet is built: at an offset, ending where ackEntrySize says.
+    const at = 1 + (i % 7)
+    const packet = Buffer.alloc(at + ref.length + 3, 0xee)
+    const end = writeAckEntry(packet, at, largest, ackDelayUs, firstRange, ranges)
+    if (end !== at + ackEntrySize(largest, ackDelayUs, firstRange, ranges) || Buffer.compare(packet.subarray(at, end), ref) !== 0 ||
+      packet[at - 1] !== 0xee || packet[end] !== 0xee) {
+      t.fail(`in place: mismatch for largest=${largest} ackDelayUs=${ackDelayUs} firstRange=${firstRange} ranges=${ranges.length}`)
+      return
+    }
     if (Buffer.compare(fast, ref) !== 0) {
       t.fail(`mismatch for largest=${largest} ackDelayUs=${ackDelayUs} firstRange=${firstRange} ranges=${ranges.length}`)
       return
