@@ -167,6 +167,45 @@ t.test('Connection: ACK for packets never sent is a bad frame; bounds checked be
   t.equal(conn.unackedMessages, 0)
 })
 
+t.test('Connection: an ACK acknowledges exactly the packets decodeAckRanges lists, its ranges walked without building them', async (t) => {
+  let seed = 12345
+  const rnd = (): number => { seed = (seed * 1103515245 + 12345) >>> 0; return seed / 2 ** 32 }
+  for (let trial = 0; trial < 40; trial++) {
+    const { conn, out } = lone()
+    const N = 40
+    for (let i = 0; i < N; i++) conn.send(Buffer.alloc(1000, i), 0, 3)
+    conn.flush(1)
+    t.equal(out.length, N)
+    // The peer received a random subset (with gaps: several ranges); trial 0: all of them.
+    const got = new ReceivedPackets()
+    for (const o of out) if (trial === 0 || rnd() < 0.6) got.add(o.pn)
+    if (got.largest === undefined) got.add(out[N - 1].pn)
+    const ack = got.toAck(limits.maxAckRanges)
+    let covered = 0
+    for (const r of decodeAckRanges(ack, limits.maxAckRanges)!) for (const o of out) if (o.pn >= r.low && o.pn <= r.high) covered++
+    conn.receive(0, [frame({ type: FrameType.ACK, largest: ack.largest, firstRange: ack.firstRange, ranges: [...ack.ranges] })], 10, 2)
+    // Every packet sent is now acknowledged, declared lost (a gap the ACK's ranges leave), or still in flight.
+    const acked = N - conn.inFlight - conn.stats.packetsLost
+    if (acked !== covered || conn.stats.badFrames !== 0) {
+      t.fail(`trial ${trial}: ${acked} acknowledged, ${covered} listed (${ack.ranges.length / 2 + 1} ranges)`)
+      return
+    }
+  }
+  t.pass('40 random ACKs: the same packets acknowledged')
+})
+
+t.test('Connection: an ACK reaching past the last packet sent acknowledges what it covers of the real ones', async (t) => {
+  const { conn, out } = lone()
+  for (let i = 0; i < 3; i++) conn.send(Buffer.alloc(1000, i), 0, 3)
+  conn.flush(1)
+  const lastPn = out[out.length - 1].pn
+  // One range, [lastPn - 1, lastPn + 2]: it reaches two packet numbers past the last one sent.
+  conn.receive(0, [frame({ type: FrameType.ACK, largest: lastPn + 2, firstRange: 3 })], 10, 2)
+  t.equal(conn.stats.badFrames, 1, 'counted as bad')
+  t.equal(conn.inFlight + conn.stats.packetsLost, 1, 'the two real packets it covers are acknowledged, the first is not')
+  t.equal(conn.inFlight, 1, 'the first is still in flight (one behind: not lost yet)')
+})
+
 t.test('codec refuses 300 ack ranges before the connection sees them', async (t) => {
   const payload = encodeFrames([{ type: FrameType.ACK, largest: 5, ranges: new Array(600).fill(1) }])
   t.equal(decodeFrames(payload), 'bad-frame')
