@@ -12,6 +12,7 @@
  * @module
  */
 
+import { Buffer } from 'node:buffer'
 import { isIPv4, isIPv6, SocketAddress } from 'node:net'
 import { ConfigError } from './errors.js'
 import { LOG_LEVELS, type LogLevel } from './log.js'

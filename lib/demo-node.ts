@@ -29,6 +29,7 @@
  * @module
  */
 
+import { performance } from 'node:perf_hooks'
 import { coordinatorOptionsFromEnv, nodeOptionsFromEnv } from './config.js'
 import { coordinatorSnapshot, coordinatorStartOptions, meshNodeOptions, metricsSnapshot, warnInsecure } from './cli.js'
 import { MedianWindow } from './core/median-window.js'

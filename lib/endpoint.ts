@@ -16,6 +16,7 @@
  * with ChaCha20-Poly1305 (libsodium) whose associated data is the packet header
  * (up to the payload's tag).
  */
+import { Buffer } from 'node:buffer'
 import { EventEmitter } from 'node:events'
 import { LRUCache } from 'lru-cache'
 import { randomInt } from 'node:crypto'

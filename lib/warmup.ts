@@ -26,6 +26,8 @@
  *
  * @module
  */
+import { performance } from 'node:perf_hooks'
+import { Buffer } from 'node:buffer'
 import { randomBytes } from 'node:crypto'
 import { Endpoint, type Session } from './endpoint.js'
 import { keyId } from './security/keys.js'

@@ -15,6 +15,7 @@
  */
 
 /** Longest varint length prefix accepted, in bytes (5 bytes hold any 32-bit length). */
+import { Buffer } from 'node:buffer'
 export const MAX_PREFIX_BYTES = 5
 
 /** Why a {@link FrameDecoder} stopped. */

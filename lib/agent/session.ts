@@ -29,6 +29,7 @@
  *
  * @module
  */
+import { Buffer } from 'node:buffer'
 import type { Socket } from 'node:net'
 import { timingSafeEqual } from 'node:crypto'
 import { MeshNode, type MeshMessage, type MeshNodeOptions, type PeerInfo } from '../mesh/node.js'

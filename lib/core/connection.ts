@@ -7,6 +7,7 @@
  * packets out through `ConnectionHost.output`, and arms one timer for
  * `nextDeadline()` across all connections (KCP's input/update/check shape).
  */
+import { Buffer } from 'node:buffer'
 import { LRUCache } from 'lru-cache'
 import { ReceivedPackets, validAckFields, type AckFields } from './acks.js'
 import { RttEstimator, type RttOptions } from './rtt.js'

@@ -4,6 +4,7 @@
  * constants the coordinator and the node share. Knows nothing of sockets,
  * sessions or time.
  */
+import { Buffer } from 'node:buffer'
 import type protobuf from 'protobufjs'
 import { schema } from '../wire/codec.js'
 import {

@@ -13,6 +13,7 @@
  * writer per request, reply and publication (~1 µs warm, several right
  * after an idle wait), on the path between the socket and the handler.
  */
+import { Buffer } from 'node:buffer'
 import { decodeControl, MeshKind, TOPIC_MAX_LENGTH, APP_CHANNELS, type MeshControl, type PeerInfo, type RemovedPeer } from './control.js'
 
 /** Tags (field number << 3 | wire type) of the fields the envelopes use. */

@@ -23,6 +23,7 @@
  * one). Entries are only removed when no coordinator holds them. All
  * coordinators down: views, table and sessions stay; sending goes on.
  */
+import { Buffer } from 'node:buffer'
 import { EventEmitter } from 'node:events'
 import { Endpoint, formatAddress, type SendOptions, type Session, type SessionStats } from '../endpoint.js'
 import { systemClock, type Clock, type TimerHandle } from '../transport/transport.js'

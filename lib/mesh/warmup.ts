@@ -21,6 +21,8 @@
  *
  * @module
  */
+import { performance } from 'node:perf_hooks'
+import { Buffer } from 'node:buffer'
 import { closeInOrder, ONE_WAY, ONE_WAY_EVERY, SETTLE_ROUND_TRIPS, sessionLengths, SIZES, STALL_MS, warmupKey } from '../warmup.js'
 import { Coordinator } from './coordinator.js'
 import type { MeshMessage, MeshNode, MeshNodeOptions } from './node.js'

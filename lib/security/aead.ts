@@ -48,6 +48,7 @@
  *
  * @module
  */
+import { Buffer } from 'node:buffer'
 import { hkdfSync } from 'node:crypto'
 import { loadSodium, type Sodium } from './sodium.js'
 

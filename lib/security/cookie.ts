@@ -21,6 +21,7 @@
  *
  * @module
  */
+import { Buffer } from 'node:buffer'
 import { createHmac, createSecretKey, type KeyObject, randomBytes, timingSafeEqual } from 'node:crypto'
 
 /** Length of every cookie, in bytes. */

@@ -56,6 +56,7 @@
  *
  * @module
  */
+import { Buffer } from 'node:buffer'
 import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto'
 import { keysWithId } from './keys.js'
 

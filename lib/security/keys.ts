@@ -13,6 +13,7 @@
  *
  * @module
  */
+import { Buffer } from 'node:buffer'
 import { createHmac, randomBytes } from 'node:crypto'
 import { closeSync, openSync, readSync } from 'node:fs'
 import { ConfigError } from '../errors.js'

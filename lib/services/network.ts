@@ -19,6 +19,7 @@
  * to move them. The proxy runs one move per player at a time: a second
  * transfer racing the first is refused with `TransferConflictError`.
  */
+import { Buffer } from 'node:buffer'
 import { EventEmitter } from 'node:events'
 import type protobuf from 'protobufjs'
 import type { MeshMessage, MeshNode } from '../mesh/node.js'

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { Buffer } from 'node:buffer'
 import { createRng } from './sim.js'
 import { systemClock } from './transport.js'
 import type { Clock, DatagramHandler, TimerHandle, Transport } from './transport.js'

@@ -13,6 +13,7 @@
  *
  * @module
  */
+import { Buffer } from 'node:buffer'
 import { isIP } from 'node:net'
 import type { Clock, DatagramHandler, TimerHandle, Transport } from './transport.js'
 

@@ -4,6 +4,8 @@
  * network with a fake clock ({@link ./sim.ts}).
  */
 
+import { performance } from 'node:perf_hooks'
+
 /** Called once per received datagram. `data` is only valid during the call. */
 export type DatagramHandler = (data: Buffer, port: number, address: string) => void
 

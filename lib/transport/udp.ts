@@ -16,6 +16,7 @@
  *
  * @module
  */
+import { Buffer } from 'node:buffer'
 import type { RemoteInfo, Socket } from 'node:dgram'
 import { lookup as dnsLookup } from 'node:dns'
 import type { LookupOneOptions } from 'node:dns'

@@ -7,6 +7,7 @@
  * Received datagrams are decoded by the hand-written lib/wire/decode.ts,
  * which returns what protobufjs plus this validation returns.
  */
+import { Buffer } from 'node:buffer'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import protobuf from 'protobufjs'

@@ -26,6 +26,7 @@
  * frozen empty array where protobufjs allocates a new one (nothing writes to
  * a decoded frame's `ranges`).
  */
+import { Buffer } from 'node:buffer'
 import {
   CloseReason, Delivery, FrameType, limits, PacketType, validBatch, VERSION,
   type Frame, type Handshake, type MalformedReason, type Packet,

@@ -6,6 +6,7 @@
  * written — and test/wire/fast.test.ts and test/core/batch.test.ts prove
  * byte-for-byte equality. Decoding is hand-written too, in decode.ts.
  */
+import { Buffer } from 'node:buffer'
 import { FrameType, MAGIC, PacketType, varintSize, VERSION } from './codec.js'
 
 function writeVarint(buf: Uint8Array, o: number, v: number): number {
