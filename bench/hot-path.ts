@@ -1,0 +1,226 @@
+/**
+ * The protocol's own cost per round trip, with warm caches: two protected
+ * {@link Endpoint}s in this one process over an in-memory transport (each
+ * datagram copied, as the kernel copies it, and delivered from `setImmediate`,
+ * as a socket callback comes), 64-B request/response on a reliable ordered
+ * channel — against a sealed floor in the same process: the same payload
+ * sealed and opened by warpmesh's {@link PacketProtector}, with the same copy
+ * and delivery, and nothing else. The difference is what sessions, packet
+ * numbers, acknowledgements, ordering and the flush cost, with no kernel and
+ * no other process in the figure: a low-noise measure for changes to the
+ * per-packet path, which the cross-process bench (`npm run bench`) cannot
+ * resolve below ~10 %.
+ *
+ * `--touch KiB` reads and writes that much other memory before each delivery
+ * (both variants), standing in for the other processes that run between two
+ * packets of a real exchange (data caches only).
+ *
+ *   npm run bench:hot-path -- [--round-trips 30000] [--runs 5] [--size 64] [--touch 0]
+ */
+import { Buffer } from 'node:buffer'
+import { randomBytes } from 'node:crypto'
+import { performance } from 'node:perf_hooks'
+import { pathToFileURL } from 'node:url'
+import { parseArgs } from 'node:util'
+import { Endpoint, type Session } from '../lib/endpoint.js'
+import { PacketProtector } from '../lib/security/aead.js'
+import type { DatagramHandler, Transport } from '../lib/transport/transport.js'
+import { Delivery } from '../lib/wire/codec.js'
+
+/** Options of {@link hotPath}. */
+export interface HotPathOptions {
+  /** Measured round trips per run (as many again, unmeasured, before the first run of each). */
+  readonly roundTrips: number
+  /** Runs; the figures are their medians. */
+  readonly runs: number
+  /** Message size, bytes. */
+  readonly size: number
+  /** Memory read and written before each delivery, KiB (0: none). */
+  readonly touchKiB: number
+}
+
+/** µs per round trip, medians of the runs. */
+export interface HotPathResult {
+  readonly warpmesh: number
+  readonly floor: number
+  /** `warpmesh - floor` of each run, median. */
+  readonly overhead: number
+  readonly runs: ReadonlyArray<{ readonly warpmesh: number, readonly floor: number }>
+}
+
+const ORDERED = { channel: 0, delivery: Delivery.RELIABLE_ORDERED } as const
+
+/** Memory touched before each delivery (see `--touch`): one write per cache line, no allocation. */
+class Toucher {
+  readonly #mem: Int32Array
+  readonly #sink = new Int32Array(1)
+  constructor (kib: number) { this.#mem = new Int32Array(kib * 256) }
+  touch (): void {
+    const m = this.#mem
+    let s = 0
+    for (let i = 0; i < m.length; i += 16) s = (s + m[i]++) | 0
+    this.#sink[0] = s
+  }
+}
+
+/** One end of an in-memory datagram pipe: a copy of each datagram reaches the peer's handler from `setImmediate`. */
+class LoopTransport implements Transport {
+  readonly family = 'IPv4' as const
+  readonly address = '127.0.0.1'
+  readonly port: number
+  peer: LoopTransport | null = null
+  #handler: DatagramHandler = () => {}
+  readonly #toucher: Toucher | null
+  constructor (port: number, toucher: Toucher | null) {
+    this.port = port
+    this.#toucher = toucher
+  }
+
+  send (chunks: readonly Uint8Array[], _port: number, _address: string): void {
+    const data = chunks.length === 1 ? Buffer.from(chunks[0]!) : Buffer.concat(chunks)
+    const peer = this.peer!
+    const from = this.port
+    const toucher = this.#toucher
+    setImmediate(() => {
+      toucher?.touch()
+      peer.#handler(data, from, '127.0.0.1')
+    })
+  }
+
+  setHandler (handler: DatagramHandler): void { this.#handler = handler }
+  async close (): Promise<void> {}
+}
+
+interface Pair {
+  readonly run: (n: number) => Promise<number>
+  readonly close: () => Promise<void>
+}
+
+async function endpointPair (size: number, toucher: Toucher | null): Promise<Pair> {
+  const a = new LoopTransport(1, toucher)
+  const b = new LoopTransport(2, toucher)
+  a.peer = b
+  b.peer = a
+  const keys = [randomBytes(32)]
+  const server = new Endpoint(b, { keys })
+  const client = new Endpoint(a, { keys })
+  server.on('message', (data: Uint8Array, s: Session) => { s.send(data, ORDERED) })
+  const session = await client.connect('127.0.0.1', b.port)
+  const message = Buffer.alloc(size, 0x5a)
+  const run = (n: number): Promise<number> => new Promise((resolve) => {
+    let done = 0
+    const t0 = performance.now()
+    const onMessage = (): void => {
+      if (++done < n) {
+        session.send(message, ORDERED)
+        return
+      }
+      client.off('message', onMessage)
+      resolve((performance.now() - t0) * 1000 / n)
+    }
+    client.on('message', onMessage)
+    session.send(message, ORDERED)
+  })
+  return { run, close: async () => { await client.close(); await server.close() } }
+}
+
+function sealedPair (size: number, toucher: Toucher | null): Pair {
+  const k1 = randomBytes(32)
+  const k2 = randomBytes(32)
+  const ends = [new PacketProtector(k1, k2), new PacketProtector(k2, k1)] as const
+  const header = Buffer.alloc(6, 1)
+  const message = Buffer.alloc(size, 0x5a)
+  const next = [0, 0]
+  const run = (n: number): Promise<number> => new Promise((resolve) => {
+    let done = 0
+    const t0 = performance.now()
+    // `from` seals `data` and delivers a copy of it to the other end, which opens it.
+    const deliver = (from: 0 | 1, data: Uint8Array): void => {
+      const pn = next[from]!++
+      const sealed = Buffer.from(ends[from].seal(header, pn, data))
+      setImmediate(() => {
+        toucher?.touch()
+        const to = from === 0 ? 1 : 0
+        const opened = ends[to].open(header, pn, sealed, sealed.subarray(0, sealed.length - 16))
+        if (opened === null) throw new Error('hot-path floor: a datagram failed to open')
+        if (to === 1) deliver(1, opened)
+        else if (++done < n) deliver(0, message)
+        else resolve((performance.now() - t0) * 1000 / n)
+      })
+    }
+    deliver(0, message)
+  })
+  return { run, close: async () => {} }
+}
+
+function median (xs: readonly number[]): number {
+  const s = [...xs].sort((x, y) => x - y)
+  return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
+}
+
+/** Measure; see the module comment. */
+export async function hotPath (o: HotPathOptions): Promise<HotPathResult> {
+  const toucher = o.touchKiB > 0 ? new Toucher(o.touchKiB) : null
+  const w = await endpointPair(o.size, toucher)
+  const f = sealedPair(o.size, toucher)
+  try {
+    await w.run(o.roundTrips)
+    await f.run(o.roundTrips)
+    const runs: Array<{ warpmesh: number, floor: number }> = []
+    for (let i = 0; i < o.runs; i++) {
+      // Alternating which goes first, so that neither always follows the other.
+      if (i % 2 === 0) {
+        const warpmesh = await w.run(o.roundTrips)
+        runs.push({ warpmesh, floor: await f.run(o.roundTrips) })
+      } else {
+        const floor = await f.run(o.roundTrips)
+        runs.push({ warpmesh: await w.run(o.roundTrips), floor })
+      }
+    }
+    return {
+      warpmesh: median(runs.map((r) => r.warpmesh)),
+      floor: median(runs.map((r) => r.floor)),
+      overhead: median(runs.map((r) => r.warpmesh - r.floor)),
+      runs,
+    }
+  } finally {
+    await w.close()
+    await f.close()
+  }
+}
+
+function positiveInt (name: string, value: string, min: number): number {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer ≥ ${min}, got ${value}`)
+  return n
+}
+
+async function main (): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      'round-trips': { type: 'string', default: '30000' },
+      runs: { type: 'string', default: '5' },
+      size: { type: 'string', default: '64' },
+      touch: { type: 'string', default: '0' },
+    },
+  })
+  const o: HotPathOptions = {
+    roundTrips: positiveInt('round-trips', values['round-trips'], 1),
+    runs: positiveInt('runs', values.runs, 1),
+    size: positiveInt('size', values.size, 1),
+    touchKiB: positiveInt('touch', values.touch, 0),
+  }
+  const r = await hotPath(o)
+  const f = (x: number): string => x.toFixed(2).padStart(7)
+  console.log(`round trips of ${o.size} B in one process, ${o.roundTrips} per run${o.touchKiB > 0 ? `, ${o.touchKiB} KiB touched before each delivery` : ''}; µs per round trip`)
+  console.log('run  warpmesh  sealed floor  warpmesh - floor')
+  r.runs.forEach((x, i) => { console.log(`${String(i + 1).padStart(3)}  ${f(x.warpmesh)}   ${f(x.floor)}       ${f(x.warpmesh - x.floor)}`) })
+  console.log(`med  ${f(r.warpmesh)}   ${f(r.floor)}       ${f(r.overhead)}`)
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().then(() => process.exit(0), (err: unknown) => {
+    process.stderr.write(`bench:hot-path: ${err instanceof Error ? err.message : String(err)}\n`)
+    process.exit(1)
+  })
+}
