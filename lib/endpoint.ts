@@ -432,7 +432,6 @@ export class Endpoint extends EventEmitter {
    * (the same moment, without a promise and a queued job per reply).
    */
   #inDatagram = false
-  readonly #flushesAfterDatagram: boolean
   #timer: TimerHandle | null = null
   #timerAt = Infinity
   #turnNow = NaN
@@ -449,7 +448,6 @@ export class Endpoint extends EventEmitter {
     const clock = options.clock ?? systemClock
     this.#clock = clock
     this.#soon = clock.soon !== undefined ? (fn) => clock.soon!(fn) : (fn) => clock.defer(fn)
-    this.#flushesAfterDatagram = clock.soon !== undefined
     this.#log = options.logger ?? silentLogger
     this.#maxDatagram = datagramSize('maxDatagram', options.maxDatagram ?? DEFAULT_DATAGRAM)
     this.#loopbackDatagram = datagramSize('loopbackDatagram', options.loopbackDatagram ?? 32768)
@@ -491,7 +489,7 @@ export class Endpoint extends EventEmitter {
       },
       closed: (conn, reason, byPeer, undelivered) => this.#onClosed(conn.owner as Session, reason, byPeer, undelivered),
     }
-    transport.setHandler(this.#flushesAfterDatagram ? this.#onDatagramThenFlush : (data, port, address) => this.#onDatagram(data, port, address))
+    transport.setHandler(clock.soon !== undefined ? this.#onDatagramThenFlush : (data, port, address) => this.#onDatagram(data, port, address))
   }
 
   /**
