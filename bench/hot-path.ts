@@ -107,10 +107,15 @@ async function endpointPair (size: number, toucher: Toucher | null): Promise<Pai
   server.on('message', (data: Uint8Array, s: Session) => { s.send(data, ORDERED) })
   const session = await client.connect('127.0.0.1', b.port)
   const message = Buffer.alloc(size, 0x5a)
-  const run = (n: number): Promise<number> => new Promise((resolve) => {
+  const run = (n: number): Promise<number> => new Promise((resolve, reject) => {
     let done = 0
     const t0 = performance.now()
-    const onMessage = (): void => {
+    const onMessage = (data: Uint8Array): void => {
+      if (data.length !== size || data[0] !== 0x5a || data[size - 1] !== 0x5a) {
+        client.off('message', onMessage)
+        reject(new Error(`hot-path: answer ${done} came back as ${data.length} bytes, not the ${size} sent`))
+        return
+      }
       if (++done < n) {
         session.send(message, ORDERED)
         return
@@ -131,7 +136,7 @@ function sealedPair (size: number, toucher: Toucher | null): Pair {
   const header = Buffer.alloc(6, 1)
   const message = Buffer.alloc(size, 0x5a)
   const next = [0, 0]
-  const run = (n: number): Promise<number> => new Promise((resolve) => {
+  const run = (n: number): Promise<number> => new Promise((resolve, reject) => {
     let done = 0
     const t0 = performance.now()
     // `from` seals `data` and delivers a copy of it to the other end, which opens it.
@@ -142,7 +147,10 @@ function sealedPair (size: number, toucher: Toucher | null): Pair {
         toucher?.touch()
         const to = from === 0 ? 1 : 0
         const opened = ends[to].open(header, pn, sealed, sealed.subarray(0, sealed.length - 16))
-        if (opened === null) throw new Error('hot-path floor: a datagram failed to open')
+        if (opened === null || opened.length !== size || opened[0] !== 0x5a || opened[size - 1] !== 0x5a) {
+          reject(new Error('hot-path floor: a datagram did not open to what was sealed'))
+          return
+        }
         if (to === 1) deliver(1, opened)
         else if (++done < n) deliver(0, message)
         else resolve((performance.now() - t0) * 1000 / n)
