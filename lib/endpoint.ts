@@ -822,7 +822,6 @@ export class Endpoint extends EventEmitter {
     if (this.#timer !== null) this.#clock.clearTimer(this.#timer)
     this.#timer = null
     this.#timerAt = at
-    this.#timerMaybeEarly = false
     if (at !== Infinity && !this.#closed) {
       this.#timer = this.#clock.setTimer(this.#onTimer, Math.max(0, at - this.#clock.now()))
     }
