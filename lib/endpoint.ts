@@ -434,8 +434,6 @@ export class Endpoint extends EventEmitter {
   #inDatagram = false
   #timer: TimerHandle | null = null
   #timerAt = Infinity
-  /** A flushed session's deadline passed the armed time: the timer may be early (see {@link #postpone}). */
-  #timerMaybeEarly = false
   #turnNow = NaN
   #closed = false
   readonly #stats: EndpointStats = {
@@ -754,18 +752,13 @@ export class Endpoint extends EventEmitter {
     // every other session's is unchanged since the timer was last armed, so a
     // flush costs O(sessions flushed), not O(sessions).
     let at = this.#pendingDeadline()
-    const armed = this.#timerAt
     for (let i = 0; i < dirty.length; i++) {
       const s = dirty[i]
-      const before = s.deadline
       const d = s.deadline = s.conn.nextDeadline()
       if (d < at) at = d
-      // This session may be the one the timer waits for, and no longer needs it then.
-      if (before <= armed && d > armed) this.#timerMaybeEarly = true
     }
     while (dirty.length > 0) dirty.pop() // not `length = 0`, a runtime call; mostly one session
-    if (at < armed || this.#timer === null) this.#arm(at)
-    else if (this.#timerMaybeEarly) this.#postpone(at, now)
+    this.#arm(at)
     this.#turnNow = NaN
   }
 
@@ -789,32 +782,9 @@ export class Endpoint extends EventEmitter {
   }
 
   /**
-   * The timer may be armed for a deadline that has moved later (an ACK moved
-   * the RTO it was armed for: in a steady exchange that is every firing), and
-   * a firing for nothing wakes an idle process — measured in a fan-out, 7–10
-   * µs of CPU per round in every downstream. Moved instead, but not on every
-   * flush (a timer allocation per packet): once half of the wait is gone, or
-   * at once when the flushed sessions' earliest deadline `at` lies beyond
-   * twice the wait (an exchange went quiet). Then one pass over the cached
-   * deadlines finds the real earliest one; if a session or handshake still
-   * needs the armed time, the timer stays and is not looked at again until
-   * a flushed session's deadline passes it again.
-   */
-  #postpone(at: number, now: number): void {
-    if ((this.#timerAt - now) * 2 > at - now) return
-    this.#timerMaybeEarly = false
-    let earliest = this.#pendingDeadline()
-    for (const s of this.#byId.values()) if (s.deadline < earliest) earliest = s.deadline
-    if (earliest <= this.#timerAt) return
-    this.#clock.clearTimer(this.#timer)
-    this.#timer = null
-    this.#arm(earliest)
-  }
-
-  /**
    * Make sure the timer fires by `at`. A later deadline keeps the armed
-   * timer ({@link #postpone} may move it later): re-arming on every flush
-   * would cost a timer allocation per packet.
+   * timer: it fires early, scans every session and re-arms. Re-arming on
+   * every flush would cost a timer allocation per packet.
    */
   #arm(at: number): void {
     if (this.#timer !== null && at >= this.#timerAt) return

@@ -83,22 +83,17 @@ t.test(`a timer firing asks only the sessions whose deadline passed, not all ${P
   let calls = 0
   Connection.prototype.nextDeadline = function (this: Connection) { if (inFiring) calls++; return original.call(this) }
   t.teardown(() => { Connection.prototype.nextDeadline = original })
-  // One reliable message from one peer every 2 ms for 400 ms: the hub owes
-  // each an ACK after its ack delay, and its timer fires for it (the other
-  // 39 sessions have nothing due).
-  const peer = Number(sessions[0]!.remoteAddress.split('.')[3]) - 1
-  const toHub = peers[peer]!.sessions()[0]!
-  const heard: string[] = []
-  hub.on('message', (d: Uint8Array) => heard.push(Buffer.from(d).toString()))
+  // One reliable message to one peer every 2 ms for 400 ms: its ACKs keep
+  // moving the RTO the hub's timer was armed for, so the timer mostly fires
+  // for nothing (the other 39 sessions have nothing due).
   for (let i = 0; i < 200; i++) {
-    toHub.send(Buffer.from(`m${i}`))
+    sessions[0]!.send(Buffer.from(`m${i}`))
     for (let k = 0; k < 2; k++) { clock.advance(1); await ticks(1) }
   }
-  for (let ms = 0; ms < 200 && heard.length < 200; ms++) { clock.advance(1); await ticks(1) }
+  for (let ms = 0; ms < 200 && got.length < 200; ms++) { clock.advance(1); await ticks(1) }
   Connection.prototype.nextDeadline = original
-  t.equal(heard.length, 200, 'every message arrived')
-  t.equal(got.length, 0, 'nothing went the other way')
-  t.ok(firings >= 100, `the hub's timer fired for the ACKs it owed (${firings} times)`)
+  t.equal(got.length, 200, 'every message arrived')
+  t.ok(firings >= 10, `the hub's timer fired (${firings} times)`)
   t.ok(calls / firings < 4, `deadlines computed per firing: ${(calls / firings).toFixed(2)} (${PEERS} when every firing asked every session)`)
   await Promise.all([hub.close(), ...peers.map((e) => e.close())])
 })
