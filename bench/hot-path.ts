@@ -26,6 +26,7 @@ import { Endpoint, type Session } from '../lib/endpoint.js'
 import { PacketProtector } from '../lib/security/aead.js'
 import type { DatagramHandler, Transport } from '../lib/transport/transport.js'
 import { Delivery } from '../lib/wire/codec.js'
+import { median } from './harness/stats.js'
 
 /** Options of {@link hotPath}. */
 export interface HotPathOptions {
@@ -159,11 +160,6 @@ function sealedPair (size: number, toucher: Toucher | null): Pair {
     deliver(0, message)
   })
   return { run, close: async () => {} }
-}
-
-function median (xs: readonly number[]): number {
-  const s = [...xs].sort((x, y) => x - y)
-  return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
 }
 
 /** Measure; see the module comment. */
