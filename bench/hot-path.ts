@@ -15,11 +15,19 @@
  * (both variants), standing in for the other processes that run between two
  * packets of a real exchange (data caches only).
  *
- *   npm run bench:hot-path -- [--round-trips 30000] [--runs 5] [--size 64] [--touch 0]
+ * `--idle-ms N` delivers each datagram N ms later (a timer; node waits at
+ * least 1 ms) instead of from `setImmediate`: the process sleeps between two
+ * packets and wakes for each, as the processes of a real exchange do. The
+ * figures are then CPU time (user + system of this process) per round trip,
+ * not elapsed time, which the sleeps would fill: what a packet costs to a
+ * process that was idle when it came.
+ *
+ *   npm run bench:hot-path -- [--round-trips 30000] [--runs 5] [--size 64] [--touch 0] [--idle-ms 0]
  */
 import { Buffer } from 'node:buffer'
 import { randomBytes } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
+import { cpuUsage } from 'node:process'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { Endpoint, type Session } from '../lib/endpoint.js'
@@ -38,9 +46,11 @@ export interface HotPathOptions {
   readonly size: number
   /** Memory read and written before each delivery, KiB (0: none). */
   readonly touchKiB: number
+  /** Deliver each datagram this many ms later (0: from `setImmediate`); the figures are then CPU µs. Default 0. */
+  readonly idleMs?: number
 }
 
-/** µs per round trip, medians of the runs. */
+/** µs per round trip (elapsed; CPU time with `idleMs`), medians of the runs. */
 export interface HotPathResult {
   readonly warpmesh: number
   readonly floor: number
@@ -64,7 +74,23 @@ class Toucher {
   }
 }
 
-/** One end of an in-memory datagram pipe: a copy of each datagram reaches the peer's handler from `setImmediate`. */
+/** How a datagram reaches its receiver, and what a run's figure measures: see `--idle-ms`. */
+interface Delivering {
+  /** Run `fn` as a socket callback would come: from `setImmediate`, or after `idleMs`. */
+  readonly later: (fn: () => void) => void
+  /** A reading of the run's clock (elapsed µs, or this process's CPU µs with `idleMs`). */
+  readonly clock: () => number
+}
+
+function delivering (idleMs: number): Delivering {
+  if (idleMs === 0) return { later: (fn) => { setImmediate(fn) }, clock: () => performance.now() * 1000 }
+  return {
+    later: (fn) => { setTimeout(fn, idleMs) },
+    clock: () => { const c = cpuUsage(); return c.user + c.system },
+  }
+}
+
+/** One end of an in-memory datagram pipe: a copy of each datagram reaches the peer's handler later (see {@link Delivering}). */
 class LoopTransport implements Transport {
   readonly family = 'IPv4' as const
   readonly address = '127.0.0.1'
@@ -72,9 +98,11 @@ class LoopTransport implements Transport {
   peer: LoopTransport | null = null
   #handler: DatagramHandler = () => {}
   readonly #toucher: Toucher | null
-  constructor (port: number, toucher: Toucher | null) {
+  readonly #later: (fn: () => void) => void
+  constructor (port: number, toucher: Toucher | null, later: (fn: () => void) => void) {
     this.port = port
     this.#toucher = toucher
+    this.#later = later
   }
 
   send (chunks: readonly Uint8Array[], _port: number, _address: string): void {
@@ -82,7 +110,7 @@ class LoopTransport implements Transport {
     const peer = this.peer!
     const from = this.port
     const toucher = this.#toucher
-    setImmediate(() => {
+    this.#later(() => {
       toucher?.touch()
       peer.#handler(data, from, '127.0.0.1')
     })
@@ -97,9 +125,9 @@ interface Pair {
   readonly close: () => Promise<void>
 }
 
-async function endpointPair (size: number, toucher: Toucher | null): Promise<Pair> {
-  const a = new LoopTransport(1, toucher)
-  const b = new LoopTransport(2, toucher)
+async function endpointPair (size: number, toucher: Toucher | null, d: Delivering): Promise<Pair> {
+  const a = new LoopTransport(1, toucher, d.later)
+  const b = new LoopTransport(2, toucher, d.later)
   a.peer = b
   b.peer = a
   const keys = [randomBytes(32)]
@@ -110,7 +138,7 @@ async function endpointPair (size: number, toucher: Toucher | null): Promise<Pai
   const message = Buffer.alloc(size, 0x5a)
   const run = (n: number): Promise<number> => new Promise((resolve, reject) => {
     let done = 0
-    const t0 = performance.now()
+    const t0 = d.clock()
     const onMessage = (data: Uint8Array): void => {
       if (data.length !== size || data[0] !== 0x5a || data[size - 1] !== 0x5a) {
         client.off('message', onMessage)
@@ -122,7 +150,7 @@ async function endpointPair (size: number, toucher: Toucher | null): Promise<Pai
         return
       }
       client.off('message', onMessage)
-      resolve((performance.now() - t0) * 1000 / n)
+      resolve((d.clock() - t0) / n)
     }
     client.on('message', onMessage)
     session.send(message, ORDERED)
@@ -130,7 +158,7 @@ async function endpointPair (size: number, toucher: Toucher | null): Promise<Pai
   return { run, close: async () => { await client.close(); await server.close() } }
 }
 
-function sealedPair (size: number, toucher: Toucher | null): Pair {
+function sealedPair (size: number, toucher: Toucher | null, d: Delivering): Pair {
   const k1 = randomBytes(32)
   const k2 = randomBytes(32)
   const ends = [new PacketProtector(k1, k2), new PacketProtector(k2, k1)] as const
@@ -139,12 +167,12 @@ function sealedPair (size: number, toucher: Toucher | null): Pair {
   const next = [0, 0]
   const run = (n: number): Promise<number> => new Promise((resolve, reject) => {
     let done = 0
-    const t0 = performance.now()
+    const t0 = d.clock()
     // `from` seals `data` and delivers a copy of it to the other end, which opens it.
     const deliver = (from: 0 | 1, data: Uint8Array): void => {
       const pn = next[from]!++
       const sealed = Buffer.from(ends[from].seal(header, pn, data))
-      setImmediate(() => {
+      d.later(() => {
         toucher?.touch()
         const to = from === 0 ? 1 : 0
         const opened = ends[to].open(header, pn, sealed, sealed.subarray(0, sealed.length - 16))
@@ -154,7 +182,7 @@ function sealedPair (size: number, toucher: Toucher | null): Pair {
         }
         if (to === 1) deliver(1, opened)
         else if (++done < n) deliver(0, message)
-        else resolve((performance.now() - t0) * 1000 / n)
+        else resolve((d.clock() - t0) / n)
       })
     }
     deliver(0, message)
@@ -165,8 +193,11 @@ function sealedPair (size: number, toucher: Toucher | null): Pair {
 /** Measure; see the module comment. */
 export async function hotPath (o: HotPathOptions): Promise<HotPathResult> {
   const toucher = o.touchKiB > 0 ? new Toucher(o.touchKiB) : null
-  const w = await endpointPair(o.size, toucher)
-  const f = sealedPair(o.size, toucher)
+  const idleMs = o.idleMs ?? 0
+  if (!Number.isInteger(idleMs) || idleMs < 0) throw new RangeError(`idleMs must be an integer ≥ 0, got ${idleMs}`)
+  const d = delivering(idleMs)
+  const w = await endpointPair(o.size, toucher, d)
+  const f = sealedPair(o.size, toucher, d)
   try {
     await w.run(o.roundTrips)
     await f.run(o.roundTrips)
@@ -206,6 +237,7 @@ async function main (): Promise<void> {
       runs: { type: 'string', default: '5' },
       size: { type: 'string', default: '64' },
       touch: { type: 'string', default: '0' },
+      'idle-ms': { type: 'string', default: '0' },
     },
   })
   const o: HotPathOptions = {
@@ -213,10 +245,13 @@ async function main (): Promise<void> {
     runs: positiveInt('runs', values.runs, 1),
     size: positiveInt('size', values.size, 1),
     touchKiB: positiveInt('touch', values.touch, 0),
+    idleMs: positiveInt('idle-ms', values['idle-ms'], 0),
   }
   const r = await hotPath(o)
   const f = (x: number): string => x.toFixed(2).padStart(7)
-  console.log(`round trips of ${o.size} B in one process, ${o.roundTrips} per run${o.touchKiB > 0 ? `, ${o.touchKiB} KiB touched before each delivery` : ''}; µs per round trip`)
+  const idle = o.idleMs! > 0 ? `, each datagram delivered ${o.idleMs} ms later (the process sleeps between packets)` : ''
+  const unit = o.idleMs! > 0 ? 'CPU µs (user + system) per round trip' : 'µs per round trip'
+  console.log(`round trips of ${o.size} B in one process, ${o.roundTrips} per run${o.touchKiB > 0 ? `, ${o.touchKiB} KiB touched before each delivery` : ''}${idle}; ${unit}`)
   console.log('run  warpmesh  sealed floor  warpmesh - floor')
   r.runs.forEach((x, i) => { console.log(`${String(i + 1).padStart(3)}  ${f(x.warpmesh)}   ${f(x.floor)}       ${f(x.warpmesh - x.floor)}`) })
   console.log(`med  ${f(r.warpmesh)}   ${f(r.floor)}       ${f(r.overhead)}`)
