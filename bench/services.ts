@@ -20,7 +20,7 @@
  * `--moves N` (300), `--lookups N` (20000), `--kill-players N` (100),
  * `--memory-players N` (100000), `--repetitions R` (3), `--seed S`,
  * `--warmup N` (0: warm-up round trips of every warpmesh node before it
- * binds, `MeshNodeOptions.warmup`, as README "Warm-up" advises for nodes that
+ * binds, `MeshNodeOptions.warmup`, as docs/benchmarks.md "Warm-up" advises for nodes that
  * exchange few messages), `--md PATH`, `--json PATH`.
  */
 import { writeFileSync } from 'node:fs'
