@@ -2,7 +2,7 @@
  * Configuration from environment variables: pure parsers with exact error
  * messages, the two entry points {@link nodeOptionsFromEnv} and
  * {@link coordinatorOptionsFromEnv}, and the table of variables
- * ({@link ENV_VARS}) the README and `--help` are generated from.
+ * ({@link ENV_VARS}) docs/configuration.md and `--help` are generated from.
  *
  * Every parser throws a {@link ConfigError} naming the variable, the value and
  * the expected form. Surrounding whitespace is ignored everywhere (a stray
@@ -604,7 +604,7 @@ const EXPECTED_COORDINATORS = expectedHostPortList(COORDINATORS_EXAMPLE, DEFAULT
 
 /**
  * Every environment variable warpmesh reads, in the order they are checked.
- * The README table and `--help` are generated from it ({@link formatEnvTable},
+ * The table of docs/configuration.md and `--help` are generated from it ({@link formatEnvTable},
  * {@link formatEnvHelp}). `WARPMESH_KEY`, `WARPMESH_KEY_FILE` and
  * `WARPMESH_INSECURE` are listed here but parsed by `loadKeys()` in
  * `lib/security/keys.ts`.
@@ -686,7 +686,7 @@ export const ENV_VARS: readonly EnvVarSpec[] = Object.freeze([
     name: 'WARPMESH_WARMUP',
     expected: expectedInt(WARMUP_RANGE.min, WARMUP_RANGE.max),
     description:
-      'Round trips over private loopback sessions, then as many through two private nodes and a coordinator, before the node starts, so its first real messages run optimized code (~0.3 ms per round trip in all, ~0.9 s at the default; see README, Warm-up). Once per process (an agent warms up for its first client). 0: none. The short-lived CLI tools (send, listen) skip it.',
+      'Round trips over private loopback sessions, then as many through two private nodes and a coordinator, before the node starts, so its first real messages run optimized code (~0.3 ms per round trip in all, ~0.9 s at the default; see docs/benchmarks.md, Warm-up). Once per process (an agent warms up for its first client). 0: none. The short-lived CLI tools (send, listen) skip it.',
     node: { default: String(DEFAULT_WARMUP) },
     agent: { default: String(DEFAULT_WARMUP) },
   },

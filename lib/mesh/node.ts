@@ -156,7 +156,7 @@ export interface MeshNodeOptions {
    * skipped when this process already ran a warm-up at least as long
    * (another node's). Gives up after 20 s, or 2 s without a private session
    * or node coming up, and starts anyway. Ignored with `endpoint`. See
-   * README ("Warm-up").
+   * docs/benchmarks.md ("Warm-up").
    */
   warmup?: number
   /**
